@@ -1,0 +1,266 @@
+"""Typed pipeline configuration: pydantic sections, YAML loading and presets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def fingerprint(self) -> str:
+        """Stable hash of this section's values, used in stage fingerprints."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class DemoDataConfig(Section):
+    """Size and seed of the bundled, offline "hey jarvis" demo data set."""
+
+    piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
+    espeak_positives: int = Field(240, ge=0, description="Positive clips from espeak-ng voices.")
+    near_miss_negatives: int = Field(
+        300, ge=0, description="Clips of phrases that sound like the wake word."
+    )
+    speech_negatives: int = Field(150, ge=0, description="Clips of read-aloud sentences.")
+    ambient_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"train": 20.0, "validation": 10.0, "test": 30.0},
+        description="Minutes of long ambient audio (noise, babble, speech) per split.",
+    )
+    split_fractions: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
+        description="Share of the clips in each split; no utterance appears in two splits.",
+    )
+    rirs: int = Field(24, ge=0, description="Room impulse responses simulated with pyroomacoustics.")
+    noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
+    seed: int = Field(1234, description="Seed for every random choice in the demo data.")
+
+
+class DataConfig(Section):
+    """Where the audio comes from.
+
+    ``data_dir`` holds ``{train,validation,test}/{positive,negative,ambient}/*.wav`` plus
+    ``rirs/`` and ``noise/`` folders used by augmentation.
+    """
+
+    wake_word: str = Field("hey jarvis", min_length=1, description="The phrase to detect.")
+    data_dir: Path = Field(Path("data/demo"), description="Root folder of the audio data set.")
+    build_demo: bool = Field(
+        True, description="Build the bundled demo data set into data_dir when it is missing."
+    )
+    demo: DemoDataConfig = Field(default_factory=DemoDataConfig)
+
+
+class AugmentationConfig(Section):
+    """Waveform augmentation applied before the frontend (training split only)."""
+
+    enabled: bool = Field(True, description="Augment training clips.")
+    positive_copies: int = Field(2, ge=1, description="Augmented copies per positive clip.")
+    negative_copies: int = Field(1, ge=1, description="Augmented copies per negative clip.")
+    rir_probability: float = Field(0.5, ge=0, le=1)
+    background_noise_probability: float = Field(0.75, ge=0, le=1)
+    background_snr_db: tuple[float, float] = Field((3.0, 30.0))
+    colored_noise_probability: float = Field(0.2, ge=0, le=1)
+    gain_probability: float = Field(1.0, ge=0, le=1)
+    gain_db: tuple[float, float] = Field((-12.0, 6.0))
+    seven_band_eq_probability: float = Field(0.2, ge=0, le=1)
+    tanh_distortion_probability: float = Field(0.1, ge=0, le=1)
+    pitch_shift_probability: float = Field(0.15, ge=0, le=1)
+    band_stop_probability: float = Field(0.1, ge=0, le=1)
+    seed: int = Field(0, description="Base seed; each clip's seed derives from it and its id.")
+
+
+class FeaturesConfig(Section):
+    """TFLite-Micro frontend features and how clips are windowed into training examples."""
+
+    sample_rate_hz: Literal[16000] = 16000
+    window_frames: int = Field(
+        160, ge=20, description="Frames (10 ms each) stored per training example."
+    )
+    end_jitter_ms: tuple[int, int] = Field(
+        (0, 300), description="A positive's end lands this far before the window end."
+    )
+    ambient_hop_s: float = Field(
+        1.0, gt=0, description="Hop between negative windows cut from long ambient audio."
+    )
+    shard_rows: int = Field(2048, ge=16, description="Examples per Parquet shard.")
+    num_workers: int = Field(2, ge=1, description="Processes computing features.")
+
+
+class ModelConfig(Section):
+    """Architecture; the default is the shape of the official hey_jarvis v2 model."""
+
+    name: Literal["mixednet"] = "mixednet"
+    first_conv_filters: int = Field(30, ge=1)
+    first_conv_kernel: int = Field(5, ge=1)
+    stride: int = Field(3, ge=1, description="Frames per streaming inference.")
+    pointwise_filters: list[int] = Field(default_factory=lambda: [60, 60, 60, 60])
+    mixconv_kernels: list[list[int]] = Field(
+        default_factory=lambda: [[5], [9], [13], [21]]
+    )
+    head_frames: int = Field(5, ge=1, description="Time steps flattened into the dense head.")
+
+    @model_validator(mode="after")
+    def _blocks_match(self) -> ModelConfig:
+        if len(self.pointwise_filters) != len(self.mixconv_kernels):
+            raise ValueError(
+                f"model.pointwise_filters has {len(self.pointwise_filters)} entries but "
+                f"model.mixconv_kernels has {len(self.mixconv_kernels)}: give one per block"
+            )
+        return self
+
+
+class ClassWeights(Section):
+    """Loss weight of each example class."""
+
+    positive: float = Field(1.0, ge=0)
+    negative: float = Field(20.0, ge=0)
+    hard_negative: float = Field(40.0, ge=0)
+
+
+class PhaseConfig(Section):
+    """One training phase."""
+
+    steps: int = Field(gt=0, description="Optimizer steps in this phase.")
+    learning_rate: float = Field(gt=0)
+    class_weights: ClassWeights = Field(default_factory=ClassWeights)
+    positive_fraction: float = Field(
+        0.25, gt=0, lt=1, description="Share of positives in each batch."
+    )
+
+
+class TrainingConfig(Section):
+    """Both training phases and their shared settings."""
+
+    phases: list[PhaseConfig] = Field(
+        default_factory=lambda: [
+            PhaseConfig(steps=20000, learning_rate=0.001),
+            PhaseConfig(steps=10000, learning_rate=0.0001),
+        ],
+        min_length=2,
+        description="Phase 1 trains from scratch; the last phase adds mined hard negatives.",
+    )
+    batch_size: int = Field(128, ge=1)
+    eval_step_interval: int = Field(500, ge=1, description="Validate every this many steps.")
+    checkpoint_interval: int = Field(250, ge=1, description="Checkpoint every this many steps.")
+    target_fah: float = Field(
+        2.0, gt=0, description="FAH a validation cutoff must meet when picking the best model."
+    )
+    seed: int = 42
+
+
+class MiningConfig(Section):
+    """Hard-negative mining with the phase-1 model."""
+
+    enabled: bool = True
+    threshold: float = Field(0.5, ge=0, le=1, description="Keep windows scoring above this.")
+    max_per_source: int = Field(200, ge=1, description="Cap of hard negatives per source file.")
+    hop_frames: int = Field(9, ge=1, description="Frames between scanned windows.")
+
+
+class EvaluationConfig(Section):
+    """Streaming evaluation, the way ESPHome fires."""
+
+    sliding_window_size: int = Field(5, ge=1)
+    refractory_inferences: int = Field(25, ge=0, description="Inferences ignored after a fire.")
+    ignore_first_frames: int = Field(74, ge=0, description="No detection in the first frames.")
+    target_fah: float = Field(1.0, gt=0, description="The cutoff is chosen to meet this FAH.")
+    cutoffs: list[float] = Field(
+        default_factory=lambda: [round(0.5 + 0.01 * i, 2) for i in range(50)],
+        description="Probability cutoffs in the sweep.",
+    )
+    gap_s: float = Field(1.5, ge=0.5, description="Silence between concatenated test clips.")
+
+
+class ExportConfig(Section):
+    """The ESPHome v2 manifest and quantization."""
+
+    wake_word_name: str = Field("Hey Jarvis", description="Name shown in ESPHome.")
+    author: str = "mww"
+    website: str = "https://github.com/"
+    trained_languages: list[str] = Field(default_factory=lambda: ["en"])
+    minimum_esphome_version: str = "2024.7.0"
+    representative_samples: int = Field(500, ge=10)
+
+
+class PerformanceConfig(Section):
+    """Hardware and profiling switches."""
+
+    gpu_only: bool = Field(False, description="Fail instead of training on the CPU.")
+    mixed_precision: bool = Field(False, description="float16 compute on a GPU.")
+    profiling: bool = Field(False, description="Print a table of where training time goes.")
+
+
+class FullConfig(Section):
+    """The whole pipeline's configuration."""
+
+    run_name: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
+    runs_dir: Path = Path("runs")
+    data: DataConfig = Field(default_factory=DataConfig)
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        """Folder holding every stage's outputs for this run."""
+        return self.runs_dir / self.run_name
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message lists every problem."""
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: {err.error_count()} problem(s) in the config:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        lines.append(f"  - {where} = {shown[:80]}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> FullConfig:
+    """Load a YAML config (or a preset name such as ``demo``) into a validated FullConfig.
+
+    Relative ``data_dir``/``runs_dir`` stay relative to the working directory.
+    """
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.exists() and (PRESETS_DIR / f"{path}.yaml").exists():
+            p = PRESETS_DIR / f"{path}.yaml"
+        if not p.exists():
+            raise ConfigError(
+                f"{p}: config file not found; pass a YAML file or a preset "
+                f"({', '.join(sorted(x.stem for x in PRESETS_DIR.glob('*.yaml')))})"
+            )
+        source = str(p)
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    raw.update(overrides)
+    try:
+        return FullConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(source, err)) from None

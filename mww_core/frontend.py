@@ -1,0 +1,66 @@
+"""The TFLite-Micro audio frontend exactly as ESPHome runs it, and the device's int8 quantization."""
+
+from __future__ import annotations
+
+import numpy as np
+from pymicro_features import MicroFrontend
+
+SAMPLE_RATE_HZ = 16000
+FEATURE_STEP_SAMPLES = 160  # 10 ms
+NUM_CHANNELS = 40
+# pymicro-features returns the frontend's uint16 output multiplied by this factor.
+FEATURE_SCALE = 0.0390625
+# The quantization ESPHome applies before the model (micro_wake_word streaming_model.cpp):
+# int8 = ((raw * 256) + 333) // 666 - 128, with raw the frontend's uint16 output.
+INPUT_SCALE = 0.10196078568696976
+INPUT_ZERO_POINT = -128
+MAX_FEATURE_VALUE = 26.0
+
+
+def frames_for_samples(num_samples: int) -> int:
+    """Number of 10 ms feature frames the frontend yields for ``num_samples`` samples."""
+    steps = num_samples // FEATURE_STEP_SAMPLES
+    return max(0, steps - 2)
+
+
+def samples_for_frames(num_frames: int) -> int:
+    """Samples of audio needed to produce ``num_frames`` frames."""
+    return (num_frames + 2) * FEATURE_STEP_SAMPLES
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] to int16 PCM, clipping out-of-range values."""
+    if samples.dtype == np.int16:
+        return samples
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def compute_features(samples: np.ndarray) -> np.ndarray:
+    """Frontend features of a 16 kHz mono clip: ``[frames, 40]`` uint16 raw frontend values.
+
+    Raw values are stored (not floats) because they are what the device quantizes; divide by
+    25.6 (``features_to_float``) for the float features the model trains on.
+    """
+    pcm = to_pcm16(samples)
+    frontend = MicroFrontend()
+    usable = (len(pcm) // FEATURE_STEP_SAMPLES) * FEATURE_STEP_SAMPLES
+    chunks = pcm[:usable].reshape(-1, FEATURE_STEP_SAMPLES)
+    out = np.zeros((frames_for_samples(len(pcm)), NUM_CHANNELS), dtype=np.uint16)
+    row = 0
+    for chunk in chunks:
+        result = frontend.process_samples(chunk.tobytes())
+        if result.features:
+            out[row] = np.rint(np.asarray(result.features, dtype=np.float64) / FEATURE_SCALE)
+            row += 1
+    return out[:row]
+
+
+def features_to_float(raw: np.ndarray) -> np.ndarray:
+    """Raw uint16 frontend values to the float features (about 0-26) the model trains on."""
+    return np.minimum(raw.astype(np.float32) * FEATURE_SCALE, MAX_FEATURE_VALUE)
+
+
+def quantize_like_device(raw: np.ndarray) -> np.ndarray:
+    """Raw frontend values to the int8 model input, exactly as ESPHome computes it."""
+    value = (raw.astype(np.int32) * 256 + 333) // 666 - 128
+    return np.clip(value, -128, 127).astype(np.int8)
