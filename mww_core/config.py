@@ -93,6 +93,9 @@ class FeaturesConfig(Section):
     ambient_hop_s: float = Field(
         1.0, gt=0, description="Hop between negative windows cut from long ambient audio."
     )
+    stream_gap_s: float = Field(
+        1.5, ge=0.5, description="Faint noise between clips joined into evaluation streams."
+    )
     shard_rows: int = Field(2048, ge=16, description="Examples per Parquet shard.")
     num_workers: int = Field(2, ge=1, description="Processes computing features.")
 
