@@ -1,4 +1,4 @@
-"""Streaming evaluation the way ESPHome's micro_wake_word fires: recall, false accepts, FAH, cutoffs."""
+"""Streaming evaluation as ESPHome's micro_wake_word fires: recall, false accepts, FAH, cutoff."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ MANIFEST_VERSION = 2
 
 
 class ManifestError(ValueError):
-    """An ESPHome model manifest that cannot be used; the message names the file and every problem."""
+    """An unusable ESPHome model manifest; the message names the file and every problem."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,8 +66,9 @@ class StreamingTFLiteModel:
 
         Args:
             path: A streaming ``.tflite`` file.
-            reference_kernels: Use the reference kernels (device-exact, ~5x slower than the
-                optimized ones; the frontend still dominates the cost of scoring audio).
+            reference_kernels: Use the reference kernels: device-exact, ~7x slower than the
+                optimized ones, and then about as costly as the frontend (~8 s per hour of audio
+                each on one core).
 
         Raises:
             FileNotFoundError: The file does not exist.
@@ -76,9 +77,7 @@ class StreamingTFLiteModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: TFLite model not found")
-        resolver = (
-            OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-        )
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
         self._interpreter = Interpreter(
             model_path=str(self.path), experimental_op_resolver_type=resolver, num_threads=1
         )
@@ -95,7 +94,8 @@ class StreamingTFLiteModel:
         if not math.isclose(self._output_scale, DEVICE_OUTPUT_SCALE, rel_tol=1e-6):
             logger.warning(
                 "%s: output scale %g is not 1/256; detect() assumes the device's 1/256 grid",
-                self.path, self._output_scale,
+                self.path,
+                self._output_scale,
             )
 
     def probabilities(self, raw_features: np.ndarray) -> np.ndarray:
@@ -110,7 +110,9 @@ class StreamingTFLiteModel:
         """
         features = np.asarray(raw_features)
         if features.ndim != 2 or features.shape[1] != NUM_CHANNELS:
-            raise ValueError(f"expected features of shape [frames, {NUM_CHANNELS}], got {features.shape}")
+            raise ValueError(
+                f"expected features of shape [frames, {NUM_CHANNELS}], got {features.shape}"
+            )
         if not np.issubdtype(features.dtype, np.integer):
             raise TypeError(
                 f"expected raw uint16 frontend values (compute_features), got {features.dtype}; "
@@ -123,15 +125,17 @@ class StreamingTFLiteModel:
         interpreter = self._interpreter
         interpreter.reset_all_variables()
         set_tensor, invoke, get_tensor = (
-            interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
+            interpreter.set_tensor,
+            interpreter.invoke,
+            interpreter.get_tensor,
         )
         in_index, out_index = self._input_index, self._output_index
         for i in range(count):
             set_tensor(in_index, chunks[i])
             invoke()
             outputs[i] = get_tensor(out_index)[0, 0]
-        return (
-            (outputs.astype(np.float32) - self._output_zero_point) * np.float32(self._output_scale)
+        return (outputs.astype(np.float32) - self._output_zero_point) * np.float32(
+            self._output_scale
         )
 
     __call__ = probabilities
@@ -250,6 +254,19 @@ def detect(
         fires.append(i)
         pos = int(np.searchsorted(candidates, i + refractory_inferences + 1))
     return np.asarray(fires, dtype=np.int64)
+
+
+def detect_with_config(
+    probs: np.ndarray, cutoff: float, config: EvaluationConfig, stride: int
+) -> np.ndarray:
+    """``detect`` with the window, refractory period and start-up frames of ``config``."""
+    return detect(
+        probs,
+        cutoff,
+        config.sliding_window_size,
+        config.refractory_inferences,
+        ignored_inferences(config.ignore_first_frames, stride),
+    )
 
 
 def detection_samples(inferences: np.ndarray, stride: int) -> np.ndarray:
@@ -416,8 +433,13 @@ def score_streams(
         logger.info("scored ambient recording %d/%d", index + 1, len(ambient))
     duration_s = sum(len(recording) for recording in ambient) / SAMPLE_RATE_HZ
     return ScoredStreams(
-        stride, positive_probs, positive_spans, negative_probs, negative_spans,
-        ambient_probs, duration_s,
+        stride,
+        positive_probs,
+        positive_spans,
+        negative_probs,
+        negative_spans,
+        ambient_probs,
+        duration_s,
     )
 
 
@@ -430,32 +452,37 @@ def sweep(
     positives), ``false_accepts`` (negative clips with a hit), ``false_accept_rate`` (None
     without negatives), ``ambient_activations`` and ``fah`` (None without ambient audio).
     """
-    ignore_first = ignored_inferences(config.ignore_first_frames, scored.stride)
+    stride = scored.stride
 
-    def fire(probs: np.ndarray, cutoff: float) -> np.ndarray:
-        return detect(
-            probs, cutoff, config.sliding_window_size, config.refractory_inferences, ignore_first
+    def clips_hit(probs: np.ndarray, spans: list[tuple[int, int]], cutoff: float) -> int:
+        return int(
+            clip_hits(detect_with_config(probs, cutoff, config, stride), spans, stride).sum()
         )
 
     rows = []
     for cutoff in cutoffs if cutoffs is not None else config.cutoffs:
-        detected = int(clip_hits(fire(scored.positive_probs, cutoff), scored.positive_spans,
-                                 scored.stride).sum())
-        false_accepts = int(clip_hits(fire(scored.negative_probs, cutoff), scored.negative_spans,
-                                      scored.stride).sum())
-        activations = sum(len(fire(probs, cutoff)) for probs in scored.ambient_probs)
+        detected = clips_hit(scored.positive_probs, scored.positive_spans, cutoff)
+        false_accepts = clips_hit(scored.negative_probs, scored.negative_spans, cutoff)
+        activations = sum(
+            len(detect_with_config(probs, cutoff, config, stride)) for probs in scored.ambient_probs
+        )
         n_pos, n_neg = len(scored.positive_spans), len(scored.negative_spans)
-        rows.append({
-            "cutoff": float(cutoff),
-            "cutoff_uint8": cutoff_to_uint8(cutoff),
-            "positives_detected": detected,
-            "recall": recall(detected, n_pos) if n_pos else None,
-            "false_accepts": false_accepts,
-            "false_accept_rate": false_accepts / n_neg if n_neg else None,
-            "ambient_activations": int(activations),
-            "fah": (false_activations_per_hour(activations, scored.ambient_duration_s)
-                    if scored.ambient_duration_s > 0 else None),
-        })
+        rows.append(
+            {
+                "cutoff": float(cutoff),
+                "cutoff_uint8": cutoff_to_uint8(cutoff),
+                "positives_detected": detected,
+                "recall": recall(detected, n_pos) if n_pos else None,
+                "false_accepts": false_accepts,
+                "false_accept_rate": false_accepts / n_neg if n_neg else None,
+                "ambient_activations": int(activations),
+                "fah": (
+                    false_activations_per_hour(activations, scored.ambient_duration_s)
+                    if scored.ambient_duration_s > 0
+                    else None
+                ),
+            }
+        )
     return rows
 
 
@@ -477,7 +504,9 @@ def choose_cutoff(
     best = min(rows, key=lambda r: (r["fah"], -r["cutoff"]))
     logger.warning(
         "no cutoff meets the FAH target %.3g; lowest FAH is %.3g at cutoff %.2f",
-        target_fah, best["fah"], best["cutoff"],
+        target_fah,
+        best["fah"],
+        best["cutoff"],
     )
     return best, False
 
@@ -501,7 +530,9 @@ def evaluate_streaming(
         stride: Frames per inference; defaults to ``scorer.stride``.
 
     Returns:
-        A JSON-serializable dict (see the module's tests and ``sweep`` for the row fields).
+        A JSON-serializable dict: the chosen ``cutoff``, ``target_fah``, ``target_met``, the
+        chosen sweep row's counts and rates, ``ambient_hours``, clip counts, the firing settings,
+        per-positive-clip ``positive_clip_hits``/``positive_clip_max_scores`` and the ``sweep``.
     """
     stride = stride if stride is not None else getattr(scorer, "stride", None)
     if stride is None:
@@ -511,12 +542,8 @@ def evaluate_streaming(
     scored = score_streams(scorer, positives, negatives, ambient, config, stride)
     rows = sweep(scored, config)
     chosen, met = choose_cutoff(rows, config.target_fah)
-    ignore_first = ignored_inferences(config.ignore_first_frames, stride)
-    hits = clip_hits(
-        detect(scored.positive_probs, chosen["cutoff"], config.sliding_window_size,
-               config.refractory_inferences, ignore_first),
-        scored.positive_spans, stride,
-    )
+    detections = detect_with_config(scored.positive_probs, chosen["cutoff"], config, stride)
+    hits = clip_hits(detections, scored.positive_spans, stride)
     max_scores = clip_max_scores(
         scored.positive_probs, scored.positive_spans, stride, config.sliding_window_size
     )
@@ -536,7 +563,7 @@ def evaluate_streaming(
         "stride": stride,
         "sliding_window_size": config.sliding_window_size,
         "refractory_inferences": config.refractory_inferences,
-        "ignore_first_inferences": ignore_first,
+        "ignore_first_inferences": ignored_inferences(config.ignore_first_frames, stride),
         "positive_clip_hits": [bool(hit) for hit in hits],
         "positive_clip_max_scores": max_scores,
         "sweep": rows,
@@ -547,9 +574,7 @@ def evaluate_streaming(
 # ESPHome manifests
 
 _MICRO_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "probability_cutoff": (
-        lambda v: _is_number(v) and 0.0 < v <= 1.0, "a number in (0, 1]"
-    ),
+    "probability_cutoff": (lambda v: _is_number(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
     "sliding_window_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "feature_step_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (ms)"),
     "tensor_arena_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (bytes)"),

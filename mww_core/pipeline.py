@@ -43,10 +43,16 @@ def wake_word_stem(name: str) -> str:
 def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageRecord:
     """Build the demo data set when configured; check the data folder either way."""
     data = config.data
+    built = False
     if data.build_demo:
-        from mww_core.demo_data import build_demo_dataset
+        from mww_core.demo_data import build_demo_dataset, demo_fingerprint
 
+        manifest = data.data_dir / "dataset.json"
+        current = manifest.exists() and (
+            json.loads(manifest.read_text()).get("fingerprint") == demo_fingerprint(data)
+        )
         build_demo_dataset(data, progress)
+        built = not current
     missing = [
         str(data.data_dir / split / kind)
         for split in features.SPLITS
@@ -64,6 +70,7 @@ def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageR
         fingerprint=fingerprint(listing),
         outputs={"data_dir": str(data.data_dir)},
         metrics={"files": len(listing), "bytes": sum(size for _, size, _ in listing)},
+        skipped=not built,
     )
 
 

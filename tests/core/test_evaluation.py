@@ -51,9 +51,7 @@ def q(*values: int) -> np.ndarray:
 
 
 def test_sliding_mean_counts_missing_outputs_as_zero():
-    np.testing.assert_allclose(
-        sliding_mean([1, 1, 1, 0, 0], 3), [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3]
-    )
+    np.testing.assert_allclose(sliding_mean([1, 1, 1, 0, 0], 3), [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3])
     np.testing.assert_allclose(sliding_mean([0.2, 0.4], 1), [0.2, 0.4])
 
 
@@ -210,16 +208,29 @@ def test_load_manifest_reference():
 
 def test_load_manifest_lists_every_problem(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({
-        "type": "nano", "version": 1, "model": "missing.tflite",
-        "micro": {"probability_cutoff": 1.5, "feature_step_size": 10},
-    }))
+    bad.write_text(
+        json.dumps(
+            {
+                "type": "nano",
+                "version": 1,
+                "model": "missing.tflite",
+                "micro": {"probability_cutoff": 1.5, "feature_step_size": 10},
+            }
+        )
+    )
     with pytest.raises(ManifestError) as err:
         load_manifest(bad)
     message = str(err.value)
     assert str(bad) in message
-    for part in ("version", "type", "missing.tflite", "probability_cutoff",
-                 "sliding_window_size", "tensor_arena_size", "minimum_esphome_version"):
+    for part in (
+        "version",
+        "type",
+        "missing.tflite",
+        "probability_cutoff",
+        "sliding_window_size",
+        "tensor_arena_size",
+        "minimum_esphome_version",
+    ):
         assert part in message
     bad.write_text("{not json")
     with pytest.raises(ManifestError, match="not valid JSON"):
@@ -246,6 +257,11 @@ def test_runner_output_count_and_range():
     np.testing.assert_array_equal(model(features), probs)  # state is reset per call
     with pytest.raises(TypeError, match="uint16"):
         model.probabilities(features.astype(np.float32))
+
+
+def test_runner_refuses_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        StreamingTFLiteModel(tmp_path / "missing.tflite")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,8 +309,9 @@ def real_audio(tmp_path_factory):
     folder = tmp_path_factory.mktemp("espeak")
     negatives = [_espeak(text, folder / f"{i}.wav") for i, text in enumerate(NEUTRAL_SENTENCES)]
     ambient = _pink_noise(20 * 16000, rms=0.01, seed=3)
-    speech = _espeak("The weather will stay mild with a light wind from the west.",
-                     folder / "ambient.wav")
+    speech = _espeak(
+        "The weather will stay mild with a light wind from the west.", folder / "ambient.wav"
+    )
     ambient[32000 : 32000 + len(speech)] += speech
     ambient[160000 : 160000 + len(negatives[0])] += negatives[0]
     return positives, negatives, [ambient]
@@ -325,8 +342,7 @@ def test_reference_models_on_piper_clips(real_audio):
     config = EvaluationConfig(
         cutoffs=[micro["probability_cutoff"]], sliding_window_size=micro["sliding_window_size"]
     )
-    result = evaluate_streaming(StreamingTFLiteModel(tflite), positives, negatives, ambient,
-                                config)
+    result = evaluate_streaming(StreamingTFLiteModel(tflite), positives, negatives, ambient, config)
     json.dumps(result)  # plain types only
     assert result["cutoff"] == 0.97
     assert result["positive_clips"] == 6 and result["negative_clips"] == 2
@@ -335,6 +351,7 @@ def test_reference_models_on_piper_clips(real_audio):
     assert result["false_accepts"] == 0
     assert result["ambient_activations"] == 0
 
-    other = evaluate_streaming(StreamingTFLiteModel(OKAY_NABU), positives, negatives, ambient,
-                               config)
+    other = evaluate_streaming(
+        StreamingTFLiteModel(OKAY_NABU), positives, negatives, ambient, config
+    )
     assert other["recall"] <= 0.2

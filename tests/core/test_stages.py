@@ -1,0 +1,39 @@
+"""Stage manifests: skip on an unchanged fingerprint, re-run and clear on a changed one."""
+
+from mww_core.stages import run_stage
+
+
+def test_skip_and_rerun(tmp_path):
+    calls = []
+
+    def compute(d):
+        calls.append(1)
+        (d / "out.txt").write_text("x")
+        return {"outputs": {"out": str(d / "out.txt")}, "metrics": {"n": len(calls)}}
+
+    stage = tmp_path / "s"
+    first = run_stage(stage, "s", "fp1", compute)
+    again = run_stage(stage, "s", "fp1", compute)
+    assert len(calls) == 1 and again.skipped and again.metrics == first.metrics
+    (stage / "out.txt").unlink()  # a missing output is not trusted
+    run_stage(stage, "s", "fp1", compute)
+    assert len(calls) == 2
+    (stage / "stale.txt").write_text("old")
+    run_stage(stage, "s", "fp2", compute)
+    assert len(calls) == 3 and not (stage / "stale.txt").exists()
+
+
+def test_interrupted_stage_keeps_its_folder(tmp_path):
+    stage = tmp_path / "s"
+
+    def crash(d):
+        (d / "checkpoint").write_text("step 5")
+        raise RuntimeError("killed")
+
+    try:
+        run_stage(stage, "s", "fp", crash)
+    except RuntimeError:
+        pass
+    seen = []
+    run_stage(stage, "s", "fp", lambda d: seen.append((d / "checkpoint").read_text()) or {})
+    assert seen == ["step 5"]
