@@ -139,10 +139,10 @@ def run_train_phase(
 
 
 def _load_model(config: FullConfig, weights: str):
-    from mww_core.model import build_model
+    from mww_core.model import build_model, load_weights
 
     model = build_model(config.model)
-    model.load_weights(weights)
+    load_weights(model, weights)
     return model
 
 

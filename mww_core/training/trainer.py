@@ -14,17 +14,17 @@ import numpy as np
 import tensorflow as tf
 
 from mww_core import evaluation
-from mww_core.atomic import atomic_path, atomic_write_text
+from mww_core.atomic import atomic_write_text
 from mww_core.config import EvaluationConfig, FullConfig, PhaseConfig
 from mww_core.frontend import NUM_CHANNELS, features_to_float
-from mww_core.model import build_model
+from mww_core.model import build_model, load_weights, save_weights
 from mww_core.model.mixednet import receptive_field, score_long
 from mww_core.store import Stream, Windows
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-BEST_WEIGHTS = "best.weights.h5"
+BEST_WEIGHTS = "best.weights.npz"
 
 
 @dataclass
@@ -201,7 +201,7 @@ class Trainer:
         phase = self.config.training.phases[phase_index]
         cfg = self.config.training
         if init_weights is not None:
-            self.model.load_weights(init_weights)
+            load_weights(self.model, init_weights)
         optimizer = keras.optimizers.Adam(learning_rate=phase.learning_rate)
         optimizer.build(self.model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -240,8 +240,7 @@ class Trainer:
             step, loss, metrics["recall"], metrics["fah"], metrics["cutoff"],
         )  # fmt: skip
         if self._is_best_model(metrics, best):
-            with atomic_path(self.stage_dir / BEST_WEIGHTS, suffix=".weights.h5") as tmp:
-                self.model.save_weights(tmp)
+            save_weights(self.model, self.stage_dir / BEST_WEIGHTS)
             atomic_write_text(self.stage_dir / "best.json", json.dumps(metrics, indent=2))
             best = metrics
         return best
