@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
-from prefect import flow
+# mww_core logs (validation metrics, mining counts) go to the Prefect run log; TF stays quiet.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mww_core")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mww_core.config import load_config
-from tasks import stages
+from prefect import flow  # noqa: E402
+
+from mww_core.config import load_config  # noqa: E402
+from tasks import stages  # noqa: E402
 
 
 @flow(name="train-wakeword")

@@ -6,19 +6,19 @@ import json
 import logging
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from mww_core import evaluation, export, features, stages
+from mww_core import stages
 from mww_core.atomic import atomic_write_text
 from mww_core.config import FullConfig
-from mww_core.frontend import features_to_float
-from mww_core.mining import HardExampleMiner
-from mww_core.reports import write_report
 from mww_core.stages import StageRecord, fingerprint, run_stage
-from mww_core.store import read_streams, read_windows
+
+# Stage modules (TensorFlow, audiomentations, matplotlib) are imported inside the stage that
+# needs them, so a run whose stages are all up to date starts in a second or two.
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def wake_word_stem(name: str) -> str:
 def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageRecord:
     """Build the demo data set when configured; check the data folder either way."""
     data = config.data
+    started = time.time()
     built = False
     if data.build_demo:
         from mww_core.demo_data import build_demo_dataset, demo_fingerprint
@@ -55,7 +56,7 @@ def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageR
         built = not current
     missing = [
         str(data.data_dir / split / kind)
-        for split in features.SPLITS
+        for split in ("train", "validation", "test")
         for kind in ("positive", "ambient")
         if not (data.data_dir / split / kind).is_dir()
     ]
@@ -70,6 +71,8 @@ def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageR
         fingerprint=fingerprint(listing),
         outputs={"data_dir": str(data.data_dir)},
         metrics={"files": len(listing), "bytes": sum(size for _, size, _ in listing)},
+        started=started,
+        finished=time.time(),
         skipped=not built,
     )
 
@@ -84,12 +87,13 @@ def run_features(
         config.features.fingerprint(),
         stages.code_fingerprint(*STAGE_CODE["features"]),
     )
-    return run_stage(
-        config.run_dir / "features",
-        "features",
-        fp,
-        lambda d: features.build_features(config, d, progress),
-    )
+
+    def compute(stage_dir: Path) -> dict:
+        from mww_core.features import build_features
+
+        return build_features(config, stage_dir, progress)
+
+    return run_stage(config.run_dir / "features", "features", fp, compute)
 
 
 def _train_fingerprint(config: FullConfig, phase_index: int, *upstream: str) -> str:
@@ -118,6 +122,7 @@ def run_train_phase(
     fp = _train_fingerprint(config, phase_index, *upstream)
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core.store import read_streams, read_windows
         from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
 
         paths = [Path(p) for p, _ in feats.outputs["train_windows"].values()]
@@ -158,6 +163,8 @@ def run_mining(
     )
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core.mining import HardExampleMiner
+        from mww_core.store import read_streams
         from mww_core.training.trainer import keras_scorer
 
         miner = HardExampleMiner(config)
@@ -179,6 +186,9 @@ def run_mining(
 
 def representative_spectrograms(config: FullConfig, feats: StageRecord) -> list[np.ndarray]:
     """Float training windows for quantization, half positive, chosen with the seed."""
+    from mww_core.frontend import features_to_float
+    from mww_core.store import read_windows
+
     paths = [Path(p) for p, _ in feats.outputs["train_windows"].values()]
     windows = read_windows(paths)
     rng = np.random.default_rng(config.training.seed)
@@ -204,6 +214,9 @@ def run_evaluation(
     )
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core import evaluation, export
+        from mww_core.reports import write_report
+        from mww_core.store import read_streams
         from mww_core.training.trainer import score_feature_streams
 
         model = _load_model(config, phase.outputs["best_weights"])
@@ -250,6 +263,8 @@ def run_export(config: FullConfig, evaluated: StageRecord) -> StageRecord:
     )
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core import evaluation, export
+
         tflite = Path(evaluated.outputs["model"]).read_bytes()
         ops = export.tflite_ops(tflite)
         unsupported = ops - export.ESPHOME_OPS
