@@ -1,4 +1,4 @@
-"""The full pipeline as a Prefect flow: data -> features -> phase 1 -> mine -> phase 2 -> eval -> export."""
+"""The full pipeline as a Prefect flow: data, features, phase 1, mining, phase 2, eval, export."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 
 # mww_core logs (validation metrics, mining counts) go to the Prefect run log; TF stays quiet.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mww_core")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from prefect import flow  # noqa: E402

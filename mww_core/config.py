@@ -41,7 +41,9 @@ class DemoDataConfig(Section):
         default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
         description="Share of the clips in each split; no utterance appears in two splits.",
     )
-    rirs: int = Field(24, ge=0, description="Room impulse responses simulated with pyroomacoustics.")
+    rirs: int = Field(
+        24, ge=0, description="Room impulse responses simulated with pyroomacoustics."
+    )
     noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
 
@@ -108,9 +110,7 @@ class ModelConfig(Section):
     first_conv_kernel: int = Field(5, ge=1)
     stride: int = Field(3, ge=1, description="Frames per streaming inference.")
     pointwise_filters: list[int] = Field(default_factory=lambda: [60, 60, 60, 60])
-    mixconv_kernels: list[list[int]] = Field(
-        default_factory=lambda: [[5], [9], [13], [21]]
-    )
+    mixconv_kernels: list[list[int]] = Field(default_factory=lambda: [[5], [9], [13], [21]])
     head_frames: int = Field(5, ge=1, description="Time steps flattened into the dense head.")
 
     @model_validator(mode="after")

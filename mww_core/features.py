@@ -67,7 +67,9 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
             rel = path.relative_to(data_dir).as_posix()
             if kind == "ambient":
                 duration = _duration_s(path)
-                offsets = np.arange(0.0, max(duration - window_s, 0.0) + 1e-9, config.features.ambient_hop_s)
+                offsets = np.arange(
+                    0.0, max(duration - window_s, 0.0) + 1e-9, config.features.ambient_hop_s
+                )
             else:
                 offsets = np.zeros(1)
             for offset in offsets:
@@ -232,7 +234,9 @@ def build_streams(config: FullConfig, split: str) -> list[Stream]:
                 log.warning("skipped: %s", exc)
         if not clips:
             continue
-        audio, spans = stream_clips(clips, config.features.stream_gap_s, seed=config.augmentation.seed)
+        audio, spans = stream_clips(
+            clips, config.features.stream_gap_s, seed=config.augmentation.seed
+        )
         streams.append(Stream(compute_features(audio), f"{split}/{kind}", kind, list(spans)))
     for path in list_audio_files(data_dir / split / "ambient"):
         try:

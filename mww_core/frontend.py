@@ -1,4 +1,4 @@
-"""The TFLite-Micro audio frontend exactly as ESPHome runs it, and the device's int8 quantization."""
+"""The TFLite-Micro audio frontend as ESPHome runs it, and the device's int8 quantization."""
 
 from __future__ import annotations
 

@@ -29,7 +29,9 @@ def log_progress(stage: str, every_s: float = 10.0) -> Callable[[str, int, int],
     def report(what: str, done: int, total: int) -> None:
         now = time.monotonic()
         if done == total or what != last["what"] or now - last["t"] >= every_s:
-            logger.info("%s: %s %d/%d (%.0f%%)", stage, what, done, total, 100 * done / max(total, 1))
+            logger.info(
+                "%s: %s %d/%d (%.0f%%)", stage, what, done, total, 100 * done / max(total, 1)
+            )
             last.update(t=now, what=what)
 
     return report

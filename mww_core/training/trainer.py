@@ -1,4 +1,4 @@
-"""Trainer: one phase at a time, seeded batches, validation the way the device fires, checkpoints."""
+"""Trainer: one phase at a time, seeded batches, device-like validation, checkpoints."""
 
 from __future__ import annotations
 

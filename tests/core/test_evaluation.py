@@ -32,7 +32,8 @@ from mww_core.evaluation import (
 )
 from mww_core.frontend import compute_features, frames_for_samples, quantize_like_device
 
-REFERENCE_DIR = Path("/work/shared/reference-models")
+# shared/ sits beside the checkout (as in CI: a copy of shared/ next to the clone).
+REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference-models"
 HEY_JARVIS = REFERENCE_DIR / "hey_jarvis.tflite"
 OKAY_NABU = REFERENCE_DIR / "okay_nabu.tflite"
 

@@ -10,8 +10,9 @@ def test_windows_round_trip(tmp_path):
     w = Windows(
         features=rng.integers(0, 700, (5, 160, 40)).astype(np.uint16),
         label=np.array([1, 0, 0, 1, 0], np.int8),
-        weight_class=np.array(["positive", "negative", "hard_negative", "positive", "negative"],
-                              dtype=object),  # fmt: skip
+        weight_class=np.array(
+            ["positive", "negative", "hard_negative", "positive", "negative"], dtype=object
+        ),  # fmt: skip
         source=np.array(list("abcde"), dtype=object),
         offset_s=np.arange(5, dtype=np.float32),
         seed=np.arange(5, dtype=np.int64),

@@ -39,7 +39,9 @@ def _data(frames=149):
         seed=np.zeros(n, np.int64),
     )
     streams = [
-        Stream(rng.integers(0, 400, (1500, 40)).astype(np.uint16), "p", "positive", [(20000, 36000)]),
+        Stream(
+            rng.integers(0, 400, (1500, 40)).astype(np.uint16), "p", "positive", [(20000, 36000)]
+        ),
         Stream(rng.integers(0, 400, (3000, 40)).astype(np.uint16), "a", "ambient", []),
     ]
     return TrainingData(windows, frames, seed=7), ValidationSet(streams)
