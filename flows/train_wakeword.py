@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from prefect import flow  # noqa: E402
 
-from mww_core.config import load_config  # noqa: E402
+from mww_core.config import FullConfig, load_config  # noqa: E402
+from mww_core.lock import run_lock  # noqa: E402
 from tasks import stages  # noqa: E402
 
 
@@ -22,6 +23,12 @@ from tasks import stages  # noqa: E402
 def train_wakeword(config: str = "configs/demo.yaml", run_name: str | None = None) -> dict:
     """Train a wake-word model end to end; stages whose inputs are unchanged are skipped."""
     cfg = stages.stage_config(config, run_name)
+    with run_lock(cfg.run_dir):  # a second flow on the same run folder fails fast
+        return _run_stages(config, run_name, cfg)
+
+
+def _run_stages(config: str, run_name: str | None, cfg: FullConfig) -> dict:
+    """The stages in order; each returns its stage record (reused when up to date)."""
     data = stages.prepare_data(config, run_name)
     feats = stages.features(config, run_name, data)
     phase = stages.train_phase(config, run_name, 0, feats)

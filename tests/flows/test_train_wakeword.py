@@ -38,3 +38,28 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     config = write_tiny_config(tmp_path, evaluation={"target_fah": 5.0})
     changed = train_wakeword(config=str(config))
     assert set(changed["skipped"]) == {"data", "features", "mine", "train"}
+
+
+def test_second_flow_on_a_locked_run_fails_fast(tmp_path, prefect_harness):
+    import subprocess
+    import sys
+
+    from mww_core.lock import RunLockedError
+
+    config = write_tiny_config(tmp_path)
+    run_dir = tmp_path / "runs" / "tiny"
+    hold = (
+        "import sys, time\nfrom pathlib import Path\nfrom mww_core.lock import run_lock\n"
+        "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        started = time.time()
+        with pytest.raises(RunLockedError, match="in use by another run"):
+            train_wakeword(config=str(config))
+        assert time.time() - started < 30
+        assert not (run_dir / "features").exists()  # nothing was written
+    finally:
+        holder.kill()
+        holder.wait()
