@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := espeak-ng sox
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
 .PHONY: demo test test-fast lint system-deps install clean-demo
 
@@ -43,3 +44,8 @@ $(STAMP): pyproject.toml
 
 clean-demo:
 	rm -rf runs/demo data/demo
+
+# A local Prefect server for deployments/prefect.yaml (see deployments/README.md).
+.PHONY: server
+server: install
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200

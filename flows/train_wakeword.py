@@ -11,6 +11,9 @@ import time
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mww_core")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The temporary API server Prefect starts for a local run gets 20 s by default: too little on a
+# busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from prefect import flow  # noqa: E402
 

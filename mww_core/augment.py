@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import hashlib
 import logging
+import multiprocessing
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import audiomentations as am
@@ -16,53 +20,25 @@ log = logging.getLogger(__name__)
 
 
 class AudioAugmentationPipeline:
-    """microWakeWord's transforms, each with its probability from the config.
+    """microWakeWord's transforms, each with its probability and range from the config.
 
     Room impulse responses and background noise come from folders of audio (skipped when the
     folder is missing or empty). ``augment(waveform, seed)`` gives the same output for the same
-    seed, whichever process runs it.
+    seed, whichever process runs it. Augmentation is waveform-level: it always runs before the
+    frontend, never on spectrograms.
     """
 
     def __init__(
         self, config: AugmentationConfig, rir_dir: Path | None, noise_dir: Path | None
     ) -> None:
         self.config = config
-        transforms: list = []
-        if rir_dir is not None and _has_audio(rir_dir):
-            transforms.append(
-                am.ApplyImpulseResponse(
-                    ir_path=str(rir_dir), p=config.rir_probability, leave_length_unchanged=True
-                )
-            )
-        if noise_dir is not None and _has_audio(noise_dir):
-            low, high = config.background_snr_db
-            transforms.append(
-                am.AddBackgroundNoise(
-                    sounds_path=str(noise_dir),
-                    min_snr_db=low,
-                    max_snr_db=high,
-                    p=config.background_noise_probability,
-                )
-            )
-        transforms += [
-            am.AddColorNoise(min_snr_db=10.0, max_snr_db=40.0, p=config.colored_noise_probability),
-            am.SevenBandParametricEQ(
-                min_gain_db=-6.0, max_gain_db=6.0, p=config.seven_band_eq_probability
-            ),
-            am.TanhDistortion(
-                min_distortion=0.05, max_distortion=0.4, p=config.tanh_distortion_probability
-            ),
-            am.PitchShift(min_semitones=-2.0, max_semitones=2.0, p=config.pitch_shift_probability),
-            am.BandStopFilter(p=config.band_stop_probability),
-            am.Gain(
-                min_gain_db=config.gain_db[0],
-                max_gain_db=config.gain_db[1],
-                p=config.gain_probability,
-            ),
-        ]
-        self.compose = am.Compose(transforms)
+        self.rir_dir = rir_dir
+        self.noise_dir = noise_dir
+        self.compose = am.Compose(
+            _room_transforms(config, rir_dir, noise_dir) + _transforms(config)
+        )
 
-    def augment(self, waveform: np.ndarray, seed: int) -> np.ndarray:
+    def augment(self, waveform: np.ndarray, seed: int = 0) -> np.ndarray:
         """Augmented copy of a 16 kHz float waveform, reproducible from ``seed``."""
         # audiomentations draws from the global `random` and `np.random` generators.
         random.seed(seed)
@@ -73,7 +49,143 @@ class AudioAugmentationPipeline:
     __call__ = augment
 
 
+def _room_transforms(
+    config: AugmentationConfig, rir_dir: Path | None, noise_dir: Path | None
+) -> list:
+    transforms: list = []
+    if rir_dir is not None and _has_audio(rir_dir):
+        transforms.append(
+            am.ApplyImpulseResponse(
+                ir_path=str(rir_dir), p=config.rir_probability, leave_length_unchanged=True
+            )
+        )
+    if noise_dir is not None and _has_audio(noise_dir):
+        low, high = config.background_snr_db
+        transforms.append(
+            am.AddBackgroundNoise(
+                sounds_path=str(noise_dir),
+                min_snr_db=low,
+                max_snr_db=high,
+                p=config.background_noise_probability,
+            )
+        )
+    return transforms
+
+
+def _transforms(c: AugmentationConfig) -> list:
+    return [
+        am.AddColorNoise(
+            min_snr_db=c.colored_noise_snr_db[0],
+            max_snr_db=c.colored_noise_snr_db[1],
+            p=c.colored_noise_probability,
+        ),
+        am.SevenBandParametricEQ(
+            min_gain_db=c.seven_band_eq_gain_db[0],
+            max_gain_db=c.seven_band_eq_gain_db[1],
+            p=c.seven_band_eq_probability,
+        ),
+        am.TanhDistortion(
+            min_distortion=c.tanh_distortion[0],
+            max_distortion=c.tanh_distortion[1],
+            p=c.tanh_distortion_probability,
+        ),
+        am.PitchShift(
+            min_semitones=c.pitch_shift_semitones[0],
+            max_semitones=c.pitch_shift_semitones[1],
+            p=c.pitch_shift_probability,
+        ),
+        am.BandStopFilter(
+            min_center_freq=c.band_stop_center_hz[0],
+            max_center_freq=c.band_stop_center_hz[1],
+            p=c.band_stop_probability,
+        ),
+        am.Gain(min_gain_db=c.gain_db[0], max_gain_db=c.gain_db[1], p=c.gain_probability),
+    ]
+
+
 def _has_audio(folder: Path) -> bool:
     return folder.is_dir() and any(
         p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"} for p in folder.iterdir()
     )
+
+
+def clip_seed(base: int, index: int) -> int:
+    """Seed of the ``index``-th clip of a batch: a pure function of the base seed and index."""
+    digest = hashlib.sha256(f"{base}|clip|{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFFFFFFFFFFFFFF
+
+
+_WORKER_PIPELINE: list[AudioAugmentationPipeline] = []
+
+
+def _init_augment_worker(
+    config: AugmentationConfig, rir_dir: Path | None, noise_dir: Path | None
+) -> None:
+    pipeline = AudioAugmentationPipeline(config, rir_dir, noise_dir)
+    pipeline.augment(np.zeros(SAMPLE_RATE_HZ, np.float32), 0)  # compile numba kernels once
+    _WORKER_PIPELINE[:] = [pipeline]
+
+
+def _augment_in_worker(item: tuple[np.ndarray, int]) -> np.ndarray:
+    return _WORKER_PIPELINE[0].augment(*item)
+
+
+class ParallelAugmenter:
+    """Augments batches of clips in worker processes; each clip is seeded, so results do not
+    depend on the number of workers or on which worker ran a clip.
+
+    Use as a context manager (or call ``close``) to stop the workers.
+    """
+
+    def __init__(self, pipeline: AudioAugmentationPipeline, num_workers: int) -> None:
+        if num_workers < 1:
+            raise ValueError(f"num_workers must be at least 1, got {num_workers}")
+        self.pipeline = pipeline
+        self.num_workers = num_workers
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _executor(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            p = self.pipeline
+            self._pool = cf.ProcessPoolExecutor(
+                self.num_workers,
+                # spawn: the parent may hold TensorFlow threads, which fork would copy broken.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_augment_worker,
+                initargs=(p.config, p.rir_dir, p.noise_dir),
+            )
+        return self._pool
+
+    def augment_batch(
+        self, batch: Sequence[np.ndarray], seeds: Sequence[int] | None = None
+    ) -> list[np.ndarray]:
+        """Augmented copies of ``batch`` (16 kHz float waveforms), in order.
+
+        Args:
+            batch: Waveforms; lengths may differ.
+            seeds: One seed per clip; default ``clip_seed(config.seed, i)`` for the i-th clip.
+
+        Returns:
+            One augmented waveform per input, each a function of its clip and seed only.
+        """
+        if seeds is None:
+            seeds = [clip_seed(self.pipeline.config.seed, i) for i in range(len(batch))]
+        if len(seeds) != len(batch):
+            raise ValueError(f"got {len(seeds)} seeds for {len(batch)} clips; pass one per clip")
+        items = list(zip(batch, seeds, strict=True))
+        if self.num_workers == 1:
+            return [self.pipeline.augment(clip, seed) for clip, seed in items]
+        chunk = max(1, len(items) // (4 * self.num_workers))
+        return list(self._executor().map(_augment_in_worker, items, chunksize=chunk))
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> ParallelAugmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -36,23 +36,31 @@ def _setup_logging() -> None:
     )
 
 
-def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
-    """Every stage in order, in this process, with Rich progress bars; returns a summary."""
-    cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
-    columns = (
+def _bars() -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeRemainingColumn(),
+        console=console,
     )
-    with Progress(*columns, console=console) as bars:
+
+
+def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
+    """Every stage in order, in this process, with Rich progress bars; returns a summary."""
+    from mww_core.training.display import RichTrainingLogger
+
+    cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
+    with _bars() as bars:
         progress = RichProgress(bars)
+        logger = RichTrainingLogger(console, bars)
         data = pipeline.prepare_data(cfg, progress)
         feats = pipeline.run_features(cfg, data, progress)
-        phase = pipeline.run_train_phase(cfg, 0, feats, progress=progress)
+        phase = pipeline.run_train_phase(cfg, 0, feats, training_logger=logger)
         mined = pipeline.run_mining(cfg, feats, phase, progress)
+        logger.print_mining_stats({"kept": mined.metrics.get("kept")})
         for index in range(1, len(cfg.training.phases)):
-            phase = pipeline.run_train_phase(cfg, index, feats, phase, mined, progress)
+            phase = pipeline.run_train_phase(cfg, index, feats, phase, mined, None, logger)
         evaluated = pipeline.run_evaluation(cfg, feats, phase, progress)
         exported = pipeline.run_export(cfg, evaluated)
     return {
@@ -64,22 +72,56 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
     }
 
 
-def train_main(argv: list[str] | None = None) -> None:
-    """``mww-train``: train a wake-word model end to end without a Prefect server."""
+def run_training(config_path: str, run_name: str | None = None) -> dict:
+    """The stages up to the last training phase (no evaluation or export); its record."""
+    from mww_core.training.display import RichTrainingLogger
+    from mww_core.training.trainer import train
+
+    cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
+    with _bars() as bars:
+        record = train(cfg, progress=RichProgress(bars), logger=RichTrainingLogger(console, bars))
+    return {"best_weights": record["outputs"]["best_weights"], "best": record["metrics"]["best"]}
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """``mww-train``'s options."""
     parser = argparse.ArgumentParser(
         prog="mww-train",
         description="Train a wake-word model end to end (the same stages as the Prefect flow, "
-        "run in this process). Stages whose inputs are unchanged are skipped; an interrupted "
-        "training phase resumes from its last checkpoint.",
+        "run in this process): data, features, training phase 1, hard-negative mining, the "
+        "later phases, evaluation and export. Stages whose inputs are unchanged are skipped; an "
+        "interrupted training phase resumes from its last checkpoint. Training shows a live "
+        "line per phase (step, loss, learning rate, last validation recall/FAH, ETA), a "
+        "validation table at every evaluation and writes TensorBoard scalars to "
+        "<run>/train_phase_<n>/tensorboard.",
     )
     parser.add_argument(
-        "--config", default="configs/demo.yaml", help="YAML config file or preset name"
+        "--config",
+        default="configs/demo.yaml",
+        help="YAML config file, or a preset name from configs/ (demo, full); default: %(default)s",
     )
-    parser.add_argument("--run-name", default=None, help="folder under runs_dir for this run")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--run-name",
+        default=None,
+        help="folder under runs_dir for this run (default: the config's run_name)",
+    )
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="stop after the last training phase: skip evaluation and export",
+    )
+    return parser
+
+
+def train_main(argv: list[str] | None = None) -> None:
+    """``mww-train``: train a wake-word model end to end without a Prefect server."""
+    args = train_parser().parse_args(argv)
     _setup_logging()
     try:
-        summary = run_pipeline(args.config, args.run_name)
+        if args.train_only:
+            summary = run_training(args.config, args.run_name)
+        else:
+            summary = run_pipeline(args.config, args.run_name)
     except (ConfigError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)

@@ -48,6 +48,32 @@ class DemoDataConfig(Section):
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
 
 
+class AudioSourceConfig(Section):
+    """An extra folder of audio (wav/flac/ogg/mp3, any rate or channel count) for one split."""
+
+    path: Path = Field(description="Folder of audio files, searched recursively.")
+    kind: Literal["positive", "negative", "ambient"] = Field(
+        description="positive = wake-word clips; negative = other clips; ambient = long "
+        "recordings cut into windows every features.ambient_hop_s."
+    )
+    split: Literal["train", "validation", "test"] = Field("train", description="Which split.")
+    copies: int | None = Field(
+        None, ge=1, description="Augmented copies per window; default from augmentation."
+    )
+
+
+class FeatureSetConfig(Section):
+    """Precomputed microWakeWord features (RaggedMmap folders from mmap_ninja) to import."""
+
+    path: Path = Field(description="A RaggedMmap folder, or a folder holding several.")
+    weight_class: Literal["negative", "hard_negative"] = Field(
+        "negative", description="Loss weight class of the imported (negative) windows."
+    )
+    hop_frames: int = Field(
+        100, ge=1, description="Hop between windows cut from spectrograms longer than a window."
+    )
+
+
 class DataConfig(Section):
     """Where the audio comes from.
 
@@ -61,6 +87,13 @@ class DataConfig(Section):
         True, description="Build the bundled demo data set into data_dir when it is missing."
     )
     demo: DemoDataConfig = Field(default_factory=DemoDataConfig)
+    sources: list[AudioSourceConfig] = Field(
+        default_factory=list, description="Extra audio folders, besides data_dir's layout."
+    )
+    feature_sets: list[FeatureSetConfig] = Field(
+        default_factory=list,
+        description="microWakeWord feature sets imported as training negatives.",
+    )
 
 
 class AugmentationConfig(Section):
@@ -73,12 +106,19 @@ class AugmentationConfig(Section):
     background_noise_probability: float = Field(0.75, ge=0, le=1)
     background_snr_db: tuple[float, float] = Field((3.0, 30.0))
     colored_noise_probability: float = Field(0.2, ge=0, le=1)
+    colored_noise_snr_db: tuple[float, float] = Field((10.0, 40.0))
     gain_probability: float = Field(1.0, ge=0, le=1)
     gain_db: tuple[float, float] = Field((-12.0, 6.0))
     seven_band_eq_probability: float = Field(0.2, ge=0, le=1)
+    seven_band_eq_gain_db: tuple[float, float] = Field((-6.0, 6.0))
     tanh_distortion_probability: float = Field(0.1, ge=0, le=1)
+    tanh_distortion: tuple[float, float] = Field(
+        (0.05, 0.4), description="Distortion amount range (0-1)."
+    )
     pitch_shift_probability: float = Field(0.15, ge=0, le=1)
+    pitch_shift_semitones: tuple[float, float] = Field((-2.0, 2.0))
     band_stop_probability: float = Field(0.1, ge=0, le=1)
+    band_stop_center_hz: tuple[float, float] = Field((200.0, 4000.0))
     seed: int = Field(0, description="Base seed; each clip's seed derives from it and its id.")
 
 
@@ -98,28 +138,109 @@ class FeaturesConfig(Section):
     stream_gap_s: float = Field(
         1.5, ge=0.5, description="Faint noise between clips joined into evaluation streams."
     )
-    shard_rows: int = Field(2048, ge=16, description="Examples per Parquet shard.")
+    shard_rows: int = Field(
+        2048, ge=1, description="Examples per Parquet shard (on average; shards follow sources)."
+    )
+    row_group_rows: int = Field(
+        512, ge=16, description="Rows per Parquet row group, the unit streaming readers load."
+    )
     num_workers: int = Field(2, ge=1, description="Processes computing features.")
+    strict: bool = Field(
+        False, description="Fail on any unusable audio file instead of skipping and reporting it."
+    )
+
+
+MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "mixednet": {
+        # The official hey_jarvis v2 model's shape, read from its .tflite graph.
+        "hey_jarvis": {
+            "first_conv_filters": 30,
+            "pointwise_filters": [60, 60, 60, 60],
+            "mixconv_kernels": [[5], [9], [13], [21]],
+        },
+        # microWakeWord's training notebook.
+        "notebook": {
+            "first_conv_filters": 32,
+            "pointwise_filters": [64, 64, 64, 64],
+            "mixconv_kernels": [[5], [7, 11], [9, 15], [23]],
+        },
+    },
+    "inception": {
+        # microWakeWord's inception.py widths; kernels chosen for a 149-frame receptive field.
+        "microwakeword": {
+            "first_conv_filters": 24,
+            "branch_filters": [10, 10, 16],
+            "pointwise_filters": [10, 10, 16],
+            "branch_kernels": [5, 9, 11],
+            "dropout": 0.2,
+        },
+    },
+}
+DEFAULT_PRESET = {"mixednet": "hey_jarvis", "inception": "microwakeword"}
 
 
 class ModelConfig(Section):
-    """Architecture; the default is the shape of the official hey_jarvis v2 model."""
+    """Architecture; the default is the shape of the official hey_jarvis v2 model.
 
-    name: Literal["mixednet"] = "mixednet"
+    ``preset`` names a shape of the chosen architecture (``MODEL_PRESETS``): mixednet
+    ``hey_jarvis`` (default) or ``notebook``; inception ``microwakeword`` (default). Fields
+    given explicitly override the preset's values.
+    """
+
+    name: Literal["mixednet", "inception"] = Field(
+        "mixednet", description="Architecture, a key of mww_core.model.MODELS."
+    )
+    preset: str | None = Field(
+        None, description="Named shape of the architecture; None = its default preset."
+    )
     first_conv_filters: int = Field(30, ge=1)
     first_conv_kernel: int = Field(5, ge=1)
     stride: int = Field(3, ge=1, description="Frames per streaming inference.")
-    pointwise_filters: list[int] = Field(default_factory=lambda: [60, 60, 60, 60])
-    mixconv_kernels: list[list[int]] = Field(default_factory=lambda: [[5], [9], [13], [21]])
+    pointwise_filters: list[int] = Field(
+        default_factory=lambda: [60, 60, 60, 60],
+        description="Output width of each block's 1x1 convolution (both architectures).",
+    )
+    mixconv_kernels: list[list[int]] = Field(
+        default_factory=lambda: [[5], [9], [13], [21]],
+        description="MixedNet: depthwise kernels of each block (several = MixConv groups).",
+    )
+    branch_filters: list[int] = Field(
+        default_factory=list, description="Inception: width of each block's branches."
+    )
+    branch_kernels: list[int] = Field(
+        default_factory=list, description="Inception: temporal kernel of each block's branches."
+    )
     head_frames: int = Field(5, ge=1, description="Time steps flattened into the dense head.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the dense head.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = data.get("name", "mixednet")
+        presets = MODEL_PRESETS.get(name)
+        if presets is None:
+            return data  # the name's own validation reports it
+        preset = data.get("preset") or DEFAULT_PRESET[name]
+        if preset not in presets:
+            raise ValueError(
+                f"model.preset {preset!r} is not a {name} preset; choose one of "
+                f"{', '.join(sorted(presets))}"
+            )
+        return {**presets[preset], **data}
 
     @model_validator(mode="after")
     def _blocks_match(self) -> ModelConfig:
-        if len(self.pointwise_filters) != len(self.mixconv_kernels):
-            raise ValueError(
-                f"model.pointwise_filters has {len(self.pointwise_filters)} entries but "
-                f"model.mixconv_kernels has {len(self.mixconv_kernels)}: give one per block"
-            )
+        blocks = {"pointwise_filters": self.pointwise_filters}
+        if self.name == "mixednet":
+            blocks["mixconv_kernels"] = self.mixconv_kernels
+        else:
+            blocks.update(branch_filters=self.branch_filters, branch_kernels=self.branch_kernels)
+        sizes = {k: len(v) for k, v in blocks.items()}
+        if len(set(sizes.values())) > 1 or 0 in sizes.values():
+            listed = ", ".join(f"model.{k} has {n}" for k, n in sizes.items())
+            raise ValueError(f"{listed} entries: give one per block (at least one block)")
         return self
 
 
@@ -168,7 +289,13 @@ class MiningConfig(Section):
     enabled: bool = True
     threshold: float = Field(0.5, ge=0, le=1, description="Keep windows scoring above this.")
     max_per_source: int = Field(200, ge=1, description="Cap of hard negatives per source file.")
-    hop_frames: int = Field(9, ge=1, description="Frames between scanned windows.")
+    max_overlap: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Kept windows of one source overlap by at most this share of a window; "
+        "the lower-scoring of two closer windows is dropped as a duplicate.",
+    )
 
 
 class EvaluationConfig(Section):
@@ -180,7 +307,12 @@ class EvaluationConfig(Section):
     target_fah: float = Field(1.0, gt=0, description="The cutoff is chosen to meet this FAH.")
     cutoffs: list[float] = Field(
         default_factory=lambda: [round(0.5 + 0.01 * i, 2) for i in range(50)],
-        description="Probability cutoffs in the sweep.",
+        description="Probability cutoffs in the sweep; the manifest's cutoff is one of these.",
+    )
+    curve_cutoffs: list[float] = Field(
+        default_factory=lambda: [0.01, 0.02, 0.05] + [round(0.1 + 0.05 * i, 2) for i in range(8)],
+        description="Extra low cutoffs swept only to draw the DET/ROC curves and the report's "
+        "table (never chosen for the manifest).",
     )
     gap_s: float = Field(1.5, ge=0.5, description="Silence between concatenated test clips.")
 
@@ -200,8 +332,38 @@ class PerformanceConfig(Section):
     """Hardware and profiling switches."""
 
     gpu_only: bool = Field(False, description="Fail instead of training on the CPU.")
-    mixed_precision: bool = Field(False, description="float16 compute on a GPU.")
+    mixed_precision: bool = Field(
+        False,
+        description="float16 compute with float32 weights and loss scaling on a GPU; "
+        "without a GPU a warning and float32.",
+    )
     profiling: bool = Field(False, description="Print a table of where training time goes.")
+    prefetch_batches: int = Field(
+        4, ge=0, description="Batches built ahead in a background thread (0 = none)."
+    )
+
+
+class RetrainConfig(Section):
+    """Retraining on new negative audio (false wakes, near misses) dropped into an inbox."""
+
+    inbox_dir: Path = Field(
+        Path("inbox/negatives"),
+        description="Folder of new negative clips; every file not seen before triggers a round.",
+    )
+    fine_tune: PhaseConfig = Field(
+        default_factory=lambda: PhaseConfig(steps=500, learning_rate=0.0001),
+        description="The fine-tuning phase, started from the current model's weights.",
+    )
+    hard_negative_repeats: int = Field(
+        8, ge=1, description="Times each newly mined window is repeated in the fine-tuning data."
+    )
+    recall_tolerance: float = Field(
+        0.02, ge=0, le=1, description="Largest drop in test recall that still promotes."
+    )
+    fah_tolerance: float = Field(
+        0.5, ge=0, description="Largest rise in test false activations per hour that promotes."
+    )
+    seed: int = Field(7, description="Seed of the fine-tuning batches (plus the round number).")
 
 
 class FullConfig(Section):
@@ -218,6 +380,7 @@ class FullConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
     @property
     def run_dir(self) -> Path:

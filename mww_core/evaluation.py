@@ -486,15 +486,29 @@ def sweep(
     return rows
 
 
+def sweep_cutoffs(config: EvaluationConfig) -> list[float]:
+    """The manifest candidates ``config.cutoffs`` and the curve-only ``curve_cutoffs``, sorted."""
+    return sorted({round(float(c), 4) for c in [*config.cutoffs, *config.curve_cutoffs]})
+
+
 def choose_cutoff(
-    sweep_rows: Sequence[dict[str, Any]], target_fah: float
+    sweep_rows: Sequence[dict[str, Any]],
+    target_fah: float,
+    cutoffs: Sequence[float] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The sweep row whose cutoff goes into the manifest, and whether it meets ``target_fah``.
 
     Among rows with ``fah <= target_fah``: highest recall, then lowest FAH, then highest cutoff.
     If none meets the target: the lowest FAH (then the highest cutoff), flagged ``False``.
+    ``cutoffs`` restricts the choice to these cutoffs (e.g. ``config.cutoffs``).
     """
-    rows = [row for row in sweep_rows if row.get("fah") is not None]
+    allowed = None if cutoffs is None else {round(float(c), 4) for c in cutoffs}
+    rows = [
+        row
+        for row in sweep_rows
+        if row.get("fah") is not None
+        and (allowed is None or round(float(row["cutoff"]), 4) in allowed)
+    ]
     if not rows:
         raise ValueError("cannot choose a cutoff: the sweep has no FAH (no ambient audio)")
     meeting = [row for row in rows if row["fah"] <= target_fah]
@@ -568,6 +582,95 @@ def evaluate_streaming(
         "positive_clip_max_scores": max_scores,
         "sweep": rows,
     }
+
+
+def confusion_matrix(row: dict[str, Any], positive_clips: int, negative_clips: int) -> dict:
+    """Clip-level confusion matrix of one sweep row, plus the ambient activations.
+
+    Positives are wake-word clips, negatives near-miss clips; ambient audio has no clips, so
+    only its activation count belongs to the "false positive" side.
+    """
+    detected, false_accepts = row["positives_detected"], row["false_accepts"]
+    return {
+        "cutoff": row["cutoff"],
+        "true_positives": detected,
+        "false_negatives": positive_clips - detected,
+        "false_positives": false_accepts,
+        "true_negatives": negative_clips - false_accepts,
+        "ambient_activations": row["ambient_activations"],
+    }
+
+
+def best_row_at_recall(
+    sweep_rows: Sequence[dict[str, Any]], min_recall: float
+) -> dict[str, Any] | None:
+    """The sweep row with at least ``min_recall`` and the fewest false activations.
+
+    Ties go to fewer false accepts on near-miss clips, then to the higher cutoff. ``None`` when
+    no cutoff reaches the recall.
+    """
+    rows = [
+        r
+        for r in sweep_rows
+        if r.get("recall") is not None and r["recall"] >= min_recall - 1e-12
+        and r.get("fah") is not None
+    ]  # fmt: skip
+    if not rows:
+        return None
+    return min(rows, key=lambda r: (r["fah"], r["false_accepts"], -r["cutoff"]))
+
+
+def compare_at_equal_recall(
+    sweeps: dict[str, Sequence[dict[str, Any]]], recalls: Sequence[float]
+) -> list[dict[str, Any]]:
+    """For each recall level, every model's lowest FAH (and its false accepts and cutoff).
+
+    Args:
+        sweeps: Sweep rows per model name (e.g. ``{"phase 1": ..., "phase 2": ...}``).
+        recalls: Recall levels to compare at.
+
+    Returns:
+        One row per recall level: ``{"recall": r, "<model>": {"fah", "false_accepts",
+        "cutoff", "recall"} or None}``.
+    """
+    out = []
+    for level in recalls:
+        entry: dict[str, Any] = {"recall": float(level)}
+        for name, rows in sweeps.items():
+            best = best_row_at_recall(rows, level)
+            entry[name] = (
+                None
+                if best is None
+                else {k: best[k] for k in ("fah", "false_accepts", "cutoff", "recall")}
+            )
+        out.append(entry)
+    return out
+
+
+def recall_by_group(hits: Sequence[bool], groups: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Recall per group of positive clips (e.g. per voice), so a weak group is visible."""
+    if len(hits) != len(groups):
+        raise ValueError(f"{len(hits)} clip results for {len(groups)} group labels")
+    out: dict[str, dict[str, Any]] = {}
+    for group in sorted(set(groups)):
+        members = [bool(h) for h, g in zip(hits, groups, strict=True) if g == group]
+        out[group] = {
+            "clips": len(members),
+            "detected": sum(members),
+            "recall": recall(sum(members), len(members)),
+        }
+    return out
+
+
+def voice_group(entry: dict[str, Any]) -> str:
+    """Voice group of a clip described in a demo ``dataset.json``: generator and accent.
+
+    ``{"generator": "espeak-ng", "voice": "en-gb-scotland+f3"}`` -> ``espeak-ng en-gb-scotland``;
+    variants after ``+`` are dropped so each group holds several clips.
+    """
+    generator = str(entry.get("generator", "unknown"))
+    voice = str(entry.get("voice", "")).split("+")[0]
+    return f"{generator} {voice}".strip()
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,17 +7,13 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from mww_core.atomic import atomic_write_bytes, atomic_write_text
 from mww_core.config import ExportConfig, ModelConfig
-from mww_core.frontend import MAX_FEATURE_VALUE, NUM_CHANNELS
-from mww_core.model.mixednet import StreamingMixedNet
 
 log = logging.getLogger(__name__)
 
@@ -31,55 +27,20 @@ ESPHOME_OPS = {
 ARENA_MARGIN = 1.05  # headroom over the host-measured arena (host pointers are 64-bit)
 
 
-def _representative_chunks(
-    spectrograms: list[np.ndarray], stride: int, limit: int
-) -> Iterator[list[np.ndarray]]:
-    """Consecutive ``stride``-frame chunks, so calibration sees real streaming state.
-
-    The first two chunks pin the input range to [0, 26], the device's int8 scale (26/255).
-    """
-    yield [np.zeros((1, stride, NUM_CHANNELS), np.float32)]
-    yield [np.full((1, stride, NUM_CHANNELS), MAX_FEATURE_VALUE, np.float32)]
-    produced = 0
-    for spec in spectrograms:
-        for start in range(0, len(spec) - stride + 1, stride):
-            yield [spec[None, start : start + stride].astype(np.float32)]
-            produced += 1
-            if produced >= limit:
-                return
-
-
 def convert_streaming_tflite(
     model: keras.Model,
     config: ModelConfig,
     representative: list[np.ndarray],
     chunks: int = 1500,
 ) -> bytes:
-    """Quantize the streaming clone of ``model`` to an int8 model ESPHome can run.
+    """Quantize the streaming clone of ``model`` (any registered architecture) for ESPHome.
 
     Input ``[1, stride, 40]`` int8, output ``[1, 1]`` uint8, ring buffers as int8 resource
     variables, like the official models. ``representative`` are float spectrograms.
     """
-    streaming = StreamingMixedNet(model, config)
-    # A Keras ExportArchive keeps the ring buffers as initialised resource variables; a plain
-    # tf.saved_model of the module fails calibration (READ_VARIABLE of an unset variable).
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(streaming)
-    spec = tf.TensorSpec((1, config.stride, NUM_CHANNELS), tf.float32)
-    archive.add_endpoint(name="serve", fn=streaming.step, input_signature=[spec])
-    with tempfile.TemporaryDirectory(prefix="mww-export-") as tmp:
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.uint8
-        converter._experimental_variable_quantization = True  # int8 state, as the references
-        converter.representative_dataset = lambda: _representative_chunks(
-            representative, config.stride, chunks
-        )
-        return converter.convert()
+    from mww_core.model import convert_streaming_tflite as convert
+
+    return convert(model, config, representative, chunks)
 
 
 def tflite_ops(tflite: bytes) -> set[str]:

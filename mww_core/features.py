@@ -1,40 +1,62 @@
-"""The features stage: place and augment clips, run the frontend, write Parquet shards."""
+"""The features stage: place and augment clips, run the frontend, write incremental shards."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
+import json
 import logging
 import multiprocessing
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mww_core.audio import list_audio_files, load_audio
+from mww_core import stages
+from mww_core.audio import AudioError, list_audio_files, load_audio
 from mww_core.augment import AudioAugmentationPipeline
 from mww_core.config import FullConfig
 from mww_core.evaluation import stream_clips
-from mww_core.frontend import SAMPLE_RATE_HZ, compute_features, samples_for_frames
-from mww_core.store import Stream, Windows, write_streams, write_windows
+from mww_core.frontend import NUM_CHANNELS, SAMPLE_RATE_HZ, compute_features, samples_for_frames
+from mww_core.store import Stream, Windows, shard_metadata, write_streams, write_windows
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 KINDS = ("positive", "negative", "ambient")
 Progress = Callable[[str, int, int], None]
+# Windows per worker task: small enough to keep both cores busy whatever the shard size.
+TASK_ROWS = 64
+# Code whose change invalidates cached shards.
+SHARD_CODE = ("features", "augment", "frontend", "audio", "store")
 
 
 @dataclass(frozen=True)
 class WindowJob:
     """One training window to make: which audio, which augmented copy, where."""
 
-    source: str  # relative to the data folder
+    source: str  # relative to the data folder (absolute for sources outside it)
     kind: str
     copy: int
     offset_s: float  # start in the source (long ambient audio); 0 for clips
     seed: int
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The jobs of one shard and the fingerprint that names its file."""
+
+    kind: str
+    jobs: tuple[WindowJob, ...]
+    fingerprint: str
+
+    @property
+    def file_name(self) -> str:
+        """``<kind>-<fingerprint>.parquet``: a shard with the same inputs has the same name."""
+        return f"{self.kind}-{self.fingerprint}.parquet"
 
 
 def job_seed(base: int, source: str, copy: int, offset_s: float) -> int:
@@ -55,27 +77,58 @@ def place_clip(clip: np.ndarray, window: int, end_gap: int) -> np.ndarray:
     return out
 
 
-def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob]:
-    """Every training window of ``split``: copies of each clip, hops through long ambient audio."""
-    data_dir = config.data.data_dir
+def source_folders(config: FullConfig, split: str) -> list[tuple[Path, str, int]]:
+    """``(folder, kind, copies)`` of every audio folder of ``split``: the data layout + sources.
+
+    Raises:
+        AudioError: A configured extra source folder does not exist.
+    """
     aug = config.augmentation
+    default = {"positive": aug.positive_copies, "negative": aug.negative_copies}
+    found = [
+        (config.data.data_dir / split / kind, kind, default.get(kind, aug.negative_copies))
+        for kind in KINDS
+        if (config.data.data_dir / split / kind).is_dir()
+    ]
+    for source in config.data.sources:
+        if source.split != split:
+            continue
+        if not source.path.is_dir():
+            raise AudioError(
+                f"{source.path}: data.sources entry is not a folder; fix the path or remove it"
+            )
+        copies = source.copies or default.get(source.kind, aug.negative_copies)
+        found.append((source.path, source.kind, copies))
+    return found
+
+
+def source_name(config: FullConfig, path: Path) -> str:
+    """How a file is named in the store: relative to the data folder when inside it."""
+    try:
+        return path.relative_to(config.data.data_dir).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob]:
+    """Every training window of ``split``: copies of each clip, hops through long audio."""
     jobs: list[WindowJob] = []
     window_s = samples_for_frames(config.features.window_frames) / SAMPLE_RATE_HZ
-    for kind in KINDS:
-        copies = aug.positive_copies if kind == "positive" else aug.negative_copies
-        for path in list_audio_files(data_dir / split / kind):
-            rel = path.relative_to(data_dir).as_posix()
+    seen: set[str] = set()
+    for folder, kind, copies in source_folders(config, split):
+        for path in list_audio_files(folder):
+            name = source_name(config, path)
+            if name in seen:  # a configured source may overlap the data layout
+                continue
+            seen.add(name)
+            offsets = [0.0]
             if kind == "ambient":
-                duration = _duration_s(path)
-                offsets = np.arange(
-                    0.0, max(duration - window_s, 0.0) + 1e-9, config.features.ambient_hop_s
-                )
-            else:
-                offsets = np.zeros(1)
+                end = max(_duration_s(path) - window_s, 0.0) + 1e-9
+                offsets = np.arange(0.0, end, config.features.ambient_hop_s).tolist()
             for offset in offsets:
                 for copy in range(copies):
-                    seed = job_seed(aug.seed, rel, copy, float(offset))
-                    jobs.append(WindowJob(rel, kind, copy, float(offset), seed))
+                    seed = job_seed(config.augmentation.seed, name, copy, float(offset))
+                    jobs.append(WindowJob(name, kind, copy, float(offset), seed))
     return jobs
 
 
@@ -86,6 +139,73 @@ def _duration_s(path: Path) -> float:
         return sf.info(str(path)).duration
     except Exception:  # unreadable files are reported when a worker loads them
         return 0.0
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def group_into_shards(config: FullConfig, jobs: list[WindowJob]) -> list[list[WindowJob]]:
+    """Cut jobs into shards that depend only on each source's own name, not on its neighbours.
+
+    Clips: sources in path order; a new shard starts at a source whose name hashes to a
+    boundary (content-defined chunking, on average ``shard_rows`` rows per shard), so adding
+    files changes only the shards they fall into. Long recordings: each file on its own,
+    cut every ``shard_rows`` windows.
+    """
+    rows = config.features.shard_rows
+    by_source: dict[tuple[str, str], list[WindowJob]] = {}
+    for job in jobs:
+        by_source.setdefault((job.kind, job.source), []).append(job)
+    shards: list[list[WindowJob]] = []
+    for kind in KINDS:
+        names = sorted(s for k, s in by_source if k == kind)
+        if kind == "ambient":
+            for name in names:
+                own = sorted(by_source[(kind, name)], key=lambda j: (j.offset_s, j.copy))
+                shards += [own[i : i + rows] for i in range(0, len(own), rows)]
+            continue
+        copies = (
+            max(1, round(np.median([len(by_source[(kind, n)]) for n in names]))) if names else 1
+        )
+        every = max(1, rows // copies)
+        current: list[WindowJob] = []
+        for name in names:
+            if current and _stable_hash(name) % every == 0:
+                shards.append(current)
+                current = []
+            current += sorted(by_source[(kind, name)], key=lambda j: j.copy)
+        if current:
+            shards.append(current)
+    return shards
+
+
+def plan_shards(config: FullConfig, jobs: list[WindowJob]) -> list[ShardPlan]:
+    """Shards with fingerprints of everything their rows depend on (sources, config, code)."""
+    data_dir = config.data.data_dir
+    common = stages.fingerprint(
+        config.augmentation.fingerprint() if config.augmentation.enabled else "off",
+        config.features.window_frames,
+        list(config.features.end_jitter_ms),
+        stages.file_listing(data_dir / "rirs"),
+        stages.file_listing(data_dir / "noise"),
+        stages.code_fingerprint(*SHARD_CODE),
+    )
+    plans = []
+    for shard in group_into_shards(config, jobs):
+        sources = sorted({j.source for j in shard})
+        stats = [(s, *_stat(data_dir / s)) for s in sources]
+        fp = stages.fingerprint(common, stats, [astuple(j) for j in shard])
+        plans.append(ShardPlan(shard[0].kind, tuple(shard), fp))
+    return plans
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
 
 
 # --- worker side -------------------------------------------------------------------------------
@@ -105,8 +225,13 @@ def _init_worker(config: FullConfig) -> None:
 def _load_cached(path: Path) -> np.ndarray:
     cached_path, cached = _WORKER["cache"]
     if cached_path != path:
-        cached = load_audio(path)
+        try:
+            cached = load_audio(path)
+        except AudioError as exc:
+            cached = exc
         _WORKER["cache"] = (path, cached)
+    if isinstance(cached, AudioError):
+        raise cached
     return cached
 
 
@@ -131,119 +256,283 @@ def make_window(job: WindowJob) -> np.ndarray:
     return compute_features(samples)[:frames]
 
 
-def make_shard(jobs: list[WindowJob], path: Path) -> tuple[Path, int, list[str]]:
-    """Compute and write one shard; bad audio is skipped and reported, not fatal."""
-    from mww_core.audio import AudioError
+def make_windows(jobs: tuple[WindowJob, ...]) -> tuple[np.ndarray, list[int], dict[str, str]]:
+    """Features of a run of jobs; unusable audio is skipped and reported by source, not raised.
 
-    feats, kept, errors = [], [], []
-    for job in jobs:
-        try:
-            feats.append(make_window(job))
-            kept.append(job)
-        except AudioError as exc:
-            errors.append(str(exc))
+    Returns:
+        The features of the kept jobs, their indices in ``jobs``, and ``{source: reason}``.
+    """
     frames = _WORKER["config"].features.window_frames
-    windows = Windows(
-        features=np.stack(feats) if feats else np.zeros((0, frames, 40), np.uint16),
-        label=np.array([j.kind == "positive" for j in kept], np.int8),
-        weight_class=np.array(
-            ["positive" if j.kind == "positive" else "negative" for j in kept], dtype=object
-        ),
-        source=np.array([j.source for j in kept], dtype=object),
-        offset_s=np.array([j.offset_s for j in kept], np.float32),
-        seed=np.array([j.seed for j in kept], np.int64),
-    )
-    write_windows(path, windows)
-    return path, len(kept), errors
+    feats = np.zeros((len(jobs), frames, NUM_CHANNELS), np.uint16)
+    kept: list[int] = []
+    errors: dict[str, str] = {}
+    for i, job in enumerate(jobs):
+        if job.source in errors:
+            continue
+        try:
+            feats[len(kept)] = make_window(job)
+            kept.append(i)
+        except AudioError as exc:
+            errors[job.source] = str(exc)
+    return feats[: len(kept)], kept, errors
 
 
 # --- the stage ---------------------------------------------------------------------------------
 
 
-def build_features(config: FullConfig, out_dir: Path, progress: Progress | None = None) -> dict:
-    """Run the whole features stage into ``out_dir``; returns outputs and metrics."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shards, errors = _build_train_windows(config, out_dir, progress)
-    streams: dict[str, str] = {}
-    stream_seconds: dict[str, float] = {}
-    for split in SPLITS:
-        path = out_dir / split / "streams.parquet"
-        items = build_streams(config, split)
-        write_streams(path, items)
-        streams[split] = str(path)
-        stream_seconds[split] = sum(s.duration_s for s in items)
-        if progress:
-            progress(f"streams {split}", SPLITS.index(split) + 1, len(SPLITS))
-    for message in sorted(set(errors)):
-        log.warning("skipped: %s", message)
-    return {
-        "outputs": {"train_windows": shards, "streams": streams},
-        "metrics": {
-            "train_windows": sum(n for _, n in shards.values()) if shards else 0,
-            "stream_seconds": stream_seconds,
-            "skipped_files": sorted(set(errors)),
-        },
+@dataclass
+class _PartialShard:
+    plan: ShardPlan
+    pending: int
+    parts: dict[int, tuple[np.ndarray, list[int]]]
+    errors: dict[str, str]
+
+
+def _windows_of(plan: ShardPlan, parts: dict, frames: int) -> Windows:
+    feats, jobs = [], []
+    for start in sorted(parts):
+        chunk_feats, kept = parts[start]
+        feats.append(chunk_feats)
+        jobs += [plan.jobs[start + i] for i in kept]
+    return Windows(
+        features=np.concatenate(feats) if feats else np.zeros((0, frames, NUM_CHANNELS), "u2"),
+        label=np.array([j.kind == "positive" for j in jobs], np.int8),
+        weight_class=np.array(
+            ["positive" if j.kind == "positive" else "negative" for j in jobs], dtype=object
+        ),
+        source=np.array([j.source for j in jobs], dtype=object),
+        offset_s=np.array([j.offset_s for j in jobs], np.float32),
+        seed=np.array([j.seed for j in jobs], np.int64),
+    )
+
+
+def _tasks(plans: list[ShardPlan]) -> Iterator[tuple[int, int, tuple[WindowJob, ...]]]:
+    for index, plan in enumerate(plans):
+        for start in range(0, len(plan.jobs), TASK_ROWS):
+            yield index, start, plan.jobs[start : start + TASK_ROWS]
+
+
+def compute_shards(
+    config: FullConfig, plans: list[ShardPlan], shard_dir: Path, on_rows: Callable[[int], None]
+) -> dict[str, str]:
+    """Compute ``plans`` in worker processes and write each shard when its last task returns.
+
+    At most two tasks per worker are in flight, so memory stays flat however many clips.
+
+    Returns:
+        ``{source: reason}`` of the unusable audio files met.
+    """
+    frames = config.features.window_frames
+    partial = {
+        i: _PartialShard(p, -(-len(p.jobs) // TASK_ROWS), {}, {}) for i, p in enumerate(plans)
     }
+    errors: dict[str, str] = {}
+    tasks = _tasks(plans)
+    ctx = multiprocessing.get_context("spawn")  # the parent may hold TensorFlow threads
+    workers = config.features.num_workers
+    with (
+        _single_threaded_children(),
+        cf.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)
+        ) as pool,
+    ):
+        running: dict[cf.Future, tuple[int, int]] = {}
+        while True:
+            for index, start, jobs in tasks:
+                running[pool.submit(make_windows, jobs)] = (index, start)
+                if len(running) >= 2 * workers:
+                    break
+            if not running:
+                break
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                index, start = running.pop(future)
+                feats, kept, errs = future.result()
+                shard = partial[index]
+                shard.parts[start] = (feats, kept)
+                shard.errors.update(errs)
+                shard.pending -= 1
+                on_rows(len(shard.plan.jobs[start : start + TASK_ROWS]))
+                if shard.pending == 0:
+                    _write_shard(config, shard, shard_dir, frames)
+                    errors.update(shard.errors)
+                    del partial[index]
+    return errors
 
 
-def _build_train_windows(
-    config: FullConfig, out_dir: Path, progress: Progress | None
-) -> tuple[dict, list[str]]:
+@contextlib.contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """One math thread per worker: N workers x N BLAS/FFT threads would oversubscribe the CPU."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _write_shard(config: FullConfig, shard: _PartialShard, shard_dir: Path, frames: int) -> None:
+    metadata = {"fingerprint": shard.plan.fingerprint, "bad_files": json.dumps(shard.errors)}
+    write_windows(
+        shard_dir / shard.plan.file_name,
+        _windows_of(shard.plan, shard.parts, frames),
+        metadata,
+        config.features.row_group_rows,
+    )
+
+
+def build_train_windows(
+    config: FullConfig, shard_dir: Path, progress: Progress | None = None
+) -> tuple[dict[str, tuple[str, int]], dict[str, str], dict[str, int]]:
+    """Bring the train shards in ``shard_dir`` up to date, computing only changed shards.
+
+    Returns:
+        ``{shard name: (path, rows)}``, ``{source: reason}`` of unusable files, and counts of
+        shards computed and reused.
+    """
     jobs = plan_window_jobs(config, "train")
     if not any(j.kind == "positive" for j in jobs):
         raise FileNotFoundError(
             f"{config.data.data_dir / 'train' / 'positive'}: no positive clips; put wav files of "
             "the wake word there (see README, 'Train your own wake word')"
         )
-    # Group by source so a worker loads each long file once, then cut into shards.
-    jobs.sort(key=lambda j: (j.kind, j.source, j.offset_s, j.copy))
-    size = config.features.shard_rows
-    batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    plans = plan_shards(config, jobs)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in plans if not (shard_dir / p.file_name).exists()]
+    total, done = len(jobs), len(jobs) - sum(len(p.jobs) for p in todo)
+
+    def on_rows(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress:
+            progress("train windows", done, total)
+
+    on_rows(0)
+    errors = compute_shards(config, todo, shard_dir, on_rows) if todo else {}
     shards: dict[str, tuple[str, int]] = {}
-    errors: list[str] = []
-    ctx = multiprocessing.get_context("spawn")  # the parent may hold TensorFlow threads
-    with cf.ProcessPoolExecutor(
-        config.features.num_workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)
-    ) as pool:
-        futures = [
-            pool.submit(make_shard, batch, out_dir / "train" / f"windows-{i:05d}.parquet")
-            for i, batch in enumerate(batches)
-        ]
-        for done, future in enumerate(cf.as_completed(futures), 1):
-            path, rows, errs = future.result()
-            shards[path.name] = (str(path), rows)
-            errors += errs
-            if progress:
-                progress("train windows", done, len(futures))
-    return dict(sorted(shards.items())), errors
+    for plan in plans:
+        path = shard_dir / plan.file_name
+        rows, meta = shard_metadata(path)
+        shards[path.stem] = (str(path), rows)
+        errors.update(json.loads(meta.get("bad_files", "{}")))
+    counts = {"shards_computed": len(todo), "shards_reused": len(plans) - len(todo)}
+    log.info("train shards: %(shards_computed)d computed, %(shards_reused)d reused", counts)
+    return shards, errors, counts
 
 
-def build_streams(config: FullConfig, split: str) -> list[Stream]:
-    """Unaugmented long streams of a split: clips joined by gaps, and each ambient file."""
-    from mww_core.audio import AudioError
+def remove_stale_shards(shard_dir: Path, shards: dict[str, tuple[str, int]]) -> list[Path]:
+    """Delete shard files of ``shard_dir`` that the current plan no longer uses."""
+    keep = {Path(path).name for path, _ in shards.values()}
+    stale = [p for p in shard_dir.glob("*.parquet") if p.name not in keep]
+    for path in stale:
+        path.unlink()
+    if stale:
+        log.info("removed %d outdated shard(s) from %s", len(stale), shard_dir)
+    return stale
 
-    data_dir = config.data.data_dir
+
+def build_streams(
+    config: FullConfig, split: str, errors: dict[str, str] | None = None
+) -> list[Stream]:
+    """Unaugmented long streams of a split: clips joined by gaps, and each long recording.
+
+    Unusable files are skipped and added to ``errors`` (``{source: reason}``).
+    """
+    errors = {} if errors is None else errors
+    clips: dict[str, list[np.ndarray]] = {"positive": [], "negative": []}
     streams = []
-    for kind in ("positive", "negative"):
-        clips, names = [], []
-        for path in list_audio_files(data_dir / split / kind):
+    for folder, kind, _ in source_folders(config, split):
+        for path in list_audio_files(folder):
+            name = source_name(config, path)
             try:
-                clips.append(load_audio(path))
-                names.append(path.relative_to(data_dir).as_posix())
+                audio = load_audio(path)
             except AudioError as exc:
-                log.warning("skipped: %s", exc)
-        if not clips:
-            continue
-        audio, spans = stream_clips(
-            clips, config.features.stream_gap_s, seed=config.augmentation.seed
-        )
-        streams.append(Stream(compute_features(audio), f"{split}/{kind}", kind, list(spans)))
-    for path in list_audio_files(data_dir / split / "ambient"):
-        try:
-            audio = load_audio(path)
-        except AudioError as exc:
-            log.warning("skipped: %s", exc)
-            continue
-        rel = path.relative_to(data_dir).as_posix()
-        streams.append(Stream(compute_features(audio), rel, "ambient", []))
+                errors[name] = str(exc)
+                continue
+            if kind == "ambient":
+                streams.append(Stream(compute_features(audio), name, "ambient", []))
+            else:
+                clips[kind].append(audio)
+    for kind in ("negative", "positive"):
+        if clips[kind]:
+            audio, spans = stream_clips(
+                clips[kind], config.features.stream_gap_s, seed=config.augmentation.seed
+            )
+            streams.insert(0, Stream(compute_features(audio), f"{split}/{kind}", kind, list(spans)))
     return streams
+
+
+def report_bad_files(config: FullConfig, errors: dict[str, str]) -> list[dict[str, str]]:
+    """Log each unusable file once; raise naming all of them when ``features.strict`` is set.
+
+    Returns:
+        ``[{"path", "reason"}]`` sorted by path, for the stage metrics.
+
+    Raises:
+        AudioError: ``features.strict`` is set and there is at least one unusable file.
+    """
+    bad = []
+    for name, message in sorted(errors.items()):
+        path = (config.data.data_dir / name).as_posix()
+        reason = message.removeprefix(f"{path}: ").removeprefix(f"{Path(path)}: ")
+        bad.append({"path": path, "reason": reason})
+        log.warning("skipped unusable audio %s: %s", path, reason)
+    if bad and config.features.strict:
+        lines = "\n".join(f"  - {b['path']}: {b['reason']}" for b in bad)
+        raise AudioError(
+            f"features.strict is set and {len(bad)} audio file(s) are unusable:\n{lines}\n"
+            "Fix or delete them, or set features.strict: false to skip them."
+        )
+    return bad
+
+
+def build_features(
+    config: FullConfig,
+    out_dir: Path,
+    progress: Progress | None = None,
+    shard_dir: Path | None = None,
+) -> dict:
+    """Run the whole features stage; returns outputs and metrics.
+
+    Args:
+        config: The pipeline config.
+        out_dir: The stage folder (streams are written here).
+        progress: ``progress(what, done, total)`` callback.
+        shard_dir: Folder of content-addressed train shards kept between runs, so that only
+            shards whose inputs changed are computed; default ``out_dir / "shards"``.
+    """
+    from mww_core.importers import import_feature_sets
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shard_dir = shard_dir or out_dir / "shards"
+    shards, errors, counts = build_train_windows(config, shard_dir, progress)
+    shards.update(import_feature_sets(config, shard_dir, progress))
+    remove_stale_shards(shard_dir, shards)
+    streams: dict[str, str] = {}
+    stream_seconds: dict[str, float] = {}
+    for split in SPLITS:
+        path = out_dir / split / "streams.parquet"
+        items = build_streams(config, split, errors)
+        write_streams(path, items)
+        streams[split] = str(path)
+        stream_seconds[split] = sum(s.duration_s for s in items)
+        if progress:
+            progress(f"streams {split}", SPLITS.index(split) + 1, len(SPLITS))
+    bad = report_bad_files(config, errors)
+    return {
+        "outputs": {"train_windows": shards, "streams": streams},
+        "metrics": {
+            "train_windows": sum(n for _, n in shards.values()),
+            "stream_seconds": stream_seconds,
+            "bad_files": bad,
+            "skipped_files": [f"{b['path']}: {b['reason']}" for b in bad],
+            **counts,
+        },
+    }

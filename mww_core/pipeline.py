@@ -25,12 +25,22 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 # mww_core modules each stage runs: their source is part of the stage's fingerprint.
+_MODEL_CODE = ("model", "model.mixednet", "model.inception", "model.streaming")
 STAGE_CODE = {
     "data": ("demo_data", "audio"),
-    "features": ("features", "augment", "frontend", "store", "audio", "evaluation"),
-    "train": ("training.trainer", "model.mixednet", "store", "evaluation"),
-    "mine": ("mining", "model.mixednet", "store"),
-    "evaluate": ("evaluation", "export", "model.mixednet", "reports"),
+    "features": ("features", "augment", "frontend", "store", "audio", "evaluation", "importers"),
+    "train": (
+        *_MODEL_CODE,
+        "training.trainer",
+        "training.batches",
+        "training.metrics",
+        "training.display",
+        "training.profiler",
+        "store",
+        "evaluation",
+    ),
+    "mine": ("mining", *_MODEL_CODE, "store", "evaluation"),
+    "evaluate": ("evaluation", "export", *_MODEL_CODE, "reports"),
     "export": ("export", "evaluation"),
 }
 
@@ -80,18 +90,26 @@ def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageR
 def run_features(
     config: FullConfig, data: StageRecord, progress: Progress | None = None
 ) -> StageRecord:
-    """Features stage: train windows and validation/test streams as Parquet."""
+    """Features stage: train windows and validation/test streams as Parquet.
+
+    Train shards live in ``<run>/feature_shards``, named by their inputs, so after a change
+    (say, 10 new negative files) only the shards whose inputs changed are computed again.
+    """
+    extra = [stages.file_listing(s.path) for s in config.data.sources]
+    extra += [stages.file_listing(s.path) for s in config.data.feature_sets]
     fp = fingerprint(
         data.fingerprint,
+        config.data.model_dump(mode="json", include={"sources", "feature_sets"}),
+        extra,
         config.augmentation.fingerprint(),
         config.features.fingerprint(),
-        stages.code_fingerprint(*STAGE_CODE["features"]),
+        stages.code_fingerprint(*STAGE_CODE["features"], "importers"),
     )
 
     def compute(stage_dir: Path) -> dict:
         from mww_core.features import build_features
 
-        return build_features(config, stage_dir, progress)
+        return build_features(config, stage_dir, progress, config.run_dir / "feature_shards")
 
     return run_stage(config.run_dir / "features", "features", fp, compute)
 
@@ -116,8 +134,13 @@ def run_train_phase(
     previous: StageRecord | None = None,
     mined: StageRecord | None = None,
     progress: Progress | None = None,
+    training_logger=None,
 ) -> StageRecord:
-    """One training phase; later phases start from the previous best weights."""
+    """One training phase; later phases start from the previous best weights.
+
+    ``training_logger`` (a ``mww_core.training.display.TrainingLogger``) receives the
+    training events; by default they become log lines.
+    """
     upstream = [feats.fingerprint] + [r.fingerprint for r in (previous, mined) if r]
     fp = _train_fingerprint(config, phase_index, *upstream)
 
@@ -128,7 +151,7 @@ def run_train_phase(
         paths = [Path(p) for p, _ in feats.outputs["train_windows"].values()]
         if mined is not None:
             paths.append(Path(mined.outputs["hard_negatives"]))
-        trainer = Trainer(config, stage_dir, progress)
+        trainer = Trainer(config, stage_dir, progress, training_logger)
         data = TrainingData(read_windows(paths), trainer.input_frames, config.training.seed)
         validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
         init = Path(previous.outputs["best_weights"]) if previous else None
@@ -136,7 +159,11 @@ def run_train_phase(
         history = stage_dir / "history.json"
         atomic_write_text(history, json.dumps(trainer.history, indent=2))
         return {
-            "outputs": {"best_weights": result["best_weights"], "history": str(history)},
+            "outputs": {
+                "best_weights": result["best_weights"],
+                "history": str(history),
+                "tensorboard": str(stage_dir / "tensorboard"),
+            },
             "metrics": {"best": result["best"], "seconds": result["seconds"]},
         }
 
@@ -149,6 +176,33 @@ def _load_model(config: FullConfig, weights: str):
     model = build_model(config.model)
     load_weights(model, weights)
     return model
+
+
+def _clip_names(config: FullConfig, streams: list) -> dict[str, list[str]]:
+    """Source file of each clip of the joined streams (as the features stage listed them)."""
+    from mww_core.audio import list_audio_files
+
+    names = {}
+    for stream in streams:
+        folder = config.data.data_dir / stream.source
+        if stream.spans and folder.is_dir():
+            files = [
+                p.relative_to(config.data.data_dir).as_posix() for p in list_audio_files(folder)
+            ]
+            # A file the features stage skipped as unreadable breaks the mapping: fall back.
+            if len(files) == len(stream.spans):
+                names[stream.source] = files
+    return names
+
+
+def _top_hard_negatives(found, count: int = 10) -> list[dict]:
+    """The highest-scoring mined windows, for the stage record."""
+    order = np.argsort(-found.score, kind="stable")[:count]
+    return [
+        {"source": str(found.source[i]), "offset_s": round(float(found.offset_s[i]), 2),
+         "score": round(float(found.score[i]), 4)}
+        for i in order
+    ]  # fmt: skip
 
 
 def run_mining(
@@ -171,14 +225,20 @@ def run_mining(
         streams = read_streams(Path(feats.outputs["streams"]["train"]))
         if config.mining.enabled:
             scorer = keras_scorer(_load_model(config, phase.outputs["best_weights"]), config)
-            found = miner.mine_from_dataset(scorer, streams)
+            found = miner.mine_from_dataset(scorer, streams, _clip_names(config, streams))
         else:
             found = miner.mine_from_dataset(lambda f: np.zeros(len(f) // 3, np.float32), [])
         path = stage_dir / "hard_negatives.parquet"
         miner.save_hard_negatives(path, found)
         return {
             "outputs": {"hard_negatives": str(path)},
-            "metrics": {"kept": len(found), "per_source": miner.stats},
+            "metrics": {
+                "kept": len(found),
+                **{k: v for k, v in miner.totals().items() if k != "kept"},
+                "threshold": config.mining.threshold,
+                "per_source": miner.stats,
+                "top": _top_hard_negatives(found),
+            },
         }
 
     return run_stage(config.run_dir / "mine_hard_negatives", "mine", fp, compute)
@@ -201,50 +261,164 @@ def representative_spectrograms(config: FullConfig, feats: StageRecord) -> list[
     return [features_to_float(windows.features[i]) for i in rows]
 
 
+EQUAL_RECALL_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def _phase_1_record(config: FullConfig, phase: StageRecord) -> StageRecord | None:
+    """Phase 1's record from the run folder, unless ``phase`` is phase 1 itself."""
+    path = config.run_dir / "train_phase_1" / stages.MANIFEST
+    if not path.exists():
+        return None
+    record = StageRecord(**json.loads(path.read_text()))
+    return None if record.fingerprint == phase.fingerprint else record
+
+
+def _evaluate_weights(
+    config: FullConfig, feats: StageRecord, weights: str, model_path: Path, done: Callable
+) -> dict:
+    """Quantize one model, stream validation and test audio; sweeps and the scored streams."""
+    from mww_core import evaluation, export
+    from mww_core.store import read_streams
+    from mww_core.training.trainer import score_feature_streams
+
+    model = _load_model(config, weights)
+    tflite = export.convert_streaming_tflite(
+        model, config.model, representative_spectrograms(config, feats)
+    )
+    export.atomic_write_bytes(model_path, tflite)
+    runner = evaluation.StreamingTFLiteModel(model_path)
+    sweeps, scored = {}, {}
+    for split in ("validation", "test"):
+        streams = read_streams(Path(feats.outputs["streams"][split]))
+        scored[split] = score_feature_streams(runner, streams, runner.stride)
+        sweeps[split] = evaluation.sweep(
+            scored[split], config.evaluation, evaluation.sweep_cutoffs(config.evaluation)
+        )
+        done()
+    chosen, met = evaluation.choose_cutoff(
+        sweeps["validation"], config.evaluation.target_fah, config.evaluation.cutoffs
+    )
+    test_row = next(r for r in sweeps["test"] if r["cutoff"] == chosen["cutoff"])
+    summary = {
+        "cutoff": chosen["cutoff"],
+        "target_met_on_validation": met,
+        "validation": chosen,
+        "test": test_row,
+    }
+    return {"summary": summary, "sweeps": sweeps, "scored": scored}
+
+
+def _test_voice_groups(config: FullConfig, hits: list[bool]) -> dict:
+    """Recall per voice group of the test positives, when the data set's manifest names voices."""
+    from mww_core import evaluation
+    from mww_core.audio import list_audio_files
+
+    data_dir = config.data.data_dir
+    manifest = data_dir / "dataset.json"
+    folder = data_dir / "test" / "positive"
+    if not manifest.exists() or not folder.is_dir():
+        return {}
+    files = json.loads(manifest.read_text()).get("files", {})
+    names = [p.relative_to(data_dir).as_posix() for p in list_audio_files(folder)]
+    if len(names) != len(hits) or not all(n in files for n in names):
+        log.info("recall per voice group skipped: %s does not describe every test clip", manifest)
+        return {}
+    groups = [evaluation.voice_group(files[n]) for n in names]
+    return evaluation.recall_by_group(hits, groups)
+
+
+def _evaluation_metrics(config: FullConfig, final: dict, first: dict | None) -> dict:
+    """The evaluate stage's metrics: final model at its cutoff, phase 1 beside it, comparisons."""
+    from mww_core import evaluation
+
+    cfg = config.evaluation
+    summary, scored = final["summary"], final["scored"]
+    stride = scored["test"].stride
+    test = scored["test"]
+    detections = evaluation.detect_with_config(test.positive_probs, summary["cutoff"], cfg, stride)
+    hits = [bool(h) for h in evaluation.clip_hits(detections, test.positive_spans, stride)]
+    sweeps = {"phase 2": final["sweeps"]} | ({"phase 1": first["sweeps"]} if first else {})
+    # Fixed levels, plus every high recall either model reaches (where the models differ).
+    reached = {r["recall"] for s in sweeps.values() for r in s["test"] if (r["recall"] or 0) >= 0.9}
+    levels = sorted({*EQUAL_RECALL_LEVELS, summary["test"]["recall"] or 0.0, *reached})
+    return {
+        **summary,
+        "target_fah": cfg.target_fah,
+        "ambient_hours": {s: v.ambient_duration_s / 3600.0 for s, v in scored.items()},
+        "clips": {
+            s: {"positive": len(v.positive_spans), "negative": len(v.negative_spans)}
+            for s, v in scored.items()
+        },
+        "confusion_matrix": evaluation.confusion_matrix(
+            summary["test"], len(test.positive_spans), len(test.negative_spans)
+        ),
+        "voice_groups": _test_voice_groups(config, hits),
+        "firing": {
+            "stride": stride,
+            "sliding_window_size": cfg.sliding_window_size,
+            "refractory_inferences": cfg.refractory_inferences,
+            "ignore_first_inferences": evaluation.ignored_inferences(
+                cfg.ignore_first_frames, stride
+            ),
+        },
+        "phase_1": first["summary"] if first else None,
+        "equal_recall": (
+            evaluation.compare_at_equal_recall({n: s["test"] for n, s in sweeps.items()}, levels)
+            if first
+            else []
+        ),
+    }
+
+
 def run_evaluation(
-    config: FullConfig, feats: StageRecord, phase: StageRecord, progress: Progress | None = None
+    config: FullConfig,
+    feats: StageRecord,
+    phase: StageRecord,
+    progress: Progress | None = None,
+    phase_1: StageRecord | None = None,
 ) -> StageRecord:
-    """Quantize the best model, stream validation (cutoff) and test (report) like the device."""
+    """Quantize the best model, stream validation (cutoff) and test (report) like the device.
+
+    The phase-1 model is evaluated the same way (``phase_1``, or phase 1's record in the run
+    folder) so the report shows what mining and phase 2 changed.
+    """
+    first = phase_1 if phase_1 is not None else _phase_1_record(config, phase)
     fp = fingerprint(
         feats.fingerprint,
         phase.fingerprint,
+        first.fingerprint if first else None,
         config.evaluation.fingerprint(),
         config.export.representative_samples,
         stages.code_fingerprint(*STAGE_CODE["evaluate"]),
     )
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core import evaluation, export
         from mww_core.reports import write_report
-        from mww_core.store import read_streams
-        from mww_core.training.trainer import score_feature_streams
 
-        model = _load_model(config, phase.outputs["best_weights"])
-        tflite = export.convert_streaming_tflite(
-            model, config.model, representative_spectrograms(config, feats)
-        )
-        model_path = stage_dir / "model.tflite"
-        export.atomic_write_bytes(model_path, tflite)
-        runner = evaluation.StreamingTFLiteModel(model_path)
-        results = {}
-        for split in ("validation", "test"):
-            streams = read_streams(Path(feats.outputs["streams"][split]))
-            scored = score_feature_streams(runner, streams, runner.stride)
-            results[split] = evaluation.sweep(scored, config.evaluation)
+        total = 4 if first else 2
+        count = iter(range(1, total + 1))
+
+        def done() -> None:
             if progress:
-                progress("evaluate", len(results), 2)
-        chosen, met = evaluation.choose_cutoff(results["validation"], config.evaluation.target_fah)
-        test_row = next(r for r in results["test"] if r["cutoff"] == chosen["cutoff"])
-        metrics = {
-            "cutoff": chosen["cutoff"],
-            "target_fah": config.evaluation.target_fah,
-            "target_met_on_validation": met,
-            "validation": chosen,
-            "test": test_row,
-        }
+                progress("evaluate", next(count), total)
+
+        model_path = stage_dir / "model.tflite"
+        final = _evaluate_weights(config, feats, phase.outputs["best_weights"], model_path, done)
+        earlier = None
+        if first:
+            weights = first.outputs["best_weights"]
+            earlier = _evaluate_weights(
+                config, feats, weights, stage_dir / "phase_1_model.tflite", done
+            )
+        metrics = _evaluation_metrics(config, final, earlier)
+        sweeps = {"phase 2": final["sweeps"]} | ({"phase 1": earlier["sweeps"]} if earlier else {})
         metrics_path = stage_dir / "metrics.json"
-        atomic_write_text(metrics_path, json.dumps({**metrics, "sweeps": results}, indent=2))
-        report = write_report(stage_dir, metrics, results)
+        atomic_write_text(metrics_path, json.dumps({**metrics, "sweeps": sweeps}, indent=2))
+        report = write_report(stage_dir, metrics, sweeps)
+        log.info(
+            "evaluation: cutoff %.2f, test recall %s, FAH %s",
+            metrics["cutoff"], metrics["test"]["recall"], metrics["test"]["fah"],
+        )  # fmt: skip
         return {
             "outputs": {"model": str(model_path), "metrics": str(metrics_path), **report},
             "metrics": metrics,

@@ -1,70 +1,308 @@
-"""Evaluation reports: markdown tables and a DET plot a person can read."""
+"""Evaluation reports: a markdown report, DET and ROC plots a person can read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from mww_core.atomic import atomic_path, atomic_write_text  # noqa: E402
 
+Rows = Sequence[dict[str, Any]]
+# Sweep rows per model name, then per split: {"phase 2": {"validation": rows, "test": rows}}.
+Sweeps = dict[str, dict[str, list[dict[str, Any]]]]
+FINAL = "phase 2"
+STYLES = {"validation": "--", "test": "-"}
+COLORS = {"phase 2": "tab:blue", "phase 1": "tab:orange"}
 
-def _fmt(value, spec: str) -> str:
+
+def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def plot_det(sweeps: dict[str, list[dict]], path: Path, cutoff: float) -> None:
-    """False activations per hour against miss rate, one curve per split, chosen cutoff marked."""
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
-    for split, rows in sweeps.items():
-        rows = [r for r in rows if r["fah"] is not None and r["recall"] is not None]
-        ax.plot([r["fah"] for r in rows], [1 - r["recall"] for r in rows], marker=".", label=split)
-        chosen = [r for r in rows if r["cutoff"] == cutoff]
-        if chosen:
-            ax.scatter([chosen[0]["fah"]], [1 - chosen[0]["recall"]], s=80, zorder=3,
-                       facecolors="none", edgecolors="black")  # fmt: skip
-    ax.set_xlabel("false activations per hour (ambient audio)")
-    ax.set_ylabel("miss rate (1 - recall)")
-    ax.set_title(f"Detection error trade-off (circle: cutoff {cutoff:.2f})")
+def fah_text(row: dict[str, Any], hours: float) -> str:
+    """FAH with its evidence: ``0 (0 activations in 0.50 h)`` rather than a bare ``0.00``."""
+    if row.get("fah") is None:
+        return "n/a (no ambient audio)"
+    count = row["ambient_activations"]
+    noun = "activation" if count == 1 else "activations"
+    return f"{row['fah']:.2f} ({count} {noun} in {hours:.2f} h)"
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+
+
+def _floored(values: list[float], floor: float) -> list[float]:
+    return [max(v, floor) for v in values]
+
+
+def _log_axis(axis, floor: float, top: float, zero_label: str) -> None:
+    """A log axis whose lowest tick (the floor, where zeros are drawn) reads ``zero_label``."""
+    decades = [10.0**e for e in range(-6, 6) if floor < 10.0**e <= top * 1.01]
+    axis.set_major_locator(FixedLocator([floor, *decades]))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: zero_label if v == floor else f"{v:g}"))
+
+
+def plot_det(
+    sweeps: Sweeps, path: Path, cutoff: float, ambient_hours: float, positive_clips: int
+) -> None:
+    """Miss rate against false activations per hour, both on log axes, one curve per model/split.
+
+    Zero values are drawn at a floor (half the smallest non-zero value the audio can show) and
+    labelled "0", so a model with no false activations still draws a readable curve.
+    """
+    fah_floor = 0.5 / max(ambient_hours, 1e-9)
+    miss_floor = 0.5 / max(positive_clips, 1)
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
+    top_fah = fah_floor
+    for model, splits in sweeps.items():
+        for split, rows in splits.items():
+            rows = [r for r in rows if r["fah"] is not None and r["recall"] is not None]
+            if not rows:
+                continue
+            fah = _floored([r["fah"] for r in rows], fah_floor)
+            miss = _floored([1 - r["recall"] for r in rows], miss_floor)
+            top_fah = max(top_fah, *fah)
+            ax.plot(fah, miss, STYLES.get(split, "-"), marker=".", color=COLORS.get(model),
+                    label=f"{model}, {split}")  # fmt: skip
+            chosen = [r for r in rows if r["cutoff"] == cutoff]
+            if chosen and model == FINAL and split == "test":
+                x = max(chosen[0]["fah"], fah_floor)
+                y = max(1 - chosen[0]["recall"], miss_floor)
+                ax.scatter([x], [y], s=140, facecolors="none", edgecolors="black", zorder=3,
+                           label=f"chosen cutoff {cutoff:.2f}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(fah_floor / 1.6, top_fah * 1.6)
+    ax.set_ylim(miss_floor / 1.6, 1.3)
+    _log_axis(ax.xaxis, fah_floor, top_fah, "0")
+    _log_axis(ax.yaxis, miss_floor, 1.0, "0")
+    ax.set_xlabel(f"false activations per hour on ambient audio ({ambient_hours:.2f} h; log)")
+    ax.set_ylabel(f"miss rate, 1 - recall ({positive_clips} wake-word clips; log)")
+    ax.set_title("Detection error trade-off (lower left is better)")
+    ax.text(0.01, 0.01, f"'0': none in the audio ({ambient_hours:.2f} h, {positive_clips} clips)",
+            transform=ax.transAxes, fontsize=8, color="dimgrey")  # fmt: skip
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    _save(fig, path)
+
+
+def plot_roc(sweeps: Sweeps, path: Path, cutoff: float) -> None:
+    """Recall against the false-accept rate on near-miss clips, one curve per model/split.
+
+    The axes are zoomed to the swept region (cutoffs far from 0 and 1 never reach the corners).
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
+    xs, ys = [0.0], [1.0]
+    for model, splits in sweeps.items():
+        for split, rows in splits.items():
+            rows = [
+                r for r in rows if r["false_accept_rate"] is not None and r["recall"] is not None
+            ]
+            if not rows:
+                continue
+            rows = sorted(rows, key=lambda r: r["cutoff"], reverse=True)
+            x, y = [r["false_accept_rate"] for r in rows], [r["recall"] for r in rows]
+            xs, ys = xs + x, ys + y
+            ax.plot(x, y, STYLES.get(split, "-"), marker=".", color=COLORS.get(model),
+                    label=f"{model}, {split}")  # fmt: skip
+            chosen = [r for r in rows if r["cutoff"] == cutoff]
+            if chosen and model == FINAL and split == "test":
+                ax.scatter([chosen[0]["false_accept_rate"]], [chosen[0]["recall"]], s=140,
+                           facecolors="none", edgecolors="black", zorder=3,
+                           label=f"chosen cutoff {cutoff:.2f}")  # fmt: skip
+    right = max(max(xs) * 1.1, 0.05)
+    bottom = min(ys)
+    ax.set_xlim(-0.02 * right, right)
+    ax.set_ylim(bottom - 0.05 * (1.0 - bottom) - 0.01, 1.0 + 0.05 * (1.0 - bottom) + 0.01)
+    ax.set_xlabel("false-accept rate on near-miss clips (share of clips that fired)")
+    ax.set_ylabel("recall (share of wake-word clips detected)")
+    ax.set_title("ROC on clips, zoomed to the swept cutoffs (upper left is better)")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
-def write_report(stage_dir: Path, metrics: dict, sweeps: dict[str, list[dict]]) -> dict:
-    """Write ``report.md`` and ``det.png``; returns their paths."""
-    det = stage_dir / "det.png"
-    plot_det(sweeps, det, metrics["cutoff"])
-    test, val = metrics["test"], metrics["validation"]
+# --------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _results_table(metrics: dict[str, Any]) -> list[str]:
+    hours = metrics["ambient_hours"]
+    lines = [
+        "| model | split | cutoff | recall | false accepts (near-miss clips) "
+        "| false activations / hour |",
+        "|---|---|---|---|---|---|",
+    ]
+    models = [(FINAL, metrics)] + (
+        [("phase 1", metrics["phase_1"])] if metrics.get("phase_1") else []
+    )
+    for name, entry in models:
+        for split in ("validation", "test"):
+            row = entry[split]
+            lines.append(
+                f"| {name} | {split} | {row['cutoff']:.2f} | {_fmt(row['recall'], '.3f')} "
+                f"({row['positives_detected']}/{metrics['clips'][split]['positive']}) "
+                f"| {row['false_accepts']}/{metrics['clips'][split]['negative']} "
+                f"| {fah_text(row, hours[split])} |"
+            )
+    return lines
+
+
+def _confusion_table(metrics: dict[str, Any]) -> list[str]:
+    cm = metrics["confusion_matrix"]
+    clips = metrics["clips"]["test"]
+    hours = metrics["ambient_hours"]["test"]
+    return [
+        f"## Confusion matrix (test, cutoff {cm['cutoff']:.2f})",
+        "",
+        "| | fired | did not fire |",
+        "|---|---|---|",
+        f"| wake-word clips ({clips['positive']}) | {cm['true_positives']} (hit) "
+        f"| {cm['false_negatives']} (miss) |",
+        f"| near-miss clips ({clips['negative']}) | {cm['false_positives']} (false accept) "
+        f"| {cm['true_negatives']} (correct reject) |",
+        f"| ambient audio ({hours:.2f} h) | {cm['ambient_activations']} (false activations) "
+        "| the rest |",
+    ]
+
+
+def _comparison_table(metrics: dict[str, Any]) -> list[str]:
+    rows = metrics.get("equal_recall") or []
+    if not rows:
+        return []
+    hours = metrics["ambient_hours"]["test"]
+    lines = [
+        "## Phase 1 vs phase 2 at equal recall (test)",
+        "",
+        "For each recall level, the cutoff of each model that reaches it with the fewest false "
+        f"activations ({hours:.2f} h of ambient audio). Phase 2 adds the mined hard negatives.",
+        "",
+        "| recall at least | phase 1: FAH, false accepts (cutoff) "
+        "| phase 2: FAH, false accepts (cutoff) |",
+        "|---|---|---|",
+    ]
+    for row in rows:
+        cells = []
+        for name in ("phase 1", FINAL):
+            best = row.get(name)
+            cells.append(
+                "not reached"
+                if best is None
+                else f"{best['fah']:.2f}, {best['false_accepts']} ({best['cutoff']:.2f})"
+            )
+        lines.append(f"| {row['recall']:.3f} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def _voice_table(metrics: dict[str, Any]) -> list[str]:
+    groups = metrics.get("voice_groups") or {}
+    if not groups:
+        return []
+    lines = [
+        f"## Recall per voice group (test, cutoff {metrics['cutoff']:.2f})",
+        "",
+        "| voice group | clips | detected | recall |",
+        "|---|---|---|---|",
+    ]
+    for name, g in sorted(groups.items(), key=lambda kv: (kv[1]["recall"], kv[0])):
+        lines.append(f"| {name} | {g['clips']} | {g['detected']} | {g['recall']:.3f} |")
+    return lines
+
+
+def _cutoff_table(rows: Rows, chosen: float, positive_clips: int) -> list[str]:
+    lines = [
+        "## Cutoff table (test, phase 2)",
+        "",
+        "| cutoff | recall | missed | false accepts | ambient activations | FAH |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: r["cutoff"]):
+        mark = " **← chosen**" if row["cutoff"] == chosen else ""
+        lines.append(
+            f"| {row['cutoff']:.2f}{mark} | {_fmt(row['recall'], '.3f')} "
+            f"| {positive_clips - row['positives_detected']} | {row['false_accepts']} "
+            f"| {row['ambient_activations']} | {_fmt(row['fah'], '.2f')} |"
+        )
+    return lines
+
+
+def _how_evaluated(metrics: dict[str, Any]) -> list[str]:
+    firing = metrics["firing"]
+    return [
+        "## How this was measured",
+        "",
+        f"The int8 streaming model runs on TFLite's reference kernels (bit-exact with TFLite "
+        f"Micro), {firing['stride']} feature frames (10 ms each) per inference. It fires when "
+        f"the mean of the last {firing['sliding_window_size']} outputs exceeds the cutoff "
+        f"(compared in uint8 as ESPHome does), then ignores {firing['refractory_inferences']} "
+        f"inferences; no detection in the first {firing['ignore_first_inferences']} inferences "
+        "of a stream. Clips are joined into one stream with faint noise between them; a clip "
+        "counts as detected when a detection falls within it or 0.5 s after its end. The cutoff "
+        "is chosen on validation audio, the test figures are reported at that cutoff.",
+    ]
+
+
+def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
+    """The markdown report of one evaluation (``metrics`` as ``run_evaluation`` records them)."""
+    target = (
+        ""
+        if metrics["target_met_on_validation"]
+        else " (target NOT met on validation: the "
+        "cutoff with the fewest false activations was taken)"
+    )
     lines = [
         "# Evaluation (streaming int8 model, fired as ESPHome fires)",
         "",
-        f"Probability cutoff **{metrics['cutoff']:.2f}**, chosen on validation audio for at most "
-        f"{metrics['target_fah']} false activations per hour"
-        + ("" if metrics["target_met_on_validation"] else " (target NOT met on validation)")
-        + ".",
+        f"Probability cutoff **{metrics['cutoff']:.2f}**, chosen on validation audio for the "
+        f"best recall at no more than {metrics['target_fah']} false activations per hour"
+        f"{target}.",
         "",
-        "| split | recall | false accepts (near-miss clips) | false activations / hour |",
-        "|---|---|---|---|",
+        *_results_table(metrics),
+        "",
+        *_confusion_table(metrics),
+        "",
     ]
-    for name, row in (("validation", val), ("test", test)):
-        lines.append(
-            f"| {name} | {_fmt(row['recall'], '.3f')} | {row['false_accepts']} "
-            f"({_fmt(row['false_accept_rate'], '.3f')}) | {_fmt(row['fah'], '.2f')} |"
-        )
-    lines += ["", "![DET curve](det.png)", "", "## Test sweep", "",
-              "| cutoff | recall | false accepts | FAH |", "|---|---|---|---|"]  # fmt: skip
-    for row in sweeps["test"][::5]:
-        lines.append(
-            f"| {row['cutoff']:.2f} | {_fmt(row['recall'], '.3f')} | {row['false_accepts']} "
-            f"| {_fmt(row['fah'], '.2f')} |"
-        )
+    for section in (_comparison_table(metrics), _voice_table(metrics)):
+        if section:
+            lines += [*section, ""]
+    lines += [
+        "## Plots",
+        "",
+        "![DET curve](det.png)",
+        "",
+        "![ROC curve](roc.png)",
+        "",
+        *_cutoff_table(
+            sweeps[FINAL]["test"], metrics["cutoff"], metrics["clips"]["test"]["positive"]
+        ),
+        "",
+        *_how_evaluated(metrics),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(stage_dir: Path, metrics: dict[str, Any], sweeps: Sweeps) -> dict[str, str]:
+    """Write ``report.md``, ``det.png`` and ``roc.png`` into ``stage_dir``; returns their paths."""
+    det, roc = stage_dir / "det.png", stage_dir / "roc.png"
+    plot_det(sweeps, det, metrics["cutoff"], metrics["ambient_hours"]["test"],
+             metrics["clips"]["test"]["positive"])  # fmt: skip
+    plot_roc(sweeps, roc, metrics["cutoff"])
     report = stage_dir / "report.md"
-    atomic_write_text(report, "\n".join(lines) + "\n")
-    return {"report": str(report), "det_plot": str(det)}
+    atomic_write_text(report, build_report(metrics, sweeps))
+    return {"report": str(report), "det_plot": str(det), "roc_plot": str(roc)}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,11 +65,23 @@ def empty_windows(frames: int) -> Windows:
     )
 
 
-def write_windows(path: Path, windows: Windows) -> None:
-    """Write one shard atomically; spectrograms as fixed-size binary (zero-copy reads)."""
+def write_windows(
+    path: Path,
+    windows: Windows,
+    metadata: dict[str, str] | None = None,
+    row_group_rows: int = 512,
+) -> None:
+    """Write one shard atomically; spectrograms as fixed-size binary (zero-copy reads).
+
+    Args:
+        path: The shard file.
+        windows: Its rows.
+        metadata: Extra string key/values stored in the Parquet schema (see ``shard_metadata``).
+        row_group_rows: Rows per row group, the unit that streaming readers load at a time.
+    """
     n, frames, channels = windows.features.shape
     width = frames * channels * 2
-    blob = np.ascontiguousarray(windows.features, dtype="<u2").tobytes()
+    blob = np.ascontiguousarray(windows.features, dtype="<u2").reshape(-1)  # no copy if possible
     table = pa.table(
         {
             "features": pa.FixedSizeBinaryArray.from_buffers(
@@ -79,10 +94,31 @@ def write_windows(path: Path, windows: Windows) -> None:
             "seed": pa.array(windows.seed, pa.int64()),
             "score": pa.array(_scores(windows), pa.float32()),
         },
-        metadata={"frames": str(frames), "channels": str(channels)},
+        metadata={**(metadata or {}), "frames": str(frames), "channels": str(channels)},
     )
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1024)
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_rows)
+
+
+def shard_metadata(path: Path) -> tuple[int, dict[str, str]]:
+    """Rows and schema metadata of a shard, read from its footer only."""
+    meta = pq.ParquetFile(path).metadata
+    raw = meta.metadata or {}
+    return meta.num_rows, {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _table_to_windows(table: pa.Table, frames: int) -> Windows:
+    col = table.column("features").combine_chunks()
+    data = np.frombuffer(col.buffers()[1], dtype="<u2", count=len(col) * frames * NUM_CHANNELS)
+    return Windows(
+        features=data.reshape(len(col), frames, NUM_CHANNELS),
+        label=table.column("label").to_numpy(),
+        weight_class=np.asarray(table.column("weight_class").to_pylist(), dtype=object),
+        source=np.asarray(table.column("source").to_pylist(), dtype=object),
+        offset_s=table.column("offset_s").to_numpy(),
+        seed=table.column("seed").to_numpy(),
+        score=table.column("score").to_numpy(),
+    )
 
 
 def read_windows(paths: list[Path]) -> Windows:
@@ -91,22 +127,125 @@ def read_windows(paths: list[Path]) -> Windows:
     frames = None
     for path in paths:
         table = pq.read_table(path)
-        meta = table.schema.metadata or {}
-        frames = int(meta[b"frames"])
-        col = table.column("features").combine_chunks()
-        data = np.frombuffer(col.buffers()[1], dtype="<u2", count=len(col) * frames * NUM_CHANNELS)
-        parts.append(
-            Windows(
-                features=data.reshape(len(col), frames, NUM_CHANNELS),
-                label=table.column("label").to_numpy(),
-                weight_class=np.asarray(table.column("weight_class").to_pylist(), dtype=object),
-                source=np.asarray(table.column("source").to_pylist(), dtype=object),
-                offset_s=table.column("offset_s").to_numpy(),
-                seed=table.column("seed").to_numpy(),
-                score=table.column("score").to_numpy(),
-            )
-        )
+        frames = int((table.schema.metadata or {})[b"frames"])
+        parts.append(_table_to_windows(table, frames))
     return Windows.concat(parts, frames or 0)
+
+
+def iter_windows(
+    paths: list[Path], shuffle_seed: int | None = None, readahead: int = 2
+) -> Iterator[Windows]:
+    """Yield the store one row group at a time, so memory holds a few row groups, not the store.
+
+    Args:
+        paths: Shard files.
+        shuffle_seed: When given, row groups come in a seeded random order (across shards).
+        readahead: Row groups decoded ahead in background threads (Parquet decoding releases
+            the GIL, so this uses more than one core).
+
+    Yields:
+        Windows of one row group each; features are a zero-copy view of the decoded column.
+    """
+    files = [pq.ParquetFile(p) for p in paths]
+    order = [(i, g) for i, f in enumerate(files) for g in range(f.metadata.num_row_groups)]
+    if shuffle_seed is not None:
+        order = [order[k] for k in np.random.default_rng(shuffle_seed).permutation(len(order))]
+    frames = [int((f.schema_arrow.metadata or {})[b"frames"]) for f in files]
+
+    def read(item: tuple[int, int]) -> Windows:
+        i, group = item
+        # A ParquetFile is not safe to share between threads: open one per read.
+        return _table_to_windows(pq.ParquetFile(paths[i]).read_row_group(group), frames[i])
+
+    if readahead <= 0:
+        yield from map(read, order)
+        return
+    with ThreadPoolExecutor(readahead) as pool:
+        pending: deque = deque()
+        for item in order:
+            pending.append(pool.submit(read, item))
+            if len(pending) > readahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def windows_dataset(
+    paths: list[Path],
+    batch_size: int,
+    class_weights: dict[str, float] | None = None,
+    input_frames: int | None = None,
+    seed: int | None = 0,
+    shuffle_groups: int = 8,
+):
+    """A ``tf.data.Dataset`` of training batches streamed from the store, row group by row group.
+
+    Row groups are read in a seeded random order (``seed=None`` keeps file order) and rows are
+    shuffled across ``shuffle_groups`` row groups at a time, so memory holds a few row groups
+    whatever the store's size (shards follow sources, so one row group alone would be one kind).
+
+    Args:
+        paths: Shard files.
+        batch_size: Rows per batch (the last batch may be smaller).
+        class_weights: Sample weight per weight class (default 1.0 for every row).
+        input_frames: Keep the last this many frames of each window (default: all).
+        seed: Shuffle seed.
+        shuffle_groups: Row groups mixed together before batching.
+
+    Returns:
+        A dataset of ``(features float32 [b, frames, 40], label float32 [b], weight float32 [b])``
+        with float features as the model takes them (raw x 0.0390625, capped at 26).
+    """
+    import tensorflow as tf
+
+    from mww_core.frontend import FEATURE_SCALE, MAX_FEATURE_VALUE
+
+    if not paths:
+        raise ValueError("windows_dataset needs at least one shard; the store is empty")
+    frames = int((pq.ParquetFile(paths[0]).schema_arrow.metadata or {})[b"frames"])
+    keep = input_frames or frames
+    weights = dict(class_weights or {})
+
+    def emit(parts: list[Windows], rng: np.random.Generator) -> Iterator[tuple]:
+        # Gather each batch straight from its row groups: no copy of the whole buffer.
+        part_of = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
+        row_of = np.concatenate([np.arange(len(p)) for p in parts])
+        label = np.concatenate([p.label for p in parts])
+        w = np.array([weights.get(c, 1.0) for p in parts for c in p.weight_class], np.float32)
+        order = rng.permutation(len(label)) if seed is not None else np.arange(len(label))
+        for start in range(0, len(order), batch_size):
+            take = np.sort(order[start : start + batch_size])
+            feats = np.concatenate(
+                [
+                    parts[k].features[row_of[take[part_of[take] == k]], frames - keep :]
+                    for k in np.unique(part_of[take])
+                ]
+            )
+            yield feats, label[take], w[take]
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        buffer: list[Windows] = []
+        for part in iter_windows(paths, seed):
+            buffer.append(part)
+            if len(buffer) == shuffle_groups:
+                yield from emit(buffer, rng)
+                buffer = []
+        if buffer:
+            yield from emit(buffer, rng)
+
+    spec = (
+        tf.TensorSpec((None, keep, NUM_CHANNELS), tf.uint16),
+        tf.TensorSpec((None,), tf.int8),
+        tf.TensorSpec((None,), tf.float32),
+    )
+
+    def to_float(x, y, w):
+        x = tf.minimum(tf.cast(x, tf.float32) * FEATURE_SCALE, MAX_FEATURE_VALUE)
+        return x, tf.cast(y, tf.float32), w
+
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass

@@ -2,17 +2,68 @@
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
+import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
-from mww_core import pipeline
+from mww_core import pipeline, retrain
 from mww_core.config import FullConfig, load_config
 from mww_core.stages import StageRecord
+
+# No Prefect result cache: each stage's stage.json fingerprint (inputs, config sections and the
+# source of the mww_core modules it runs) decides whether it is skipped, so the run folder alone
+# resumes a run, also after the Prefect database was deleted.
+
+# Failures worth retrying: a killed feature worker, a TTS subprocess, a busy or network disk.
+TRANSIENT = (
+    concurrent.futures.process.BrokenProcessPool,
+    subprocess.CalledProcessError,
+    subprocess.TimeoutExpired,
+    TimeoutError,
+    ConnectionError,
+    InterruptedError,
+)
+
+
+def retry_if_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefect's signature)
+    """Prefect retry condition: retry only failures that may pass on a second try."""
+    try:
+        state.result()
+    except TRANSIENT:
+        return True
+    except Exception:  # a bad config or bad audio fails the same way every time
+        return False
+    return False
+
+
+def _inline_images(markdown_path: Path) -> str:
+    """A markdown file's text with its local PNG images inlined, for a Prefect artifact."""
+
+    def inline(match: re.Match) -> str:
+        image = markdown_path.parent / match.group(2)
+        if not image.is_file():
+            return match.group(0)
+        data = base64.b64encode(image.read_bytes()).decode()
+        return f"![{match.group(1)}](data:image/png;base64,{data})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, markdown_path.read_text())
+
+
+def _link_model(tflite: str, key: str, label: str) -> None:
+    path = Path(tflite).resolve()
+    create_link_artifact(path.as_uri(), link_text=f"{label}: {path}", key=key)
 
 
 def stage_config(config_path: str, run_name: str | None) -> FullConfig:
@@ -46,21 +97,39 @@ def _finish(record: StageRecord) -> dict:
     return record.to_dict()
 
 
-@task(name="prepare-data", cache_policy=NO_CACHE)
+@task(
+    name="prepare-data",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+)
 def prepare_data(config_path: str, run_name: str | None = None) -> dict:
     """Build (demo) or check the audio data folder."""
     cfg = stage_config(config_path, run_name)
     return _finish(pipeline.prepare_data(cfg, log_progress("data")))
 
 
-@task(name="features", cache_policy=NO_CACHE)
+@task(
+    name="features",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+)
 def features(config_path: str, run_name: str | None, data: dict) -> dict:
     """Augment and featurize audio into the Parquet store."""
     cfg = stage_config(config_path, run_name)
     return _finish(pipeline.run_features(cfg, StageRecord(**data), log_progress("features")))
 
 
-@task(name="train-phase", cache_policy=NO_CACHE, task_run_name="train-phase-{phase_index}")
+@task(
+    name="train-phase",
+    cache_policy=NO_CACHE,
+    task_run_name="train-phase-{phase_index}",
+    retries=1,  # a retry resumes from the phase's last checkpoint
+    retry_condition_fn=retry_if_transient,
+)
 def train_phase(
     config_path: str,
     run_name: str | None,
@@ -96,12 +165,12 @@ def evaluate(config_path: str, run_name: str | None, feats: dict, phase: dict) -
     """Stream the quantized model over validation and test audio; publish the report."""
     cfg = stage_config(config_path, run_name)
     record = pipeline.run_evaluation(cfg, StageRecord(**feats), StageRecord(**phase))
-    if not record.skipped:
-        create_markdown_artifact(
-            Path(record.outputs["report"]).read_text(), key="evaluation-report"
-        )
-        rows = [{"split": s, **record.metrics[s]} for s in ("validation", "test")]
-        create_table_artifact(rows, key="evaluation-metrics")
+    # Published on every run, also when the stage was reused, so each flow run shows its model.
+    create_markdown_artifact(
+        _inline_images(Path(record.outputs["report"])), key="evaluation-report"
+    )
+    rows = [{"split": s, **record.metrics[s]} for s in ("validation", "test")]
+    create_table_artifact(rows, key="evaluation-metrics")
     return _finish(record)
 
 
@@ -109,4 +178,128 @@ def evaluate(config_path: str, run_name: str | None, feats: dict, phase: dict) -
 def export(config_path: str, run_name: str | None, evaluated: dict) -> dict:
     """Write the ESPHome model and manifest."""
     cfg = stage_config(config_path, run_name)
-    return _finish(pipeline.run_export(cfg, StageRecord(**evaluated)))
+    record = pipeline.run_export(cfg, StageRecord(**evaluated))
+    _link_model(record.outputs["tflite"], "wakeword-model", "exported ESPHome model")
+    return _finish(record)
+
+
+# --- retraining on new negatives ----------------------------------------------------------------
+
+
+def _publish_current(current: dict, summary: dict | None) -> None:
+    """Table, report and model link of a retraining flow run (published on every run)."""
+    rows = [{"model": current["version"], "cutoff": current["cutoff"], **current["test"]}]
+    if summary and summary.get("comparison"):
+        rows = [
+            {"model": label, "cutoff": row["inbox"]["cutoff"], **row["test"],
+             "inbox_false_accepts": row["inbox"]["false_accepts"], "inbox_fah": row["inbox"]["fah"]}
+            for label, row in summary["comparison"].items()
+        ]  # fmt: skip
+    create_table_artifact(rows, key="retrain-metrics")
+    if summary:
+        create_markdown_artifact(_inline_images(Path(summary["report"])), key="retrain-report")
+    _link_model(current["tflite"], "retrain-current-model", f"current model {current['version']}")
+
+
+@task(
+    name="scan-negatives-inbox",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+)
+def scan_negatives_inbox(config_path: str, run_name: str | None = None) -> dict:
+    """Hash the inbox; report the current model when nothing new has arrived."""
+    cfg = stage_config(config_path, run_name)
+    scan = retrain.scan_inbox(cfg)
+    current = retrain.current_version(cfg)
+    get_run_logger().info(
+        "inbox %s: %d clips, %d new (%.2f s); current model %s",
+        scan.inbox_dir, scan.total_files, len(scan.new_files), scan.seconds, current["version"],
+    )  # fmt: skip
+    if not scan.new_files:
+        create_markdown_artifact(
+            f"# No new negatives\n\n{scan.total_files} clips in `{scan.inbox_dir}`, all seen "
+            f"before (fingerprint `{scan.fingerprint}`); model `{current['version']}` stays.\n",
+            key="retrain-report",
+        )
+        _publish_current(current, None)
+    return scan.to_dict()
+
+
+@task(
+    name="inbox-features",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+)
+def inbox_features(config_path: str, run_name: str | None, scan: dict) -> dict:
+    """Frontend features of the new inbox clips only."""
+    cfg = stage_config(config_path, run_name)
+    return _finish(retrain.run_inbox_features(cfg, retrain.InboxScan(**scan)))
+
+
+@task(name="mine-inbox-hard-negatives", cache_policy=NO_CACHE)
+def mine_inbox_hard_negatives(
+    config_path: str, run_name: str | None, scan: dict, inbox: dict
+) -> dict:
+    """Windows of the new clips that the current model falsely accepts."""
+    cfg = stage_config(config_path, run_name)
+    current = retrain.current_version(cfg)
+    record = retrain.run_inbox_mining(cfg, retrain.InboxScan(**scan), StageRecord(**inbox), current)
+    get_run_logger().info(
+        "model %s fires on %d new windows", current["version"], record.metrics["kept"]
+    )
+    return _finish(record)
+
+
+@task(
+    name="fine-tune",
+    cache_policy=NO_CACHE,
+    retries=1,  # a retry resumes from the last checkpoint
+    retry_condition_fn=retry_if_transient,
+)
+def fine_tune(config_path: str, run_name: str | None, scan: dict, mined: dict) -> dict:
+    """Fine-tune the current model with the new hard negatives."""
+    cfg = stage_config(config_path, run_name)
+    record = retrain.run_fine_tune(
+        cfg,
+        retrain.InboxScan(**scan),
+        StageRecord(**mined),
+        retrain.current_version(cfg),
+        log_progress("fine-tune", every_s=15.0),
+    )
+    return _finish(record)
+
+
+@task(name="evaluate-candidate", cache_policy=NO_CACHE)
+def evaluate_candidate(
+    config_path: str, run_name: str | None, scan: dict, tuned: dict, inbox: dict
+) -> dict:
+    """Evaluate and export the fine-tuned model; score old and new model on the new clips."""
+    cfg = stage_config(config_path, run_name)
+    return retrain.evaluate_candidate(
+        cfg,
+        retrain.InboxScan(**scan),
+        StageRecord(**tuned),
+        StageRecord(**inbox),
+        retrain.current_version(cfg),
+    )
+
+
+@task(name="promote-or-keep", cache_policy=NO_CACHE)
+def promote_or_keep(
+    config_path: str, run_name: str | None, scan: dict, result: dict | None, reason: str = ""
+) -> dict:
+    """Promote the candidate if it does not regress beyond the tolerances; publish the round."""
+    cfg = stage_config(config_path, run_name)
+    promote = False
+    if result is not None:
+        promote, reason = retrain.decide_promotion(
+            result["current"]["test"], result["candidate"]["test"], cfg.retrain
+        )
+    summary = retrain.finish_round(cfg, retrain.InboxScan(**scan), result, promote, reason)
+    get_run_logger().info("round %d: %s", summary["round"], reason)
+    _publish_current(retrain.current_version(cfg), summary)
+    return summary

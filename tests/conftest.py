@@ -7,6 +7,7 @@ import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def write_tiny_config(folder, **changes):
@@ -45,6 +46,7 @@ def write_tiny_config(folder, **changes):
             config[section] = {**config.get(section, {}), field: value}
         else:
             config[section] = value
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
-from mww_core.model import mixednet
+import keras
+import numpy as np
+import tensorflow as tf
 
-MODELS = {"mixednet": mixednet.build}
+from mww_core.config import ModelConfig
+from mww_core.model import inception, mixednet
+
+MODELS = {"mixednet": mixednet.build, "inception": inception.build}
+# Per architecture: its receptive field, long-input scorer and streaming clone.
+_ARCHITECTURES = {"mixednet": mixednet, "inception": inception}
+_STREAMING = {"mixednet": mixednet.StreamingMixedNet, "inception": inception.StreamingInception}
 
 
-def build_model(config):
-    """Build the non-streaming Keras model named by ``config.name``."""
+def _architecture(config: ModelConfig):
     try:
-        builder = MODELS[config.name]
+        return _ARCHITECTURES[config.name]
     except KeyError:
         raise ValueError(
             f"unknown model {config.name!r}; choose one of {', '.join(sorted(MODELS))}"
         ) from None
-    return builder(config)
+
+
+def build_model(config: ModelConfig) -> keras.Model:
+    """Build the non-streaming Keras model named by ``config.name``."""
+    _architecture(config)
+    return MODELS[config.name](config)
+
+
+def receptive_field(config: ModelConfig) -> int:
+    """Input frames of one training example (the model's receptive field)."""
+    return _architecture(config).receptive_field(config)
+
+
+def score_long(model: keras.Model, config: ModelConfig, features: np.ndarray) -> np.ndarray:
+    """One probability per ``stride`` frames of a long float input, as the streaming model."""
+    return _architecture(config).score_long(model, config, features)
+
+
+def build_streaming(model: keras.Model, config: ModelConfig) -> tf.Module:
+    """The streaming clone of ``model``: ``.step([1, stride, 40]) -> [1, 1]`` and ``.reset()``."""
+    _architecture(config)
+    return _STREAMING[config.name](model, config)
+
+
+def convert_streaming_tflite(
+    model: keras.Model, config: ModelConfig, representative: list[np.ndarray], chunks: int = 1500
+) -> bytes:
+    """The int8 streaming TFLite model of any registered architecture."""
+    from mww_core.model.streaming import convert_streaming
+
+    streaming = build_streaming(model, config)
+    return convert_streaming(model, streaming, streaming.step, config, representative, chunks)
 
 
 def save_weights(model, path) -> None:
@@ -24,8 +62,6 @@ def save_weights(model, path) -> None:
     npz rather than Keras' ``.weights.h5``: Keras' h5 loader trips numpy 2's ``__array__``
     deprecation on h5py datasets, and an npz is trivially portable.
     """
-    import numpy as np
-
     from mww_core.atomic import atomic_path
 
     with atomic_path(path, suffix=".npz") as tmp:
@@ -35,7 +71,5 @@ def save_weights(model, path) -> None:
 
 def load_weights(model, path) -> None:
     """Load weights written by ``save_weights`` (same architecture)."""
-    import numpy as np
-
     with np.load(path) as data:
         model.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])

@@ -1,13 +1,13 @@
-"""Trainer: one phase at a time, seeded batches, device-like validation, checkpoints."""
+"""Trainer: phases of seeded batches, device-like validation, resumable checkpoints."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -17,73 +17,26 @@ from mww_core import evaluation
 from mww_core.atomic import atomic_write_text
 from mww_core.config import EvaluationConfig, FullConfig, PhaseConfig
 from mww_core.frontend import NUM_CHANNELS, features_to_float
-from mww_core.model import build_model, load_weights, save_weights
-from mww_core.model.mixednet import receptive_field, score_long
-from mww_core.store import Stream, Windows
+from mww_core.model import build_model, load_weights, receptive_field, save_weights, score_long
+from mww_core.store import Stream
+from mww_core.training.batches import (
+    PrefetchedBatches,
+    TrainingData,
+    ValidationSet,
+    class_weight_vector,
+    iterate_batches,
+)
+from mww_core.training.display import TrainingLogger
+from mww_core.training.metrics import EvaluationMetrics
+from mww_core.training.profiler import TrainingProfiler
+
+__all__ = ["Trainer", "TrainingData", "ValidationSet", "keras_scorer", "score_feature_streams"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 BEST_WEIGHTS = "best.weights.npz"
-
-
-@dataclass
-class TrainingData:
-    """Training windows; ``batch(phase, step)`` is a pure function of its arguments and the seed.
-
-    That makes the data order part of the checkpoint for free: a resumed phase draws exactly
-    the batches an uninterrupted one would have.
-    """
-
-    windows: Windows
-    input_frames: int
-    seed: int
-
-    def __post_init__(self) -> None:
-        wc = self.windows.weight_class
-        self.positives = np.flatnonzero(wc == "positive")
-        self.negatives = np.flatnonzero(wc != "positive")
-        if len(self.positives) == 0 or len(self.negatives) == 0:
-            raise ValueError(
-                f"training needs positive and negative windows; got {len(self.positives)} "
-                f"positive and {len(self.negatives)} negative"
-            )
-
-    def batch(
-        self, phase_index: int, step: int, batch_size: int, phase: PhaseConfig
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features ``[batch, frames, 40]``, labels and sample weights for one step."""
-        rng = np.random.default_rng([self.seed, phase_index, step])
-        n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
-        rows = np.concatenate(
-            [
-                rng.choice(self.positives, n_pos),
-                rng.choice(self.negatives, batch_size - n_pos),
-            ]
-        )
-        total = self.windows.features.shape[1]
-        spare = total - self.input_frames
-        # Positives keep their end (where the word ends), and so do hard negatives (where the
-        # model fired); other negatives are cropped anywhere.
-        keep_end = self.windows.weight_class[rows] != "negative"
-        starts = np.where(keep_end, spare, rng.integers(0, spare + 1, len(rows)))
-        idx = starts[:, None] + np.arange(self.input_frames)[None, :]
-        x = features_to_float(self.windows.features[rows[:, None], idx])
-        y = self.windows.label[rows].astype(np.float32)
-        weights = phase.class_weights.model_dump()
-        w = np.array([weights[c] for c in self.windows.weight_class[rows]], np.float32)
-        return x, y, w
-
-
-@dataclass
-class ValidationSet:
-    """Validation streams: joined positive clips, joined negative clips, ambient recordings."""
-
-    streams: list[Stream]
-
-    def of_kind(self, kind: str) -> list[Stream]:
-        """Streams of one kind."""
-        return [s for s in self.streams if s.kind == kind]
+TENSORBOARD_EVERY = 10  # steps between TensorBoard loss points
 
 
 def score_feature_streams(
@@ -122,26 +75,80 @@ def keras_scorer(model: keras.Model, config: FullConfig) -> Callable[[np.ndarray
     return score
 
 
-class Trainer:
-    """Trains the model phase by phase under ``stage_dir`` with resumable checkpoints."""
+def _stream_confusion(row: dict, scored: evaluation.ScoredStreams) -> list[list[int]]:
+    """Clip-level ``[[tn, fp], [fn, tp]]`` of one sweep row."""
+    tp, fp = row["positives_detected"], row["false_accepts"]
+    n_pos, n_neg = len(scored.positive_spans), len(scored.negative_spans)
+    return [[n_neg - fp, fp], [n_pos - tp, tp]]
 
-    def __init__(self, config: FullConfig, stage_dir: Path, progress: Progress | None = None):
+
+class Trainer:
+    """Trains the model phase by phase under ``stage_dir`` with resumable checkpoints.
+
+    Best model rule (``_is_best_model``): a validation that meets ``training.target_fah`` beats
+    one that does not; among those, higher recall wins, then lower FAH. Recall and FAH come from
+    streaming the validation audio the way the device fires, at the sweep cutoff that meets the
+    FAH target (``evaluation.choose_cutoff``).
+    """
+
+    def __init__(
+        self,
+        config: FullConfig,
+        stage_dir: Path | None = None,
+        progress: Progress | None = None,
+        logger: TrainingLogger | None = None,
+    ):
         self.config = config
-        self.stage_dir = stage_dir
+        self.stage_dir = Path(stage_dir) if stage_dir is not None else config.run_dir / "train"
         self.progress = progress
+        self.logger = logger or TrainingLogger()
+        self.profiler = TrainingProfiler()
         self.input_frames = receptive_field(config.model)
         keras.utils.set_random_seed(config.training.seed)
         tf.config.experimental.enable_op_determinism()
         self.model = self._build_model()
         self.loss_fn = keras.losses.BinaryCrossentropy()
         self.history: list[dict] = []
+        self.optimizer: keras.optimizers.Optimizer | None = None
+        self._step_fn = None
+        self._writer = None
 
-    def _build_model(self) -> keras.Model:
+    # ---- model and optimizer ------------------------------------------------------------
+
+    def _precision_policy(self) -> str:
+        """``mixed_float16`` when asked for and a GPU is present, else ``float32``."""
+        if not self.config.performance.mixed_precision:
+            return "float32"
+        if not tf.config.list_physical_devices("GPU"):
+            self.logger.log_warning(
+                "performance.mixed_precision needs a GPU (float16 is slower than float32 on a "
+                "CPU); training in float32. Unset it to silence this warning."
+            )
+            return "float32"
+        return "mixed_float16"
+
+    def _build_model(self, policy: str | None = None) -> keras.Model:
+        """The configured architecture, under ``policy`` (default: from the performance config)."""
         if self.config.performance.gpu_only and not tf.config.list_physical_devices("GPU"):
             raise RuntimeError(
                 "performance.gpu_only is set but TensorFlow sees no GPU; unset it to train on CPU"
             )
-        return build_model(self.config.model)
+        policy = policy or self._precision_policy()
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            return build_model(self.config.model)
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def _prepare_optimizer(self, learning_rate: float) -> None:
+        """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it."""
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        if self.model.dtype_policy.name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(self.model.trainable_variables)
+        self.optimizer = optimizer
+        self._step_fn = self._compile_step(optimizer)
 
     def _compile_step(self, optimizer: keras.optimizers.Optimizer):
         model, loss_fn = self.model, self.loss_fn
@@ -150,24 +157,85 @@ class Trainer:
             tf.TensorSpec((None,), tf.float32),
             tf.TensorSpec((None,), tf.float32),
         ]
+        scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
         @tf.function(input_signature=spec)
         def train_step(x, y, w):
             with tf.GradientTape() as tape:
-                p = model(x, training=True)
+                p = tf.cast(model(x, training=True), tf.float32)
                 loss = loss_fn(y[:, None], p, sample_weight=w)
-            grads = tape.gradient(loss, model.trainable_variables)
+                scaled_loss = optimizer.scale_loss(loss) if scaled else loss
+            grads = tape.gradient(scaled_loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            return loss
+            accuracy = tf.reduce_mean(tf.cast(tf.equal(p[:, 0] >= 0.5, y >= 0.5), tf.float32))
+            return loss, accuracy
 
         return train_step
 
-    def validate(self, validation: ValidationSet) -> dict:
-        """Recall and FAH on validation streams at the cutoff meeting ``training.target_fah``."""
+    def train_step(self, fingerprints, ground_truth, sample_weights) -> dict:
+        """One optimizer step on a batch: ``[batch, frames, 40]`` floats, labels, weights."""
+        if self._step_fn is None:
+            self._prepare_optimizer(self.config.training.phases[0].learning_rate)
+        loss, accuracy = self._step_fn(
+            np.asarray(fingerprints, np.float32),
+            np.asarray(ground_truth, np.float32).reshape(-1),
+            np.asarray(sample_weights, np.float32).reshape(-1),
+        )
+        return {"loss": float(loss), "accuracy": float(accuracy)}
+
+    # ---- phases, class weights ----------------------------------------------------------
+
+    def _get_current_phase_settings(self, step: int) -> dict:
+        """Settings of the phase a global step (counted across all phases) falls in."""
+        start = 0
+        phases = self.config.training.phases
+        for index, phase in enumerate(phases):
+            if step < start + phase.steps or index == len(phases) - 1:
+                return {
+                    "phase_index": index,
+                    "phase_step": step - start,
+                    "first_step": start,
+                    "steps": phase.steps,
+                    "learning_rate": phase.learning_rate,
+                    "class_weights": phase.class_weights.model_dump(),
+                    "positive_fraction": phase.positive_fraction,
+                }
+            start += phase.steps
+        raise AssertionError("unreachable: training.phases is never empty")
+
+    def _apply_class_weights(
+        self, ground_truth, weight_class=None, phase_index: int = 0
+    ) -> np.ndarray:
+        """Sample weights from each example's class (from the labels when not given)."""
+        if weight_class is None:
+            labels = np.asarray(ground_truth).reshape(-1)
+            weight_class = np.where(labels >= 0.5, "positive", "negative")
+        weights = self.config.training.phases[phase_index].class_weights
+        return class_weight_vector(np.asarray(weight_class), weights)
+
+    # ---- validation and the best model --------------------------------------------------
+
+    def validate(self, data_factory: ValidationSet | Callable | Iterable) -> dict:
+        """Validation metrics.
+
+        A ``ValidationSet`` is streamed like the device (recall and FAH at the cutoff meeting
+        ``training.target_fah``, clip confusion matrix); a factory (called with no arguments)
+        or a generator of ``(fingerprints, ground_truth[, ...])`` batches is scored window by
+        window with ``EvaluationMetrics`` at cutoff 0.5.
+        """
+        if isinstance(data_factory, ValidationSet):
+            return self._validate_streams(data_factory)
+        metrics = EvaluationMetrics()
+        for batch in iterate_batches(data_factory, 0):
+            probs = self.model(np.asarray(batch[0], np.float32), training=False)
+            metrics.update(batch[1], np.asarray(probs, np.float32))
+        result = metrics.compute_metrics()
+        # No ambient audio here: the best-model rule then compares recall only.
+        return {**result, "fah": 0.0, "target_met": True}
+
+    def _validate_streams(self, validation: ValidationSet) -> dict:
         scored = score_feature_streams(
-            keras_scorer(self.model, self.config),
-            validation.streams,
-            self.config.model.stride,
+            keras_scorer(self.model, self.config), validation.streams, self.config.model.stride
         )
         # Device firing defaults, not the evaluation section: tuning evaluation must not
         # invalidate training (the flow re-runs only evaluation and export then).
@@ -179,72 +247,251 @@ class Trainer:
             "cutoff": chosen["cutoff"],
             "false_accept_rate": chosen["false_accept_rate"],
             "target_met": met,
+            "confusion_matrix": _stream_confusion(chosen, scored),
         }
 
     @staticmethod
     def _is_best_model(metrics: dict, best: dict | None) -> bool:
-        """Highest recall at the FAH target; ties (and missed targets) go to lower FAH."""
+        """Meeting the FAH target first, then highest recall, then lower FAH."""
 
         def key(m: dict) -> tuple:
-            return (m["target_met"], m["recall"], -m["fah"])
+            fah = m.get("fah")
+            return (bool(m.get("target_met", True)), m["recall"], -(fah or 0.0))
 
         return best is None or key(metrics) > key(best)
+
+    def _evaluate(self, validation, step: int, train_metrics: dict, best: dict | None, out: Path):
+        metrics = {"step": step, **train_metrics, **self.validate(validation)}
+        metrics["is_best"] = self._is_best_model(metrics, best)
+        self.history.append(metrics)
+        self.logger.log_step_metrics(step, train_metrics)
+        self.logger.print_validation_results(step, metrics)
+        if "confusion_matrix" in metrics:
+            self.logger.print_confusion_matrix(metrics["confusion_matrix"])
+        self._scalars(
+            step, {f"validation/{k}": metrics.get(k) for k in ("recall", "fah", "cutoff")}
+        )
+        if metrics["is_best"]:
+            save_weights(self.model, out / BEST_WEIGHTS)
+            atomic_write_text(out / "best.json", json.dumps(metrics, indent=2))
+            best = metrics
+        return best
+
+    @staticmethod
+    def _load_best_record(out: Path) -> dict | None:
+        path = out / "best.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # ---- checkpoints and TensorBoard ----------------------------------------------------
+
+    def _checkpoint(self, out: Path) -> tuple[tf.train.CheckpointManager, dict]:
+        """Checkpoint of weights, optimizer state, step, best metric and data position."""
+        state = {
+            "step": tf.Variable(0, dtype=tf.int64, trainable=False),
+            "data_position": tf.Variable(0, dtype=tf.int64, trainable=False),
+            "best_recall": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
+            "best_fah": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
+        }
+        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **state)
+        manager = tf.train.CheckpointManager(ckpt, out / "checkpoints", max_to_keep=2)
+        if manager.latest_checkpoint:
+            ckpt.restore(manager.latest_checkpoint).expect_partial()
+        return manager, state
+
+    def _save_checkpoint(self, manager, state: dict, step: int, best: dict | None) -> str:
+        """Write a checkpoint (atomic: TF writes then renames) and the config it belongs to."""
+        if best is not None:
+            state["best_recall"].assign(float(best["recall"]))
+            state["best_fah"].assign(float(best.get("fah") or 0.0))
+        path = manager.save(checkpoint_number=step)
+        snapshot = Path(manager.directory) / "config.json"
+        if not snapshot.exists():
+            atomic_write_text(snapshot, self.config.model_dump_json(indent=2))
+        self.logger.log_checkpoint(path, step)
+        return path
+
+    def _scalars(self, step: int, values: dict[str, Any]) -> None:
+        if self._writer is None:
+            return
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                if value is not None:
+                    tf.summary.scalar(name, float(value))
+
+    # ---- the training loop --------------------------------------------------------------
 
     def train_phase(
         self,
         phase_index: int,
-        data: TrainingData,
-        validation: ValidationSet,
+        data: TrainingData | Callable | Iterable,
+        validation: ValidationSet | Callable | Iterable,
         init_weights: Path | None = None,
+        stage_dir: Path | None = None,
     ) -> dict:
-        """Train one phase to its configured steps, resuming from the last checkpoint if any."""
+        """Train one phase to its configured steps, resuming from the last checkpoint if any.
+
+        ``data`` is a ``TrainingData`` (batches are a pure function of seed, phase and step,
+        built ahead in a thread) or a factory/generator of ``(x, y[, weights])`` batches, of
+        which a resumed phase skips the ones already consumed.
+        """
         phase = self.config.training.phases[phase_index]
-        cfg = self.config.training
+        out = Path(stage_dir) if stage_dir is not None else self.stage_dir
         if init_weights is not None:
             load_weights(self.model, init_weights)
-        optimizer = keras.optimizers.Adam(learning_rate=phase.learning_rate)
-        optimizer.build(self.model.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        ckpt = tf.train.Checkpoint(model=self.model, optimizer=optimizer, step=step)
-        manager = tf.train.CheckpointManager(ckpt, self.stage_dir / "checkpoints", max_to_keep=2)
-        best = self._load_best_record()
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).expect_partial()
-            log.info("resuming phase %d at step %d", phase_index + 1, int(step.numpy()))
-        train_step = self._compile_step(optimizer)
-        started, losses = time.time(), []
-        while int(step.numpy()) < phase.steps:
-            s = int(step.numpy())
-            x, y, w = data.batch(phase_index, s, cfg.batch_size, phase)
-            losses.append(float(train_step(x, y, w)))
-            step.assign_add(1)
-            s += 1
-            if s % cfg.eval_step_interval == 0 or s == phase.steps:
-                best = self._evaluate(validation, s, float(np.mean(losses[-50:])), best)
-            if s % cfg.checkpoint_interval == 0 or s == phase.steps:
-                manager.save(checkpoint_number=s)
-            if self.progress:
-                self.progress(f"phase {phase_index + 1}", s, phase.steps)
-        return {
+        self._prepare_optimizer(phase.learning_rate)
+        manager, state = self._checkpoint(out)
+        best = self._load_best_record(out)
+        start = int(state["step"].numpy())
+        if start:
+            log.info("resuming phase %d at step %d", phase_index + 1, start)
+        settings = {"steps": phase.steps, "learning_rate": phase.learning_rate, "start_step": start}
+        self.logger.log_phase_transition(phase_index, settings)
+        batches = self._batches(data, phase_index, phase, int(state["data_position"].numpy()))
+        self._writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+        started = time.time()
+        try:
+            best = self._run_steps(phase_index, batches, validation, manager, state, best, out)
+        finally:
+            if isinstance(batches, PrefetchedBatches):
+                batches.close()
+            self._writer.close()
+            self._writer = None
+        summary = {
             "best": best,
             "steps": phase.steps,
             "seconds": time.time() - started,
-            "best_weights": str(self.stage_dir / BEST_WEIGHTS),
+            "best_weights": str(out / BEST_WEIGHTS),
+            "profile": self.profiler.rows(),
         }
+        self.logger.print_completion_summary(summary)
+        if self.config.performance.profiling:
+            self.logger.print_profile(self.profiler)
+        return summary
 
-    def _evaluate(self, validation: ValidationSet, step: int, loss: float, best: dict | None):
-        metrics = {"step": step, "loss": loss, **self.validate(validation)}
-        self.history.append(metrics)
-        log.info(
-            "step %d: loss %.4f, validation recall %.3f at FAH %.2f (cutoff %.2f)",
-            step, loss, metrics["recall"], metrics["fah"], metrics["cutoff"],
-        )  # fmt: skip
-        if self._is_best_model(metrics, best):
-            save_weights(self.model, self.stage_dir / BEST_WEIGHTS)
-            atomic_write_text(self.stage_dir / "best.json", json.dumps(metrics, indent=2))
-            best = metrics
+    def _batches(self, data, phase_index: int, phase: PhaseConfig, position: int):
+        if not isinstance(data, TrainingData):
+            return iterate_batches(data, position)
+        size = self.config.training.batch_size
+
+        def make(step: int):
+            return data.batch(phase_index, step, size, phase)
+
+        depth = self.config.performance.prefetch_batches
+        if depth == 0:
+            return (make(step) for step in range(position, phase.steps))
+        return PrefetchedBatches(make, position, phase.steps, depth)
+
+    def _next_batch(self, batches, phase_index: int, step: int) -> tuple:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            total = self.config.training.phases[phase_index].steps
+            raise ValueError(
+                f"training data ran out at step {step} of phase {phase_index + 1} ({total} "
+                "steps); the data factory must yield one batch per step"
+            ) from None
+        if len(batch) == 2:
+            return batch[0], batch[1], self._apply_class_weights(batch[1], None, phase_index)
+        return batch[0], batch[1], batch[2]
+
+    def _run_steps(self, phase_index, batches, validation, manager, state, best, out: Path):
+        phase = self.config.training.phases[phase_index]
+        cfg = self.config.training
+        losses: list[float] = []
+        step = int(state["step"].numpy())
+        while step < phase.steps:
+            with self.profiler.section("data"):
+                x, y, w = self._next_batch(batches, phase_index, step)
+            with self.profiler.section("train_step"):
+                metrics = self.train_step(x, y, w)
+            step += 1
+            state["step"].assign(step)
+            state["data_position"].assign_add(1)
+            losses.append(metrics["loss"])
+            recent = {"loss": float(np.mean(losses[-50:])), "accuracy": metrics["accuracy"]}
+            if step % TENSORBOARD_EVERY == 0:
+                with self.profiler.section("tensorboard"):
+                    self._scalars(step, {"train/loss": np.mean(losses[-TENSORBOARD_EVERY:]),
+                                         "train/accuracy": metrics["accuracy"],
+                                         "train/learning_rate": phase.learning_rate})  # fmt: skip
+            if step % cfg.eval_step_interval == 0 or step == phase.steps:
+                with self.profiler.section("validation"):
+                    best = self._evaluate(validation, step, recent, best, out)
+            if step % cfg.checkpoint_interval == 0 or step == phase.steps:
+                with self.profiler.section("checkpoint"):
+                    self._save_checkpoint(manager, state, step, best)
+            recent["learning_rate"] = phase.learning_rate
+            self.logger.update_progress(phase_index, step, phase.steps, recent)
+            if self.progress:
+                self.progress(f"phase {phase_index + 1}", step, phase.steps)
         return best
 
-    def _load_best_record(self) -> dict | None:
-        path = self.stage_dir / "best.json"
-        return json.loads(path.read_text()) if path.exists() else None
+    def train(
+        self,
+        train_data_factory: TrainingData | Callable | Iterable,
+        val_data_factory: ValidationSet | Callable | Iterable,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> dict:
+        """Every phase in turn under ``stage_dir/phase_<n>``; each starts from the last's best.
+
+        ``input_shape`` (``(frames, 40)``, optionally with a batch dimension) is checked
+        against the model's receptive field.
+        """
+        if input_shape is not None and tuple(input_shape)[-2:] != (self.input_frames, NUM_CHANNELS):
+            raise ValueError(
+                f"input_shape {tuple(input_shape)} does not fit the model: it takes "
+                f"({self.input_frames}, {NUM_CHANNELS}) (its receptive field); crop the training "
+                "windows to that or change the model config"
+            )
+        self.logger.print_header(self._header())
+        results, previous = [], None
+        for index in range(len(self.config.training.phases)):
+            out = self.stage_dir / f"phase_{index + 1}"
+            result = self.train_phase(index, train_data_factory, val_data_factory, previous, out)
+            previous = Path(result["best_weights"])
+            results.append(result)
+        return {"phases": results, "best_weights": results[-1]["best_weights"]}
+
+    def _header(self) -> dict:
+        cfg = self.config
+        return {
+            "run": cfg.run_name,
+            "model": f"{cfg.model.name} ({self.model.count_params():,} parameters, "
+            f"{self.input_frames} frames, {self.model.dtype_policy.name})",
+            "phases": ", ".join(f"{p.steps} @ {p.learning_rate:g}" for p in cfg.training.phases),
+            "batch size": cfg.training.batch_size,
+            "devices": ", ".join(d.device_type for d in tf.config.list_physical_devices()),
+        }
+
+
+def train(
+    config: FullConfig | str | Path,
+    run_name: str | None = None,
+    progress: Progress | None = None,
+    logger: TrainingLogger | None = None,
+) -> dict:
+    """Data, features, every training phase and mining, as stages (no Prefect); the last record.
+
+    Stages with unchanged inputs are skipped and an interrupted phase resumes, as in the flow.
+    """
+    from mww_core import pipeline
+    from mww_core.config import load_config
+
+    if not isinstance(config, FullConfig):
+        config = load_config(config, **({"run_name": run_name} if run_name else {}))
+    logger = logger or TrainingLogger()
+    data = pipeline.prepare_data(config, progress)
+    feats = pipeline.run_features(config, data, progress)
+    phase = pipeline.run_train_phase(config, 0, feats, training_logger=logger)
+    mined = pipeline.run_mining(config, feats, phase, progress)
+    logger.print_mining_stats({"kept": mined.metrics.get("kept")})
+    for index in range(1, len(config.training.phases)):
+        phase = pipeline.run_train_phase(config, index, feats, phase, mined, None, logger)
+    return phase.to_dict()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``mww-train`` (see ``mww_core.cli.train_main``)."""
+    from mww_core.cli import train_main
+
+    train_main(argv)

@@ -2,7 +2,17 @@
 
 import numpy as np
 
-from mww_core.store import Stream, Windows, read_streams, read_windows, write_streams, write_windows
+from mww_core.store import (
+    Stream,
+    Windows,
+    iter_windows,
+    read_streams,
+    read_windows,
+    shard_metadata,
+    windows_dataset,
+    write_streams,
+    write_windows,
+)
 
 
 def test_windows_round_trip(tmp_path):
@@ -32,3 +42,48 @@ def test_streams_round_trip(tmp_path):
     (back,) = read_streams(tmp_path / "s.parquet")
     np.testing.assert_array_equal(back.features, s.features)
     assert back.spans == [(1, 5), (7, 9)] and back.kind == "positive"
+
+
+def _windows(n, frames=40, seed=0):
+    rng = np.random.default_rng(seed)
+    label = (np.arange(n) % 3 == 0).astype(np.int8)
+    return Windows(
+        features=rng.integers(0, 700, (n, frames, 40)).astype(np.uint16),
+        label=label,
+        weight_class=np.where(label == 1, "positive", "negative").astype(object),
+        source=np.array([f"s{i}" for i in range(n)], dtype=object),
+        offset_s=np.zeros(n, np.float32),
+        seed=np.arange(n, dtype=np.int64),
+    )
+
+
+def test_row_groups_stream_without_reading_the_whole_store(tmp_path):
+    w = _windows(100)
+    write_windows(tmp_path / "a.parquet", w, {"fingerprint": "abc"}, row_group_rows=16)
+    rows, meta = shard_metadata(tmp_path / "a.parquet")
+    assert rows == 100 and meta["fingerprint"] == "abc"
+    parts = list(iter_windows([tmp_path / "a.parquet"]))
+    assert [len(p) for p in parts] == [16] * 6 + [4]
+    np.testing.assert_array_equal(np.concatenate([p.features for p in parts]), w.features)
+    shuffled = list(iter_windows([tmp_path / "a.parquet"], shuffle_seed=1))
+    assert sorted(int(p.seed[0]) for p in shuffled) == list(range(0, 100, 16))
+    assert [int(p.seed[0]) for p in shuffled] != list(range(0, 100, 16))
+
+
+def test_windows_dataset_yields_weighted_float_batches(tmp_path):
+    from mww_core.frontend import features_to_float
+
+    w = _windows(90)
+    write_windows(tmp_path / "a.parquet", w, row_group_rows=32)
+    ds = windows_dataset(
+        [tmp_path / "a.parquet"], 16, {"positive": 1.0, "negative": 20.0}, input_frames=30
+    )
+    seen = []
+    for x, y, weight in ds.as_numpy_iterator():
+        assert x.shape[1:] == (30, 40) and x.dtype == np.float32
+        np.testing.assert_array_equal(weight, np.where(y == 1, 1.0, 20.0))
+        seen.append(x)
+    x = np.concatenate(seen)
+    assert len(x) == 90
+    expected = features_to_float(w.features[:, -30:])
+    assert sorted(map(bytes, x)) == sorted(map(bytes, expected))  # every row exactly once

@@ -84,3 +84,101 @@ def test_interrupted_phase_resumes_from_checkpoint(tmp_path):
     assert seen[-1] == 20
     for got, want in zip(resumed.model.get_weights(), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _small_config(**performance):
+    return FullConfig.model_validate(
+        {
+            "training": {
+                "batch_size": 8,
+                "eval_step_interval": 3,
+                "checkpoint_interval": 3,
+                "phases": [
+                    {"steps": 6, "learning_rate": 0.003},
+                    {"steps": 3, "learning_rate": 0.001, "class_weights": {"negative": 5.0}},
+                ],
+            },
+            "performance": performance,
+        }
+    )
+
+
+def test_phase_settings_and_class_weights(tmp_path):
+    trainer = Trainer(_small_config(), tmp_path)
+    first, last = trainer._get_current_phase_settings(5), trainer._get_current_phase_settings(6)
+    assert (first["phase_index"], first["phase_step"], first["learning_rate"]) == (0, 5, 0.003)
+    assert (last["phase_index"], last["phase_step"], last["first_step"]) == (1, 0, 6)
+    assert trainer._get_current_phase_settings(8)["phase_index"] == 1
+    np.testing.assert_array_equal(trainer._apply_class_weights([1, 0, 0]), [1.0, 20.0, 20.0])
+    weights = trainer._apply_class_weights([0], np.array(["negative"]), phase_index=1)
+    np.testing.assert_array_equal(weights, [5.0])
+    np.testing.assert_array_equal(
+        trainer._apply_class_weights([0], np.array(["hard_negative"])), [40.0]
+    )
+
+
+def test_best_model_rule():
+    best = {"recall": 0.8, "fah": 0.5, "target_met": True}
+    assert Trainer._is_best_model(best, None)
+    assert Trainer._is_best_model({"recall": 0.9, "fah": 0.9, "target_met": True}, best)
+    assert not Trainer._is_best_model({"recall": 0.99, "fah": 5.0, "target_met": False}, best)
+    assert Trainer._is_best_model({"recall": 0.8, "fah": 0.2, "target_met": True}, best)
+    assert not Trainer._is_best_model({"recall": 0.8, "fah": 0.5, "target_met": True}, best)
+
+
+def test_train_all_phases_from_factories(tmp_path):
+    data, _ = _data()
+    phase = _small_config().training.phases[0]
+
+    def train_batches():  # a factory: called once per phase, yields (x, y) batches
+        for step in range(100):
+            x, y, _ = data.batch(0, step, 8, phase)
+            yield x, y
+
+    val = [data.batch(9, s, 8, phase)[:2] for s in range(3)]
+    trainer = Trainer(_small_config(), tmp_path / "train")
+    with pytest.raises(ValueError, match="receptive field"):
+        trainer.train(train_batches, val, input_shape=(100, 40))
+    result = trainer.train(train_batches, lambda: iter(val), input_shape=(8, 149, 40))
+    assert len(result["phases"]) == 2
+    assert (tmp_path / "train" / "phase_2" / "best.weights.npz").exists()
+    assert [h["step"] for h in trainer.history] == [3, 6, 3]
+    assert {"loss", "accuracy", "recall", "auc", "confusion_matrix"} <= set(trainer.history[0])
+    events = list((tmp_path / "train" / "phase_1" / "tensorboard").glob("events.out.*"))
+    assert events and events[0].stat().st_size > 0
+    # The same validation from a factory and from a generator.
+    assert trainer.validate(lambda: iter(val))["auc"] == trainer.validate(iter(val))["auc"]
+
+
+def test_mixed_precision_and_gpu_only(tmp_path, caplog):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("checks the CPU behaviour")
+    trainer = Trainer(_small_config(mixed_precision=True), tmp_path)
+    assert trainer.model.dtype_policy.name == "float32"
+    assert "mixed_precision needs a GPU" in caplog.text
+    # The mixed path itself (float16 compute, float32 weights, loss scaling) runs anywhere.
+    trainer.model = trainer._build_model("mixed_float16")
+    assert trainer.model.dtype_policy.name == "mixed_float16"
+    assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+    data, _ = _data()
+    x, y, w = data.batch(0, 0, 8, trainer.config.training.phases[0])
+    assert np.isfinite(trainer.train_step(x, y, w)["loss"])
+    with pytest.raises(RuntimeError, match="no GPU; unset it"):
+        Trainer(_small_config(gpu_only=True), tmp_path)
+
+
+def test_inception_trains_and_validates_on_streams(tmp_path):
+    config = _small_config().model_copy(
+        update={"model": FullConfig.model_validate({"model": {"name": "inception"}}).model}
+    )
+    data, validation = _data()
+    trainer = Trainer(config, tmp_path)
+    before = [w.copy() for w in trainer.model.get_weights()]
+    result = trainer.train_phase(0, data, validation)
+    assert trainer.model.name == "inception" and result["best"]["step"] in (3, 6)
+    assert {"recall", "fah", "cutoff", "confusion_matrix"} <= set(trainer.history[-1])
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(before, trainer.model.get_weights(), strict=True)
+    )

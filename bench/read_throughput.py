@@ -1,0 +1,119 @@
+"""Reading the training set back into batches vs the rate training consumes them.
+
+Usage: ``python -m bench.read_throughput [--rows 50000] [--steps 60]``
+
+Writes a store of ``--rows`` windows (the demo run's real features, repeated; random ones if
+there is no demo run) with the features stage's writer, streams it through ``windows_dataset``
+(batch 128, float features cropped to the model's input, class weights), and times the
+trainer's compiled training step of the default model on the same batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mww_core.config import FullConfig
+from mww_core.store import Windows, read_windows, windows_dataset, write_windows
+
+DEMO_SHARDS = Path("runs/demo/features/train")
+
+
+def source_windows() -> Windows:
+    """Real demo features when available, else random uint16 windows."""
+    shards = sorted(DEMO_SHARDS.glob("windows-*.parquet"))
+    if shards:
+        return read_windows(shards)
+    rng = np.random.default_rng(0)
+    n = 2048
+    label = (np.arange(n) % 4 == 0).astype(np.int8)
+    return Windows(
+        features=rng.integers(0, 600, (n, 160, 40)).astype(np.uint16),
+        label=label,
+        weight_class=np.where(label == 1, "positive", "negative").astype(object),
+        source=np.full(n, "random", dtype=object),
+        offset_s=np.zeros(n, np.float32),
+        seed=np.arange(n, dtype=np.int64),
+    )
+
+
+def write_store(folder: Path, rows: int, shard_rows: int = 2048) -> list[Path]:
+    """Shards of ``rows`` windows cycled from ``source_windows``."""
+    base = source_windows()
+    paths = []
+    for k, start in enumerate(range(0, rows, shard_rows)):
+        idx = np.arange(start, min(rows, start + shard_rows)) % len(base)
+        part = Windows(
+            base.features[idx],
+            base.label[idx],
+            base.weight_class[idx],
+            base.source[idx],
+            base.offset_s[idx],
+            base.seed[idx],
+        )
+        paths.append(folder / f"shard-{k:05d}.parquet")
+        write_windows(paths[-1], part, row_group_rows=FullConfig().features.row_group_rows)
+    return paths
+
+
+def read_rate(paths: list[Path], batch: int, input_frames: int, weights: dict) -> float:
+    """Batches per second streamed through ``windows_dataset`` (one full pass)."""
+    dataset = windows_dataset(paths, batch, weights, input_frames=input_frames, seed=0)
+    start = time.perf_counter()
+    count = sum(1 for _ in dataset)
+    return count / (time.perf_counter() - start)
+
+
+def train_rate(config: FullConfig, paths: list[Path], steps: int) -> float:
+    """Training steps per second of the trainer's compiled step on streamed batches."""
+    import keras
+
+    from mww_core.training.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, Path(tmp))
+        optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+        optimizer.build(trainer.model.trainable_variables)
+        step = trainer._compile_step(optimizer)  # the exact step train_phase runs
+        weights = config.training.phases[0].class_weights.model_dump()
+        batches = list(
+            windows_dataset(paths, config.training.batch_size, weights, trainer.input_frames)
+            .take(steps + 5)
+            .as_numpy_iterator()
+        )
+        for x, y, w in batches[:5]:  # trace and warm up
+            step(x, y, w)
+        start = time.perf_counter()
+        for x, y, w in batches[5:]:
+            step(x, y, w)
+        return len(batches[5:]) / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print read and train rates and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50000, help="windows in the store")
+    parser.add_argument("--steps", type=int, default=60, help="training steps to time")
+    args = parser.parse_args(argv)
+    config = FullConfig()
+    batch = config.training.batch_size
+    with tempfile.TemporaryDirectory(prefix="mww-read-") as tmp:
+        paths = write_store(Path(tmp), args.rows)
+        size = sum(p.stat().st_size for p in paths) / 2**20
+        print(f"store: {args.rows} windows in {len(paths)} shards, {size:.0f} MiB (zstd)")
+        from mww_core.model.mixednet import receptive_field
+
+        weights = config.training.phases[0].class_weights.model_dump()
+        reads = read_rate(paths, batch, receptive_field(config.model), weights)
+        trains = train_rate(config, paths, args.steps)
+    print(f"  read : {reads:8.1f} batches/s of {batch} ({reads * batch:,.0f} windows/s)")
+    print(f"  train: {trains:8.1f} steps/s of {batch} (default model, compiled step)")
+    print(f"  read is {reads / trains:.1f}x faster than training consumes (target >= 20x)")
+
+
+if __name__ == "__main__":
+    main()

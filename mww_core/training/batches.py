@@ -1,0 +1,146 @@
+"""Training batches: seeded sampling (a pure function of seed, phase and step) and prefetching."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from mww_core.config import ClassWeights, PhaseConfig
+from mww_core.frontend import features_to_float
+from mww_core.store import Stream, Windows
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def class_weight_vector(weight_class: np.ndarray, weights: ClassWeights) -> np.ndarray:
+    """Loss weight of each example from its class (positive, negative, hard_negative)."""
+    table = weights.model_dump()
+    try:
+        return np.array([table[c] for c in weight_class], np.float32)
+    except KeyError as exc:
+        raise ValueError(
+            f"unknown example class {exc.args[0]!r}; expected one of {', '.join(table)}"
+        ) from None
+
+
+@dataclass
+class TrainingData:
+    """Training windows; ``batch(phase, step)`` is a pure function of its arguments and the seed.
+
+    That makes the data order part of the checkpoint for free: a resumed phase draws exactly
+    the batches an uninterrupted one would have.
+    """
+
+    windows: Windows
+    input_frames: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        wc = self.windows.weight_class
+        self.positives = np.flatnonzero(wc == "positive")
+        self.negatives = np.flatnonzero(wc != "positive")
+        if len(self.positives) == 0 or len(self.negatives) == 0:
+            raise ValueError(
+                f"training needs positive and negative windows; got {len(self.positives)} "
+                f"positive and {len(self.negatives)} negative"
+            )
+        self._offsets = np.arange(self.input_frames)[None, :]
+
+    def batch(self, phase_index: int, step: int, batch_size: int, phase: PhaseConfig) -> Batch:
+        """Features ``[batch, frames, 40]``, labels and sample weights for one step."""
+        rng = np.random.default_rng([self.seed, phase_index, step])
+        n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
+        rows = np.concatenate(
+            [
+                rng.choice(self.positives, n_pos),
+                rng.choice(self.negatives, batch_size - n_pos),
+            ]
+        )
+        total = self.windows.features.shape[1]
+        spare = total - self.input_frames
+        # Positives keep their end (where the word ends), and so do hard negatives (where the
+        # model fired); other negatives are cropped anywhere.
+        keep_end = self.windows.weight_class[rows] != "negative"
+        starts = np.where(keep_end, spare, rng.integers(0, spare + 1, len(rows)))
+        x = features_to_float(self.windows.features[rows[:, None], starts[:, None] + self._offsets])
+        y = self.windows.label[rows].astype(np.float32)
+        w = class_weight_vector(self.windows.weight_class[rows], phase.class_weights)
+        return x, y, w
+
+
+@dataclass
+class ValidationSet:
+    """Validation streams: joined positive clips, joined negative clips, ambient recordings."""
+
+    streams: list[Stream]
+
+    def of_kind(self, kind: str) -> list[Stream]:
+        """Streams of one kind."""
+        return [s for s in self.streams if s.kind == kind]
+
+
+class PrefetchedBatches:
+    """Iterates ``make(step)`` for ``step`` in ``[start, stop)``, computed ahead in a thread.
+
+    Each batch is still a pure function of its step, so prefetching changes no result; numpy's
+    indexing and casts release the GIL, so the next batch is built while TF runs this one.
+    """
+
+    def __init__(self, make: Callable[[int], Batch], start: int, stop: int, depth: int = 4):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._fill, args=(make, start, stop), daemon=True, name="mww-batches"
+        )
+        self._thread.start()
+
+    def _fill(self, make: Callable[[int], Batch], start: int, stop: int) -> None:
+        for step in range(start, stop):
+            try:
+                item = (step, make(step), None)
+            except Exception as exc:  # handed to the consumer, raised there
+                item = (step, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set() or item[2] is not None:
+                return
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        while True:
+            try:
+                _, batch, error = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise StopIteration from None
+                continue
+            if error is not None:
+                raise error
+            return batch
+
+    def close(self) -> None:
+        """Stop the producer thread (also when training stops early)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def iterate_batches(source: Callable | Iterable, skip: int) -> Iterator[tuple]:
+    """Batches from a factory (called once) or an iterable, after skipping ``skip`` of them.
+
+    Skipping replays the data position of a resumed phase; it reproduces the uninterrupted
+    order when the factory is deterministic.
+    """
+    batches = iter(source() if callable(source) else source)
+    for _ in range(skip):
+        next(batches)
+    return batches

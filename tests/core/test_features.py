@@ -1,0 +1,143 @@
+"""Features stage: bad files reported once (or fatal when strict), incremental shards, seeds."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mww_core.audio import AudioError, write_wav
+from mww_core.config import FullConfig
+from mww_core.features import (
+    WindowJob,
+    build_features,
+    group_into_shards,
+    plan_shards,
+    plan_window_jobs,
+)
+from mww_core.store import read_windows
+
+
+def _noise(rng, seconds, rate=16000):
+    return (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def _make_data(root, n_pos=4, n_neg=6, seed=0):
+    """A small data folder of noise "clips" and one long recording per split."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "validation", "test"):
+        for kind, n in (("positive", n_pos), ("negative", n_neg)):
+            for i in range(n if split == "train" else 2):
+                write_wav(root / split / kind / f"{kind}_{i:03d}.wav", _noise(rng, 1.0))
+        write_wav(root / split / "ambient" / "room.wav", _noise(rng, 4.0))
+    return root
+
+
+def _config(root, **features):
+    return FullConfig.model_validate(
+        {
+            "data": {"data_dir": str(root), "build_demo": False},
+            "augmentation": {"positive_copies": 2, "negative_copies": 1},
+            "features": {"window_frames": 60, "shard_rows": 8, "num_workers": 1, **features},
+        }
+    )
+
+
+def _add_bad_and_odd_files(folder):
+    rng = np.random.default_rng(1)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all" * 8)
+    (folder / "empty.wav").write_bytes(b"")
+    sf.write(folder / "rate_8k.wav", _noise(rng, 1.0, 8000), 8000, subtype="PCM_16")
+    stereo = np.stack([_noise(rng, 1.0, 44100), _noise(rng, 1.0, 44100)], axis=1)
+    sf.write(folder / "stereo_24bit.wav", stereo, 44100, subtype="PCM_24")
+    sf.write(folder / "speech.mp3", _noise(rng, 1.0, 22050), 22050, format="MP3")
+
+
+def test_bad_files_are_reported_once_and_good_ones_cached(tmp_path, caplog):
+    root = _make_data(tmp_path / "data")
+    _add_bad_and_odd_files(root / "train" / "negative")
+    config = _config(root)
+    with caplog.at_level(logging.WARNING, logger="mww_core.features"):
+        result = build_features(config, tmp_path / "out")
+    bad = result["metrics"]["bad_files"]
+    assert [b["path"] for b in bad] == [
+        str(root / "train/negative/corrupt.wav"),
+        str(root / "train/negative/empty.wav"),
+    ]
+    assert "empty" in bad[1]["reason"] and "corrupt" in bad[0]["reason"]
+    for b in bad:  # one log line per bad file, naming it
+        assert sum(b["path"] in r.getMessage() for r in caplog.records) == 1
+    paths = [p for p, _ in result["outputs"]["train_windows"].values()]
+    sources = set(read_windows(paths).source)
+    for converted in ("rate_8k.wav", "stereo_24bit.wav", "speech.mp3"):
+        assert f"train/negative/{converted}" in sources
+    assert not any("corrupt" in s or "empty" in s for s in sources)
+
+
+def test_strict_fails_naming_every_bad_file(tmp_path):
+    root = _make_data(tmp_path / "data")
+    _add_bad_and_odd_files(root / "train" / "negative")
+    (root / "test" / "ambient" / "broken.flac").write_bytes(b"fLaC garbage")
+    with pytest.raises(AudioError) as info:
+        build_features(_config(root, strict=True), tmp_path / "out")
+    message = str(info.value)
+    for name in ("corrupt.wav", "empty.wav", "broken.flac"):
+        assert name in message
+    assert "rate_8k" not in message and "speech.mp3" not in message
+
+
+def test_adding_ten_negatives_recomputes_only_their_shards(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=4, n_neg=40)
+    config = _config(root, shard_rows=6)
+    first = build_features(config, tmp_path / "out")
+    before = set(first["outputs"]["train_windows"])
+    assert first["metrics"]["shards_reused"] == 0
+
+    rng = np.random.default_rng(7)
+    for i in range(10):
+        write_wav(root / "train" / "negative" / f"new_{i:02d}.wav", _noise(rng, 1.0))
+    second = build_features(config, tmp_path / "out")
+    after = set(second["outputs"]["train_windows"])
+
+    plans = plan_shards(config, plan_window_jobs(config))
+    computed = second["metrics"]["shards_computed"]
+    # Each new file lands in one old shard, which is replaced (split in two when the new
+    # file starts a shard); every other shard is reused as it was.
+    assert computed == len(after - before)
+    assert 0 < len(before - after) <= 10 and computed <= len(before - after) + 10
+    assert second["metrics"]["shards_reused"] == len(plans) - computed == len(before & after)
+    assert len(before & after) > len(plans) // 2
+    new_rows = sum(len(p.jobs) for p in plans if p.file_name[:-8] in after - before)
+    assert new_rows < second["metrics"]["train_windows"] // 2
+    assert second["metrics"]["train_windows"] == first["metrics"]["train_windows"] + 10
+    # No leftovers: the shard folder holds exactly the current shards.
+    assert {p.stem for p in (tmp_path / "out" / "shards").glob("*.parquet")} == after
+
+
+def test_shards_depend_on_each_source_only():
+    def jobs(names):
+        return [WindowJob(n, "negative", 0, 0.0, 0) for n in names]
+
+    config = FullConfig.model_validate({"features": {"shard_rows": 16}})
+    names = [f"train/negative/clip_{i:04d}.wav" for i in range(400)]
+    old = {tuple(j.source for j in s) for s in group_into_shards(config, jobs(names))}
+    extra = [f"train/negative/clip_{i:04d}b.wav" for i in range(0, 400, 40)]
+    new = {tuple(j.source for j in s) for s in group_into_shards(config, jobs(names + extra))}
+    assert 15 <= len(old) <= 40  # about 400 / 16 shards
+    # Each new file disturbs only the shard it falls into (which may split in two).
+    assert 0 < len(old - new) <= len(extra)
+    assert len(new - old) <= 2 * len(old - new)
+    changed = {name for shard in new - old for name in shard}
+    assert changed == set(extra) | {name for shard in old - new for name in shard}
+
+
+def test_features_do_not_depend_on_worker_count(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=3, n_neg=3)
+    one = build_features(_config(root, num_workers=1), tmp_path / "a")
+    two = build_features(_config(root, num_workers=2), tmp_path / "b")
+    a = read_windows([p for p, _ in one["outputs"]["train_windows"].values()])
+    b = read_windows([p for p, _ in two["outputs"]["train_windows"].values()])
+    np.testing.assert_array_equal(a.features, b.features)
+    assert list(a.source) == list(b.source) and a.features.any()

@@ -1,0 +1,108 @@
+"""Tests for mww_core.reports: the markdown report and the DET/ROC plots."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import numpy as np
+
+from mww_core.evaluation import compare_at_equal_recall, confusion_matrix
+from mww_core.reports import fah_text, write_report
+
+
+def sweep_rows(recalls: list[float], activations: list[int], false_accepts: list[int]) -> list:
+    cutoffs = [0.3, 0.5, 0.7, 0.9]
+    return [
+        {
+            "cutoff": c,
+            "cutoff_uint8": int(c * 255),
+            "positives_detected": round(r * 20),
+            "recall": r,
+            "false_accepts": fa,
+            "false_accept_rate": fa / 10,
+            "ambient_activations": a,
+            "fah": a / 0.5,
+        }
+        for c, r, a, fa in zip(cutoffs, recalls, activations, false_accepts, strict=True)
+    ]
+
+
+def make_metrics() -> tuple[dict, dict]:
+    final = {"validation": sweep_rows([1.0, 0.95, 0.9, 0.8], [3, 1, 0, 0], [4, 2, 1, 0]),
+             "test": sweep_rows([1.0, 0.95, 0.9, 0.75], [2, 0, 0, 0], [5, 2, 1, 0])}  # fmt: skip
+    first = {"validation": sweep_rows([1.0, 0.95, 0.85, 0.7], [9, 4, 2, 0], [8, 5, 3, 1]),
+             "test": sweep_rows([1.0, 0.95, 0.9, 0.8], [8, 5, 1, 0], [7, 5, 2, 1])}  # fmt: skip
+    sweeps = {"phase 2": final, "phase 1": first}
+    metrics = {
+        "cutoff": 0.5,
+        "target_fah": 2.0,
+        "target_met_on_validation": True,
+        "validation": final["validation"][1],
+        "test": final["test"][1],
+        "ambient_hours": {"validation": 0.5, "test": 0.5},
+        "clips": {s: {"positive": 20, "negative": 10} for s in ("validation", "test")},
+        "confusion_matrix": confusion_matrix(final["test"][1], 20, 10),
+        "voice_groups": {
+            "piper joe": {"clips": 12, "detected": 12, "recall": 1.0},
+            "espeak-ng en-us": {"clips": 8, "detected": 7, "recall": 0.875},
+        },
+        "firing": {
+            "stride": 3,
+            "sliding_window_size": 5,
+            "refractory_inferences": 25,
+            "ignore_first_inferences": 24,
+        },  # fmt: skip
+        "phase_1": {
+            "cutoff": 0.7,
+            "target_met_on_validation": True,
+            "validation": first["validation"][2],
+            "test": first["test"][2],
+        },  # fmt: skip
+        "equal_recall": compare_at_equal_recall(
+            {"phase 1": first["test"], "phase 2": final["test"]}, [0.9, 0.95, 0.99]
+        ),
+    }
+    return metrics, sweeps
+
+
+def test_confusion_matrix_counts():
+    row = {"cutoff": 0.5, "positives_detected": 18, "false_accepts": 3, "ambient_activations": 4}
+    assert confusion_matrix(row, 20, 10) == {
+        "cutoff": 0.5, "true_positives": 18, "false_negatives": 2, "false_positives": 3,
+        "true_negatives": 7, "ambient_activations": 4,
+    }  # fmt: skip
+
+
+def test_equal_recall_comparison_picks_fewest_activations():
+    metrics, _ = make_metrics()
+    at_90, at_95, at_99 = metrics["equal_recall"]
+    assert at_90["phase 1"] == {"fah": 2.0, "false_accepts": 2, "cutoff": 0.7, "recall": 0.9}
+    assert at_90["phase 2"]["fah"] == 0.0 and at_90["phase 2"]["cutoff"] == 0.7
+    assert at_95["phase 1"]["fah"] == 10.0 and at_95["phase 2"]["fah"] == 0.0
+    assert at_99["phase 1"]["fah"] == 16.0 and at_99["phase 2"]["fah"] == 4.0
+
+
+def test_fah_text_names_the_evidence():
+    row = {"fah": 0.0, "ambient_activations": 0}
+    assert fah_text(row, 0.5) == "0.00 (0 activations in 0.50 h)"
+    assert fah_text({"fah": 2.0, "ambient_activations": 1}, 0.5) == "2.00 (1 activation in 0.50 h)"
+    assert fah_text({"fah": None, "ambient_activations": 0}, 0.0).startswith("n/a")
+
+
+def test_write_report_files_and_content(tmp_path):
+    metrics, sweeps = make_metrics()
+    paths = write_report(tmp_path, metrics, sweeps)
+    text = (tmp_path / "report.md").read_text()
+    assert paths["report"] == str(tmp_path / "report.md")
+    assert "Probability cutoff **0.50**" in text
+    assert "0.00 (0 activations in 0.50 h)" in text  # zero FAH stated with its hours
+    assert "| wake-word clips (20) | 19 (hit) | 1 (miss) |" in text
+    assert "| near-miss clips (10) | 2 (false accept) | 8 (correct reject) |" in text
+    assert "| 0.950 | 10.00, 5 (0.50) | 0.00, 2 (0.50) |" in text  # phase 1 vs phase 2
+    assert "| espeak-ng en-us | 8 | 7 | 0.875 |" in text
+    assert "| 0.50 **← chosen** |" in text
+    assert text.count("\n| 0.") >= 4 + 3  # full cutoff table and comparison rows
+    for name in ("det.png", "roc.png"):
+        assert f"]({name})" in text
+        image = mpimg.imread(tmp_path / name)
+        assert image.shape[0] >= 500 and image.shape[1] >= 700  # readable size
+        assert np.std(image[..., :3]) > 0.05  # not blank
