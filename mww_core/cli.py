@@ -12,7 +12,9 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mww_core import pipeline
+from mww_core.audio import AudioError
 from mww_core.config import ConfigError, load_config
+from mww_core.lock import RunLockedError, run_lock
 
 console = Console()
 
@@ -51,7 +53,7 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
     from mww_core.training.display import RichTrainingLogger
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
-    with _bars() as bars:
+    with run_lock(cfg.run_dir), _bars() as bars:
         progress = RichProgress(bars)
         logger = RichTrainingLogger(console, bars)
         data = pipeline.prepare_data(cfg, progress)
@@ -78,7 +80,7 @@ def run_training(config_path: str, run_name: str | None = None) -> dict:
     from mww_core.training.trainer import train
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
-    with _bars() as bars:
+    with run_lock(cfg.run_dir), _bars() as bars:
         record = train(cfg, progress=RichProgress(bars), logger=RichTrainingLogger(console, bars))
     return {"best_weights": record["outputs"]["best_weights"], "best": record["metrics"]["best"]}
 
@@ -122,7 +124,7 @@ def train_main(argv: list[str] | None = None) -> None:
             summary = run_training(args.config, args.run_name)
         else:
             summary = run_pipeline(args.config, args.run_name)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, AudioError, RunLockedError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
     console.print_json(json.dumps(summary))

@@ -120,7 +120,10 @@ def prepare_data(config_path: str, run_name: str | None = None) -> dict:
 def features(config_path: str, run_name: str | None, data: dict) -> dict:
     """Augment and featurize audio into the Parquet store."""
     cfg = stage_config(config_path, run_name)
-    return _finish(pipeline.run_features(cfg, StageRecord(**data), log_progress("features")))
+    record = pipeline.run_features(cfg, StageRecord(**data), log_progress("features"))
+    for bad in record.metrics.get("bad_files", []):
+        get_run_logger().warning("features: skipped %s", bad)
+    return _finish(record)
 
 
 @task(
