@@ -17,7 +17,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from prefect import flow  # noqa: E402
 
-from mww_core.config import FullConfig, load_config  # noqa: E402
+from mww_core import pipeline  # noqa: E402
+from mww_core.config import ConfigError, FullConfig  # noqa: E402
 from mww_core.lock import run_lock  # noqa: E402
 from tasks import stages  # noqa: E402
 
@@ -40,7 +41,13 @@ def _run_stages(config: str, run_name: str | None, cfg: FullConfig) -> dict:
         phase = stages.train_phase(config, run_name, index, feats, phase, mined)
     evaluated = stages.evaluate(config, run_name, feats, phase)
     exported = stages.export(config, run_name, evaluated)
-    records = [data, feats, mined, phase, evaluated, exported]
+    return summarize(cfg, [data, feats, mined, phase, evaluated, exported])
+
+
+def summarize(cfg: FullConfig, records: list[dict]) -> dict:
+    """What a run produced: model, manifest, test figures, and which stages were skipped."""
+    by_name = {r["name"]: r for r in records}
+    evaluated, exported = by_name["evaluate"], by_name["export"]
     return {
         "run_dir": str(cfg.run_dir),
         "model": exported["outputs"]["tflite"],
@@ -59,10 +66,25 @@ def main(argv: list[str] | None = None) -> None:
         "--config", default="configs/demo.yaml", help="YAML config or preset name (demo, full)"
     )
     parser.add_argument("--run-name", default=None, help="Run folder name under runs/")
+    parser.add_argument(
+        "--always-run-flow",
+        action="store_true",
+        help="start a Prefect flow run even when every stage is up to date",
+    )
     args = parser.parse_args(argv)
-    load_config(args.config)  # fail fast, before Prefect starts, on a bad config
     started = time.time()
-    summary = train_wakeword(config=args.config, run_name=args.run_name)
+    try:
+        cfg = stages.stage_config(args.config, args.run_name)  # fails fast, before Prefect
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    current = None if args.always_run_flow else pipeline.up_to_date(cfg)
+    if current is not None:
+        # Nothing to do: skip starting Prefect's temporary server (most of a no-op run's time).
+        records = [{**r.to_dict(), "skipped": True} for r in current.values()]
+        summary = summarize(cfg, records)
+        print("every stage is up to date; nothing to run (--always-run-flow to record a run)")
+    else:
+        summary = train_wakeword(config=args.config, run_name=args.run_name)
     summary["seconds"] = round(time.time() - started, 1)
     print(json.dumps(summary, indent=2))
 

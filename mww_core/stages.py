@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -18,6 +20,28 @@ from mww_core.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 MANIFEST = "stage.json"
+_DRY_RUN = contextvars.ContextVar("mww_dry_run", default=False)
+
+
+class WouldRun(Exception):
+    """Raised in a dry run by the first stage whose inputs changed (its name is the message)."""
+
+
+@contextlib.contextmanager
+def dry_run():
+    """Within this block a stage that is not up to date raises ``WouldRun`` instead of running."""
+    token = _DRY_RUN.set(True)
+    try:
+        yield
+    finally:
+        _DRY_RUN.reset(token)
+
+
+def is_dry_run() -> bool:
+    """Whether stages only check their fingerprints (see ``dry_run``)."""
+    return _DRY_RUN.get()
+
+
 IN_PROGRESS = "in_progress.json"
 
 
@@ -115,6 +139,8 @@ def run_stage(
         log.info("%s: inputs unchanged (fingerprint %s), skipped", name, stage_fingerprint)
         record.skipped = True
         return record
+    if is_dry_run():
+        raise WouldRun(name)
     marker = stage_dir / IN_PROGRESS
     previous = json.loads(marker.read_text()).get("fingerprint") if marker.exists() else None
     if stage_dir.exists() and previous != stage_fingerprint:

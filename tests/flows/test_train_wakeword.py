@@ -29,6 +29,10 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert "false activations" in report.read_text()
     assert summary["skipped"] == []
 
+    from mww_core import pipeline
+    from mww_core.config import load_config
+
+    assert pipeline.up_to_date(load_config(config)) is not None  # the no-Prefect fast path
     started = time.time()
     again = train_wakeword(config=str(config))
     assert set(again["skipped"]) == {"data", "features", "mine", "train", "evaluate", "export"}
@@ -36,6 +40,7 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
 
     # Changing only an evaluation setting re-runs evaluation and export alone.
     config = write_tiny_config(tmp_path, evaluation={"target_fah": 5.0})
+    assert pipeline.up_to_date(load_config(config)) is None
     changed = train_wakeword(config=str(config))
     assert set(changed["skipped"]) == {"data", "features", "mine", "train"}
 
