@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class DiskFullError(OSError):
+    """A write ran out of space; the target file was left as it was."""
 
 
 @contextlib.contextmanager
@@ -24,6 +29,14 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"{path}: the disk filled up while writing it; nothing was replaced (the "
+                f"partial file was removed). Free space on {path.parent} and run the same "
+                "command again: finished work is kept."
+            ) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
