@@ -108,7 +108,26 @@ def completed_record(stage_dir: Path, expected: str) -> StageRecord | None:
     if missing:
         log.warning("%s: outputs missing (%s); the stage will run again", path, missing[:3])
         return None
+    broken = [p for p in _output_paths(record.outputs) if not _output_is_valid(Path(p))]
+    if broken:
+        log.warning("%s: outputs damaged (%s); the stage will run again", path, broken[:3])
+        return None
     return record
+
+
+def _output_is_valid(path: Path) -> bool:
+    """Whether an output reads back: Parquet footers and JSON parse; other files are trusted."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.read_metadata(path)
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log.debug("%s: %s", path, exc)
+        return False
+    return True
 
 
 def _output_paths(outputs: Any) -> list[str]:

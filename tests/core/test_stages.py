@@ -37,3 +37,23 @@ def test_interrupted_stage_keeps_its_folder(tmp_path):
     seen = []
     run_stage(stage, "s", "fp", lambda d: seen.append((d / "checkpoint").read_text()) or {})
     assert seen == ["step 5"]
+
+
+def test_damaged_output_is_not_trusted(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    calls = []
+
+    def compute(d):
+        calls.append(1)
+        pq.write_table(pa.table({"x": [1, 2, 3]}), d / "out.parquet")
+        return {"outputs": {"shard": str(d / "out.parquet")}}
+
+    stage = tmp_path / "s"
+    run_stage(stage, "s", "fp", compute)
+    shard = stage / "out.parquet"
+    shard.write_bytes(shard.read_bytes()[:-10])  # a torn write that kept its name
+    again = run_stage(stage, "s", "fp", compute)
+    assert len(calls) == 2 and not again.skipped
+    assert pq.read_table(shard).num_rows == 3
