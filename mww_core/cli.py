@@ -54,17 +54,9 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
     with run_lock(cfg.run_dir), _bars() as bars:
-        progress = RichProgress(bars)
         logger = RichTrainingLogger(console, bars)
-        data = pipeline.prepare_data(cfg, progress)
-        feats = pipeline.run_features(cfg, data, progress)
-        phase = pipeline.run_train_phase(cfg, 0, feats, training_logger=logger)
-        mined = pipeline.run_mining(cfg, feats, phase, progress)
-        logger.print_mining_stats({"kept": mined.metrics.get("kept")})
-        for index in range(1, len(cfg.training.phases)):
-            phase = pipeline.run_train_phase(cfg, index, feats, phase, mined, None, logger)
-        evaluated = pipeline.run_evaluation(cfg, feats, phase, progress)
-        exported = pipeline.run_export(cfg, evaluated)
+        records = pipeline.run_all(cfg, RichProgress(bars), logger)
+    evaluated, exported = records["evaluate"], records["export"]
     return {
         "model": exported.outputs["tflite"],
         "manifest": exported.outputs["manifest"],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -472,6 +471,33 @@ def run_export(config: FullConfig, evaluated: StageRecord) -> StageRecord:
     return run_stage(config.run_dir / "export", "export", fp, compute)
 
 
+def run_all(
+    config: FullConfig,
+    progress: Progress | None = None,
+    training_logger=None,
+    last: str = "export",
+) -> dict[str, StageRecord]:
+    """Every stage in order in this process (no Prefect), up to ``last`` ("train" or "export").
+
+    The flow composes the same stages as Prefect tasks; this is the sequence for the CLI, the
+    module-level ``train()`` and the up-to-date check. Returns each stage's record by name.
+    """
+    records = {"data": prepare_data(config, progress)}
+    feats = records["features"] = run_features(config, records["data"], progress)
+    phase = run_train_phase(config, 0, feats, training_logger=training_logger)
+    mined = records["mine"] = run_mining(config, feats, phase, progress)
+    if training_logger is not None:
+        training_logger.print_mining_stats({"kept": mined.metrics.get("kept")})
+    for index in range(1, len(config.training.phases)):
+        phase = run_train_phase(config, index, feats, phase, mined, None, training_logger)
+    records["train"] = phase
+    if last == "train":
+        return records
+    records["evaluate"] = run_evaluation(config, feats, phase, progress)
+    records["export"] = run_export(config, records["evaluate"])
+    return records
+
+
 def up_to_date(config: FullConfig) -> dict[str, StageRecord] | None:
     """Every stage's record when all are up to date (nothing would run), else None.
 
@@ -480,21 +506,7 @@ def up_to_date(config: FullConfig) -> dict[str, StageRecord] | None:
     """
     try:
         with stages.dry_run():
-            data = prepare_data(config)
-            feats = run_features(config, data)
-            phase = run_train_phase(config, 0, feats)
-            mined = run_mining(config, feats, phase)
-            for index in range(1, len(config.training.phases)):
-                phase = run_train_phase(config, index, feats, phase, mined)
-            evaluated = run_evaluation(config, feats, phase)
-            exported = run_export(config, evaluated)
+            return run_all(config)
     except stages.WouldRun as stage:
         log.info("stage %s has new inputs: running the pipeline", stage)
         return None
-    return {"data": data, "features": feats, "mine": mined, "train": phase,
-            "evaluate": evaluated, "export": exported}  # fmt: skip
-
-
-def clear_run(config: FullConfig) -> None:
-    """Delete a run folder (every stage re-runs next time)."""
-    shutil.rmtree(config.run_dir, ignore_errors=True)

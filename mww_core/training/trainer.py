@@ -479,15 +479,8 @@ def train(
 
     if not isinstance(config, FullConfig):
         config = load_config(config, **({"run_name": run_name} if run_name else {}))
-    logger = logger or TrainingLogger()
-    data = pipeline.prepare_data(config, progress)
-    feats = pipeline.run_features(config, data, progress)
-    phase = pipeline.run_train_phase(config, 0, feats, training_logger=logger)
-    mined = pipeline.run_mining(config, feats, phase, progress)
-    logger.print_mining_stats({"kept": mined.metrics.get("kept")})
-    for index in range(1, len(config.training.phases)):
-        phase = pipeline.run_train_phase(config, index, feats, phase, mined, None, logger)
-    return phase.to_dict()
+    records = pipeline.run_all(config, progress, logger or TrainingLogger(), last="train")
+    return records["train"].to_dict()
 
 
 def main(argv: list[str] | None = None) -> None:
