@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from prefect import flow  # noqa: E402
 
-from mww_core.config import load_config  # noqa: E402
+from mww_core import retrain  # noqa: E402
+from mww_core.config import ConfigError  # noqa: E402
 from mww_core.lock import run_lock  # noqa: E402
 from tasks import stages  # noqa: E402
 
@@ -44,17 +45,37 @@ def retrain_on_new_negatives(
         return stages.promote_or_keep(config, run_name, scan, result)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python flows/retrain_on_negatives.py [--config FILE] [--run-name NAME]``."""
+def main(argv: list[str] | None = None) -> dict:
+    """Command line: ``python flows/retrain_on_negatives.py [--config FILE] [--run-name NAME]``.
+
+    Prints the round's summary as JSON and returns it.
+    """
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="configs/demo.yaml", help="YAML config or preset")
     parser.add_argument("--run-name", default=None, help="Trained run folder name under runs/")
+    parser.add_argument(
+        "--always-run-flow",
+        action="store_true",
+        help="start a Prefect flow run even when the inbox has no new clips",
+    )
     args = parser.parse_args(argv)
-    load_config(args.config)  # fail fast, before Prefect starts, on a bad config
     started = time.time()
-    summary = retrain_on_new_negatives(config=args.config, run_name=args.run_name)
-    summary["seconds"] = round(time.time() - started, 1)
+    try:
+        cfg = stages.stage_config(args.config, args.run_name)  # fails fast, before Prefect
+        scan = None if args.always_run_flow else retrain.scan_inbox(cfg)
+    except (ConfigError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if scan is not None and not scan.new_files and retrain.has_current_version(cfg):
+        # Nothing new: skip starting Prefect (its start-up is most of a no-op run's time).
+        current = retrain.current_version(cfg)
+        summary = {"round": None, "new_files": [], "reason": "no new negative clips"}
+        summary.update(version=current["version"], tflite=current["tflite"])
+        print(f"{scan.total_files} clips in {scan.inbox_dir}, none new; model {current['version']}")
+    else:
+        summary = retrain_on_new_negatives(config=args.config, run_name=args.run_name)
+    summary["seconds"] = round(time.time() - started, 2)
     print(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":

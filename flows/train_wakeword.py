@@ -20,7 +20,7 @@ from prefect import flow  # noqa: E402
 from mww_core import pipeline  # noqa: E402
 from mww_core.config import ConfigError, FullConfig  # noqa: E402
 from mww_core.lock import run_lock  # noqa: E402
-from tasks import stages  # noqa: E402
+from tasks import feature_fanout, stages  # noqa: E402
 
 
 @flow(name="train-wakeword")
@@ -34,6 +34,9 @@ def train_wakeword(config: str = "configs/demo.yaml", run_name: str | None = Non
 def _run_stages(config: str, run_name: str | None, cfg: FullConfig) -> dict:
     """The stages in order; each returns its stage record (reused when up to date)."""
     data = stages.prepare_data(config, run_name)
+    if cfg.performance.task_runner != "threads":
+        # Shards fan out over Dask as a subflow; the features task then finds them in the store.
+        feature_fanout.fan_out_shards(cfg)
     feats = stages.features(config, run_name, data)
     phase = stages.train_phase(config, run_name, 0, feats)
     mined = stages.mine_hard_negatives(config, run_name, feats, phase)

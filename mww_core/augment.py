@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import functools
 import hashlib
 import logging
 import multiprocessing
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import audiomentations as am
+import audiomentations.core.utils as am_utils
 import numpy as np
 
 from mww_core.config import AugmentationConfig
@@ -55,14 +58,14 @@ def _room_transforms(
     transforms: list = []
     if rir_dir is not None and _has_audio(rir_dir):
         transforms.append(
-            am.ApplyImpulseResponse(
+            ImpulseResponse(
                 ir_path=str(rir_dir), p=config.rir_probability, leave_length_unchanged=True
             )
         )
     if noise_dir is not None and _has_audio(noise_dir):
         low, high = config.background_snr_db
         transforms.append(
-            am.AddBackgroundNoise(
+            BackgroundNoise(
                 sounds_path=str(noise_dir),
                 min_snr_db=low,
                 max_snr_db=high,
@@ -70,6 +73,75 @@ def _room_transforms(
             )
         )
     return transforms
+
+
+# audiomentations reads room and noise files through librosa, whose first use in a process
+# costs 2-3 s (importing librosa.core and loading numba kernels) in every feature worker. For
+# 16 kHz mono files, read them with soundfile exactly as librosa does (same frames, same
+# float32 values); other files still go through audiomentations' own loader.
+
+
+def _read_plain(path: str, offset_s: float = 0.0, duration_s: float | None = None):
+    """``librosa.load(path, sr=None, offset, duration)`` of a 16 kHz mono file, else None."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(path) as handle:
+            if handle.samplerate != SAMPLE_RATE_HZ or handle.channels != 1:
+                return None
+            if offset_s:
+                handle.seek(int(offset_s * SAMPLE_RATE_HZ))
+            frames = -1 if duration_s is None else int(duration_s * SAMPLE_RATE_HZ)
+            return handle.read(frames=frames, dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError):
+        return None
+
+
+class ImpulseResponse(am.ApplyImpulseResponse):
+    """``ApplyImpulseResponse`` with 16 kHz mono impulse responses read without librosa."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        librosa_load = self._ApplyImpulseResponse__load_ir  # the cached loader it would use
+
+        def load(file_path: str, sample_rate: int, mono: bool) -> tuple[np.ndarray, int]:
+            samples = _read_plain(file_path) if mono and sample_rate == SAMPLE_RATE_HZ else None
+            if samples is None:
+                return librosa_load(file_path, sample_rate, mono)
+            return samples, SAMPLE_RATE_HZ
+
+        self._ApplyImpulseResponse__load_ir = functools.lru_cache(self.lru_cache_size)(load)
+
+
+class BackgroundNoise(am.AddBackgroundNoise):
+    """``AddBackgroundNoise`` (relative SNR) with 16 kHz mono noise files read without librosa."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        import soundfile as sf
+
+        for i, path in enumerate(self.sound_file_paths):
+            with contextlib.suppress(sf.LibsndfileError, RuntimeError):
+                self.time_info_arr[i] = sf.info(path).duration  # as librosa.get_duration
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mix a span of a noise file into ``samples`` at the drawn SNR (audiomentations' math)."""
+        noise = None
+        if sample_rate == SAMPLE_RATE_HZ:
+            params = self.parameters
+            noise = _read_plain(params["noise_file_path"], params["offset"], params["duration"])
+        if noise is None or self.noise_rms != "relative" or self.noise_transform is not None:
+            return super().apply(samples, sample_rate)
+        noise_rms = am_utils.calculate_rms(noise)
+        if noise_rms < 1e-9:
+            return super().apply(samples, sample_rate)  # warns and returns the input
+        desired = am_utils.calculate_desired_noise_rms(
+            am_utils.calculate_rms(samples), self.parameters["snr_db"]
+        )
+        noise = noise * (desired / noise_rms)
+        while len(noise) < len(samples):
+            noise = np.concatenate((noise, noise))
+        return samples + noise[: len(samples)]
 
 
 def _transforms(c: AugmentationConfig) -> list:

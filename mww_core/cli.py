@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from rich.console import Console
@@ -15,6 +16,9 @@ from mww_core import pipeline
 from mww_core.audio import AudioError
 from mww_core.config import ConfigError, load_config
 from mww_core.lock import RunLockedError, run_lock
+
+# TensorFlow is imported later, inside the commands: keep its C++ info lines off the terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 console = Console()
 

@@ -287,8 +287,19 @@ class MiningConfig(Section):
     """Hard-negative mining with the phase-1 model."""
 
     enabled: bool = True
-    threshold: float = Field(0.5, ge=0, le=1, description="Keep windows scoring above this.")
-    max_per_source: int = Field(200, ge=1, description="Cap of hard negatives per source file.")
+    threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Keep windows scoring above this. 0.5 = the lowest cutoff the manifest can get "
+        "(evaluation.cutoffs): every window that could start a false activation is kept.",
+    )
+    max_per_source: int = Field(
+        200,
+        ge=1,
+        description="Cap of hard negatives per source file, so one odd recording cannot dominate "
+        "phase 2 (each clip of a joined negative stream is its own source).",
+    )
     max_overlap: float = Field(
         0.5,
         ge=0,
@@ -341,6 +352,36 @@ class PerformanceConfig(Section):
     prefetch_batches: int = Field(
         4, ge=0, description="Batches built ahead in a background thread (0 = none)."
     )
+    task_runner: Literal["threads", "dask-local", "dask"] = Field(
+        "threads",
+        description="Where feature shards are computed: threads = this machine's worker "
+        "processes (features.num_workers); dask-local = a Dask LocalCluster of dask_workers "
+        "processes on 127.0.0.1; dask = an existing Dask scheduler at dask_address.",
+    )
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the dask-local cluster.")
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786."
+    )
+    feature_store_url: str | None = Field(
+        None,
+        description="fsspec URL of the train-shard folder (file://, memory://, s3://, gs://...) "
+        "that every worker can reach; default <run folder>/feature_shards.",
+    )
+
+    @model_validator(mode="after")
+    def _dask_needs_address(self) -> PerformanceConfig:
+        if self.task_runner == "dask" and not self.dask_address:
+            raise ValueError(
+                "performance.task_runner is 'dask' but performance.dask_address is not set; "
+                "give the scheduler address (tcp://host:8786) or use task_runner: dask-local"
+            )
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that change results (where shards are computed does not)."""
+        scale_out = {"task_runner", "dask_workers", "dask_address", "feature_store_url"}
+        text = json.dumps(self.model_dump(mode="json", exclude=scale_out), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class RetrainConfig(Section):

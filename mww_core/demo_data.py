@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 # Bump when the generated audio changes for the same config: it is part of the fingerprint.
-DEMO_DATA_VERSION = 1
+DEMO_DATA_VERSION = 2  # 2: near-miss speech in the ambient audio
 MANIFEST_NAME = "dataset.json"
 SPLITS = ("train", "validation", "test")
 SR = SAMPLE_RATE_HZ
@@ -143,8 +143,11 @@ SENTENCES = (
 )
 
 # Core (speech, without margins) duration limits in seconds; a clip outside is re-timed.
-_CORE_LIMITS_S = {"positive": (0.42, 1.3), "negative": (0.2, 2.8), "speech": (0.4, 8.0)}
-_MAX_CLIP_S = {"positive": 1.4, "negative": 3.0, "speech": 8.2}
+_CORE_LIMITS_S = {
+    "positive": (0.42, 1.3), "negative": (0.2, 2.8), "speech": (0.4, 8.0), "confusable": (0.4, 8.0),
+}  # fmt: skip
+_MAX_CLIP_S = {"positive": 1.4, "negative": 3.0, "speech": 8.2, "confusable": 8.2}
+_POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, never written alone
 _MIN_POSITIVE_S = 0.6
 _MAX_MARGIN_S = 0.1
 _AMBIENT_FILE_S = 60.0
@@ -152,6 +155,13 @@ _POOL_CLIPS_PER_MINUTE = 8  # read-aloud clips per ambient minute, per split
 _POOL_PIPER_SHARE = 0.3
 _AMBIENT_KINDS = ("speech", "babble", "noise", "quiet")
 _AMBIENT_WEIGHTS = (0.35, 0.25, 0.2, 0.2)
+# A living room hears near misses too ("Hey Travis, dinner is ready."): without them the
+# ambient audio holds nothing a wake-word model confuses, so its false activations per hour
+# say nothing and mining finds nothing. Utterances per ambient minute said in the room, and
+# distinct such utterances synthesized per ambient minute of each split.
+_CONFUSABLE_PER_MINUTE = 1.0
+_CONFUSABLE_POOL_PER_MINUTE = 1.5
+_CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ class _Clip:
 
     name: str  # path relative to the data set root ("<split>/pool/..." clips are not written)
     split: str
-    kind: str  # positive | negative | speech (ambient pool)
+    kind: str  # positive | negative | speech | confusable (the last two: ambient pools)
     generator: str  # piper | espeak-ng
     voice: str
     text: str
@@ -258,8 +268,8 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
         files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock))
         rendered.update(piper.collect(clock))
     files.update(_write_clips(root, clips, rendered, clock))
-    pools = _speech_pools(clips, rendered)
-    files.update(_write_noise(root, demo.noise_clips, pools["train"], demo.seed, clock))
+    pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in SPLITS}
+    files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
     files.update(_write_ambient(root, demo.ambient_minutes, pools, demo.seed, clock))
     return _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
 
@@ -333,7 +343,32 @@ def _plan_clips(data: DataConfig) -> list[_Clip]:
         n_piper = round(pool_sizes[split] * _POOL_PIPER_SHARE)
         planner.add("speech", "piper", split, n_piper, sentences)
         planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_piper, sentences)
+    # Planned last, so adding them left every other clip (and its random draws) as it was.
+    carriers = _near_miss_sentences([p for p in near_miss if not _mentions(p, wake)], sentences)
+    for split in SPLITS:
+        minutes = demo.ambient_minutes.get(split, 0.0)
+        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if minutes > 0 else 0
+        size = size if carriers else 0
+        n_piper = round(size * _POOL_PIPER_SHARE)
+        planner.add("confusable", "piper", split, n_piper, carriers)
+        planner.add("confusable", "espeak-ng", split, size - n_piper, carriers)
     return planner.clips
+
+
+def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
+    """Near-miss phrases said inside everyday sentences: as a greeting, or after a remark.
+
+    ``"Hey travis, the kettle is boiling in the kitchen."`` and
+    ``"The kettle is boiling in the kitchen. Hey travis."``
+    """
+    out = []
+    for phrase in phrases:
+        said = phrase[0].upper() + phrase[1:]
+        for sentence in sentences:
+            lower = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
+            out.append(f"{said}, {lower}")
+            out.append(f"{sentence} {said}.")
+    return out
 
 
 class _Planner:
@@ -365,7 +400,7 @@ class _Planner:
 
     def _clip(self, kind, generator, split, voice, text, params) -> _Clip:
         prefix = "piper" if generator == "piper" else "espeak"
-        folder = "pool" if kind == "speech" else kind
+        folder = "pool" if kind in _POOL_KINDS else kind
         n = self.counters.get(f"{split}/{folder}/{prefix}", 0)
         self.counters[f"{split}/{folder}/{prefix}"] = n + 1
         lead, trail = self.rng.uniform(0.02, _MAX_MARGIN_S, size=2).round(3)
@@ -709,7 +744,7 @@ def _write_clips(
     root: Path, clips: list[_Clip], rendered: dict[str, _Rendered], clock: _StageClock
 ) -> dict[str, dict[str, Any]]:
     files = {}
-    written = [c for c in clips if c.kind != "speech"]
+    written = [c for c in clips if c.kind not in _POOL_KINDS]
     with clock.stage("writing clips", len(written)) as tick:
         for clip in written:
             audio = _finish_clip(clip, rendered[clip.name])
@@ -732,18 +767,26 @@ def _clip_meta(clip: _Clip, rendered: _Rendered, samples: int) -> dict[str, Any]
     }
 
 
+@dataclass(frozen=True)
+class _AmbientPool:
+    """One split's synthesized utterances (utterance key, trimmed audio) for ambient audio."""
+
+    speech: list[tuple[str, np.ndarray]]  # neutral read-aloud sentences
+    confusable: list[tuple[str, np.ndarray]]  # sentences with a near-miss phrase in them
+
+
 def _speech_pools(
-    clips: list[_Clip], rendered: dict[str, _Rendered]
-) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """Per split, the read-aloud clips (utterance key, trimmed audio) that ambient audio uses."""
-    pools: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in SPLITS}
+    clips: list[_Clip], rendered: dict[str, _Rendered], split: str
+) -> tuple[list[tuple[str, np.ndarray]], ...]:
+    """A split's pool clips (utterance key, trimmed audio) of each kind in ``_POOL_KINDS``."""
+    pools: dict[str, list[tuple[str, np.ndarray]]] = {k: [] for k in _POOL_KINDS}
     for clip in clips:
-        if clip.kind == "speech":
+        if clip.kind in _POOL_KINDS and clip.split == split:
             r = rendered[clip.name]
             audio = _fade(r.audio[r.start : r.end], int(0.01 * SR), int(0.02 * SR))
             key = _utterance_key(clip.generator, clip.voice, r.params, clip.text)
-            pools[clip.split].append((key, audio.astype(np.float32)))
-    return pools
+            pools[clip.kind].append((key, audio.astype(np.float32)))
+    return tuple(pools[k] for k in _POOL_KINDS)
 
 
 # --------------------------------------------------------------------------- rooms and noise
@@ -878,9 +921,11 @@ def _write_ambient(
 
 
 def _compose_ambient(
-    rng: np.random.Generator, n: int, pool: list, rooms: list[np.ndarray]
+    rng: np.random.Generator, n: int, pools: _AmbientPool, rooms: list[np.ndarray]
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Segments of 10-30 s (speech, babble, coloured noise, quiet room) over a room floor."""
+    """Segments of 10-30 s (speech, babble, coloured noise, quiet room) over a room floor,
+    with near-miss sentences said in the room on top."""
+    pool = pools.speech
     out = _at_level(_colored_noise(rng, n, float(rng.uniform(1.0, 2.0))), rng.uniform(-68, -52))
     segments, used, pos = [], set(), 0
     while pos < n:
@@ -895,8 +940,43 @@ def _compose_ambient(
         segments.append({"kind": kind, "start_s": round(pos / SR, 2), "seconds": length / SR})
         used |= keys
         pos += length
-    meta = {"seconds": round(n / SR, 3), "segments": segments, "utterances": sorted(used)}
+    near_misses = _add_near_misses(rng, out, pools.confusable, rooms)
+    used |= {event.pop("utterance") for event in near_misses}
+    meta = {
+        "seconds": round(n / SR, 3), "segments": segments, "near_misses": near_misses,
+        "utterances": sorted(used),
+    }  # fmt: skip
     return _limit(out).astype(np.float32), meta
+
+
+def _add_near_misses(
+    rng: np.random.Generator, out: np.ndarray, pool: list, rooms: list[np.ndarray]
+) -> list[dict[str, Any]]:
+    """Say near-miss sentences in the room (in place), one per slot of ``out``.
+
+    About ``_CONFUSABLE_PER_MINUTE`` (at least one per recording when the pool has any), at
+    conversational level, mostly reverberant, anywhere over the background.
+
+    Returns:
+        Per sentence: ``start_s``, ``seconds``, ``text`` and ``utterance`` (its key).
+    """
+    if not pool:
+        return []
+    count = max(1, int(rng.poisson(_CONFUSABLE_PER_MINUTE * len(out) / SR / 60.0)))
+    slot = len(out) // count
+    events = []
+    for k in range(count):
+        key, clip = pool[int(rng.integers(len(pool)))]
+        clip = _at_level(clip.astype(np.float64)[:slot], rng.uniform(*_CONFUSABLE_LEVEL_DB))
+        if rng.random() < 0.7:
+            clip = _reverberate(rng, clip, rooms)
+        at = k * slot + int(rng.integers(0, slot - len(clip) + 1))
+        out[at : at + len(clip)] += clip
+        events.append({
+            "start_s": round(at / SR, 2), "seconds": round(len(clip) / SR, 2),
+            "text": key.rsplit("|", 1)[1], "utterance": key,
+        })  # fmt: skip
+    return events
 
 
 def _speech_stream(

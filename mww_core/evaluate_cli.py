@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ from mww_core import evaluation
 from mww_core.audio import AudioError, list_audio_files, load_audio
 from mww_core.config import EvaluationConfig
 from mww_core.frontend import SAMPLE_RATE_HZ
+
+# TensorFlow is imported later, inside the commands: keep its C++ info lines off the terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 log = logging.getLogger(__name__)
 KINDS = ("positive", "negative", "ambient")

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 KINDS = ("positive", "negative", "ambient")
 Progress = Callable[[str, int, int], None]
-# Windows per worker task: small enough to keep both cores busy whatever the shard size.
-TASK_ROWS = 64
+# Windows per worker task (~0.2 s of work): small enough that no worker idles long at the end
+# of the stage, large enough that sending tasks and results costs under 1 %.
+TASK_ROWS = 32
 # Code whose change invalidates cached shards.
 SHARD_CODE = ("features", "augment", "frontend", "audio", "store")
 
@@ -312,51 +313,78 @@ def _tasks(plans: list[ShardPlan]) -> Iterator[tuple[int, int, tuple[WindowJob, 
             yield index, start, plan.jobs[start : start + TASK_ROWS]
 
 
+@contextlib.contextmanager
+def worker_pool(config: FullConfig) -> Iterator[cf.ProcessPoolExecutor]:
+    """``features.num_workers`` feature worker processes, stopped on exit.
+
+    Spawned, not forked (the parent may hold TensorFlow threads), with one math thread each.
+    One pool serves both the train windows and the streams, so workers start once per stage.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with (
+        _single_threaded_children(),
+        cf.ProcessPoolExecutor(
+            config.features.num_workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(config,),
+        ) as pool,
+    ):
+        yield pool
+
+
 def compute_shards(
-    config: FullConfig, plans: list[ShardPlan], shard_dir: Path, on_rows: Callable[[int], None]
+    config: FullConfig,
+    plans: list[ShardPlan],
+    shard_dir: Path,
+    on_rows: Callable[[int], None],
+    pool: cf.ProcessPoolExecutor | None = None,
 ) -> dict[str, str]:
     """Compute ``plans`` in worker processes and write each shard when its last task returns.
 
     At most two tasks per worker are in flight, so memory stays flat however many clips.
 
+    Args:
+        config: The pipeline config.
+        plans: Shards to compute.
+        shard_dir: Where they are written.
+        on_rows: Called with the number of windows of each finished task.
+        pool: Workers from ``worker_pool`` (default: a pool for this call only).
+
     Returns:
         ``{source: reason}`` of the unusable audio files met.
     """
+    if pool is None:
+        with worker_pool(config) as own:
+            return compute_shards(config, plans, shard_dir, on_rows, own)
     frames = config.features.window_frames
     partial = {
         i: _PartialShard(p, -(-len(p.jobs) // TASK_ROWS), {}, {}) for i, p in enumerate(plans)
     }
     errors: dict[str, str] = {}
     tasks = _tasks(plans)
-    ctx = multiprocessing.get_context("spawn")  # the parent may hold TensorFlow threads
     workers = config.features.num_workers
-    with (
-        _single_threaded_children(),
-        cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)
-        ) as pool,
-    ):
-        running: dict[cf.Future, tuple[int, int]] = {}
-        while True:
-            for index, start, jobs in tasks:
-                running[pool.submit(make_windows, jobs)] = (index, start)
-                if len(running) >= 2 * workers:
-                    break
-            if not running:
+    running: dict[cf.Future, tuple[int, int]] = {}
+    while True:
+        for index, start, jobs in tasks:
+            running[pool.submit(make_windows, jobs)] = (index, start)
+            if len(running) >= 2 * workers:
                 break
-            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                index, start = running.pop(future)
-                feats, kept, errs = future.result()
-                shard = partial[index]
-                shard.parts[start] = (feats, kept)
-                shard.errors.update(errs)
-                shard.pending -= 1
-                on_rows(len(shard.plan.jobs[start : start + TASK_ROWS]))
-                if shard.pending == 0:
-                    _write_shard(config, shard, shard_dir, frames)
-                    errors.update(shard.errors)
-                    del partial[index]
+        if not running:
+            break
+        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            index, start = running.pop(future)
+            feats, kept, errs = future.result()
+            shard = partial[index]
+            shard.parts[start] = (feats, kept)
+            shard.errors.update(errs)
+            shard.pending -= 1
+            on_rows(len(shard.plan.jobs[start : start + TASK_ROWS]))
+            if shard.pending == 0:
+                _write_shard(config, shard, shard_dir, frames)
+                errors.update(shard.errors)
+                del partial[index]
     return errors
 
 
@@ -389,9 +417,14 @@ def _write_shard(config: FullConfig, shard: _PartialShard, shard_dir: Path, fram
 
 
 def build_train_windows(
-    config: FullConfig, shard_dir: Path, progress: Progress | None = None
+    config: FullConfig,
+    shard_dir: Path,
+    progress: Progress | None = None,
+    pool: cf.ProcessPoolExecutor | None = None,
 ) -> tuple[dict[str, tuple[str, int]], dict[str, str], dict[str, int]]:
     """Bring the train shards in ``shard_dir`` up to date, computing only changed shards.
+
+    ``pool`` (from ``worker_pool``) runs the work; by default a pool is started for the call.
 
     Returns:
         ``{shard name: (path, rows)}``, ``{source: reason}`` of unusable files, and counts of
@@ -415,7 +448,7 @@ def build_train_windows(
             progress("train windows", done, total)
 
     on_rows(0)
-    errors = compute_shards(config, todo, shard_dir, on_rows) if todo else {}
+    errors = compute_shards(config, todo, shard_dir, on_rows, pool) if todo else {}
     shards: dict[str, tuple[str, int]] = {}
     for plan in plans:
         path = shard_dir / plan.file_name
@@ -438,34 +471,80 @@ def remove_stale_shards(shard_dir: Path, shards: dict[str, tuple[str, int]]) -> 
     return stale
 
 
-def build_streams(
-    config: FullConfig, split: str, errors: dict[str, str] | None = None
-) -> list[Stream]:
-    """Unaugmented long streams of a split: clips joined by gaps, and each long recording.
+@dataclass(frozen=True)
+class StreamJob:
+    """One long stream to compute: a split's clips of one kind joined by gaps, or one recording."""
 
-    Unusable files are skipped and added to ``errors`` (``{source: reason}``).
-    """
-    errors = {} if errors is None else errors
-    clips: dict[str, list[np.ndarray]] = {"positive": [], "negative": []}
-    streams = []
+    split: str
+    kind: str
+    sources: tuple[str, ...]  # names as in the store (see ``source_name``)
+
+
+def plan_stream_jobs(config: FullConfig, split: str) -> list[StreamJob]:
+    """The streams of ``split`` in store order: joined positives, joined negatives, recordings."""
+    clips: dict[str, list[str]] = {"positive": [], "negative": []}
+    recordings = []
     for folder, kind, _ in source_folders(config, split):
         for path in list_audio_files(folder):
             name = source_name(config, path)
-            try:
-                audio = load_audio(path)
-            except AudioError as exc:
-                errors[name] = str(exc)
-                continue
             if kind == "ambient":
-                streams.append(Stream(compute_features(audio), name, "ambient", []))
+                recordings.append(StreamJob(split, kind, (name,)))
             else:
-                clips[kind].append(audio)
-    for kind in ("negative", "positive"):
-        if clips[kind]:
-            audio, spans = stream_clips(
-                clips[kind], config.features.stream_gap_s, seed=config.augmentation.seed
-            )
-            streams.insert(0, Stream(compute_features(audio), f"{split}/{kind}", kind, list(spans)))
+                clips[kind].append(name)
+    joined = [StreamJob(split, k, tuple(clips[k])) for k in ("positive", "negative") if clips[k]]
+    return joined + recordings
+
+
+def make_stream(
+    job: StreamJob, config: FullConfig | None = None
+) -> tuple[Stream | None, dict[str, str]]:
+    """Unaugmented features of one stream; unusable files are reported, not raised.
+
+    Args:
+        job: The stream.
+        config: The pipeline config (default: the worker's, in a ``worker_pool`` process).
+
+    Returns:
+        The stream (None when none of its files is usable) and ``{source: reason}``.
+    """
+    config = config or _WORKER["config"]
+    audio, errors = [], {}
+    for name in job.sources:
+        try:
+            audio.append(load_audio(config.data.data_dir / name))
+        except AudioError as exc:
+            errors[name] = str(exc)
+    if not audio:
+        return None, errors
+    if job.kind == "ambient":
+        return Stream(compute_features(audio[0]), job.sources[0], "ambient", []), errors
+    joined, spans = stream_clips(audio, config.features.stream_gap_s, seed=config.augmentation.seed)
+    stream = Stream(compute_features(joined), f"{job.split}/{job.kind}", job.kind, list(spans))
+    return stream, errors
+
+
+def build_streams(
+    config: FullConfig,
+    split: str,
+    errors: dict[str, str] | None = None,
+    pool: cf.Executor | None = None,
+) -> list[Stream]:
+    """Unaugmented long streams of a split: clips joined by gaps, and each long recording.
+
+    Unusable files are skipped and added to ``errors`` (``{source: reason}``). With ``pool``
+    (from ``worker_pool``) the streams are computed in its worker processes.
+    """
+    errors = {} if errors is None else errors
+    jobs = plan_stream_jobs(config, split)
+    if pool is None:
+        results = (make_stream(job, config) for job in jobs)
+    else:
+        results = pool.map(make_stream, jobs)
+    streams = []
+    for stream, errs in results:
+        errors.update(errs)
+        if stream is not None:
+            streams.append(stream)
     return streams
 
 
@@ -512,19 +591,20 @@ def build_features(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     shard_dir = shard_dir or out_dir / "shards"
-    shards, errors, counts = build_train_windows(config, shard_dir, progress)
-    shards.update(import_feature_sets(config, shard_dir, progress))
-    remove_stale_shards(shard_dir, shards)
     streams: dict[str, str] = {}
     stream_seconds: dict[str, float] = {}
-    for split in SPLITS:
-        path = out_dir / split / "streams.parquet"
-        items = build_streams(config, split, errors)
-        write_streams(path, items)
-        streams[split] = str(path)
-        stream_seconds[split] = sum(s.duration_s for s in items)
-        if progress:
-            progress(f"streams {split}", SPLITS.index(split) + 1, len(SPLITS))
+    with worker_pool(config) as pool:
+        shards, errors, counts = build_train_windows(config, shard_dir, progress, pool)
+        shards.update(import_feature_sets(config, shard_dir, progress))
+        remove_stale_shards(shard_dir, shards)
+        for split in SPLITS:
+            path = out_dir / split / "streams.parquet"
+            items = build_streams(config, split, errors, pool)
+            write_streams(path, items)
+            streams[split] = str(path)
+            stream_seconds[split] = sum(s.duration_s for s in items)
+            if progress:
+                progress(f"streams {split}", SPLITS.index(split) + 1, len(SPLITS))
     bad = report_bad_files(config, errors)
     return {
         "outputs": {"train_windows": shards, "streams": streams},

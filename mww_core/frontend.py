@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from pymicro_features import MicroFrontend
+from micro_features_cpp import create_frontend, process_samples
 
 SAMPLE_RATE_HZ = 16000
 FEATURE_STEP_SAMPLES = 160  # 10 ms
@@ -42,17 +42,25 @@ def compute_features(samples: np.ndarray) -> np.ndarray:
     25.6 (``features_to_float``) for the float features the model trains on.
     """
     pcm = to_pcm16(samples)
-    frontend = MicroFrontend()
-    usable = (len(pcm) // FEATURE_STEP_SAMPLES) * FEATURE_STEP_SAMPLES
-    chunks = pcm[:usable].reshape(-1, FEATURE_STEP_SAMPLES)
+    # pymicro_features' own C backend, called directly: its MicroFrontend wrapper builds a
+    # dataclass per 10 ms step, which cost a third of the frontend's time.
+    frontend = create_frontend()
+    data = pcm[: (len(pcm) // FEATURE_STEP_SAMPLES) * FEATURE_STEP_SAMPLES].tobytes()
+    step = 2 * FEATURE_STEP_SAMPLES
     out = np.zeros((frames_for_samples(len(pcm)), NUM_CHANNELS), dtype=np.uint16)
-    row = 0
-    for chunk in chunks:
-        result = frontend.process_samples(chunk.tobytes())
-        if result.features:
-            out[row] = np.rint(np.asarray(result.features, dtype=np.float64) / FEATURE_SCALE)
-            row += 1
+    row, block = 0, []
+    for start in range(0, len(data), step):
+        features, _ = process_samples(frontend, data[start : start + step])
+        if features:
+            block.append(features)
+        if len(block) == _BLOCK_FRAMES or (block and start + step >= len(data)):
+            # Convert in blocks: one numpy call per block, bounded memory for hour-long audio.
+            out[row : row + len(block)] = np.rint(np.array(block, np.float64) / FEATURE_SCALE)
+            row, block = row + len(block), []
     return out[:row]
+
+
+_BLOCK_FRAMES = 1024
 
 
 def features_to_float(raw: np.ndarray) -> np.ndarray:

@@ -108,9 +108,14 @@ def run_features(
     )
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core import fanout, fsstore
         from mww_core.features import build_features
 
-        return build_features(config, stage_dir, progress, config.run_dir / "feature_shards")
+        # Shards made by Dask workers (tasks.feature_fanout) are already in the store.
+        local = fsstore.local_path(fanout.store_location(config))
+        if local is None:  # memory://, s3://, gs://...: the store-agnostic path
+            return fanout.build_features_at(config, stage_dir, fanout.store_url(config), progress)
+        return build_features(config, stage_dir, progress, local)
 
     return run_stage(config.run_dir / "features", "features", fp, compute)
 
@@ -149,7 +154,7 @@ def run_train_phase(
         from mww_core.store import read_streams, read_windows
         from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
 
-        paths = [Path(p) for p, _ in feats.outputs["train_windows"].values()]
+        paths = [p for p, _ in feats.outputs["train_windows"].values()]
         if mined is not None:
             paths.append(Path(mined.outputs["hard_negatives"]))
         trainer = Trainer(config, stage_dir, progress, training_logger)
@@ -250,7 +255,7 @@ def representative_spectrograms(config: FullConfig, feats: StageRecord) -> list[
     from mww_core.frontend import features_to_float
     from mww_core.store import read_windows
 
-    paths = [Path(p) for p, _ in feats.outputs["train_windows"].values()]
+    paths = [p for p, _ in feats.outputs["train_windows"].values()]
     windows = read_windows(paths)
     rng = np.random.default_rng(config.training.seed)
     n = max(2, config.export.representative_samples // 50)

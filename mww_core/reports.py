@@ -71,14 +71,23 @@ def plot_det(
             fah = _floored([r["fah"] for r in rows], fah_floor)
             miss = _floored([1 - r["recall"] for r in rows], miss_floor)
             top_fah = max(top_fah, *fah)
+            test = split == "test"  # the figures the report compares; validation drawn faint
             ax.plot(fah, miss, STYLES.get(split, "-"), marker=".", color=COLORS.get(model),
+                    linewidth=2.0 if test else 1.0, alpha=1.0 if test else 0.45,
                     label=f"{model}, {split}")  # fmt: skip
             chosen = [r for r in rows if r["cutoff"] == cutoff]
-            if chosen and model == FINAL and split == "test":
+            if chosen and model == FINAL and test:
                 x = max(chosen[0]["fah"], fah_floor)
                 y = max(1 - chosen[0]["recall"], miss_floor)
                 ax.scatter([x], [y], s=140, facecolors="none", edgecolors="black", zorder=3,
                            label=f"chosen cutoff {cutoff:.2f}")  # fmt: skip
+                ax.axhline(
+                    y,
+                    color="dimgrey",
+                    linestyle=":",
+                    linewidth=1,
+                    label=f"equal recall {chosen[0]['recall']:.3f}: compare FAH along it",
+                )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(fah_floor / 1.6, top_fah * 1.6)
@@ -182,13 +191,78 @@ def _confusion_table(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _verdict(first: dict[str, Any] | None, final: dict[str, Any] | None) -> str:
+    """Phase 2 against phase 1 at one recall: FAH first, near-miss false accepts on a tie."""
+    if first is None or final is None:
+        return "phase 1 does not reach it" if first is None else "phase 2 does not reach it"
+    a, b = (first["fah"], first["false_accepts"]), (final["fah"], final["false_accepts"])
+    if a == b:
+        return "equal"
+    better = b < a
+    what = "FAH" if a[0] != b[0] else "near-miss false accepts (FAH equal)"
+    return f"phase 2 {'lower' if better else 'HIGHER'} {what}"
+
+
+def _headline_levels(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The equal-recall rows at the chosen cutoff's test recall and at 0.9 and 0.95.
+
+    A fixed level within 0.01 of the chosen recall is left out: it would repeat that row.
+    """
+    chosen = metrics["test"].get("recall")
+    wanted = [chosen] if chosen is not None else []
+    wanted += [r for r in (0.9, 0.95) if chosen is None or abs(r - chosen) >= 0.01]
+    rows = metrics.get("equal_recall") or []
+    picked = []
+    for level in wanted:
+        match = [r for r in rows if abs(r["recall"] - level) < 1e-9]
+        if match:
+            picked.append({**match[0], "chosen": level == chosen})
+    return picked
+
+
+def _headline_table(metrics: dict[str, Any]) -> list[str]:
+    """Phase 1 vs phase 2 at equal test recall, in a few rows, with the verdict spelled out."""
+    picked = _headline_levels(metrics)
+    if not picked:
+        return []
+    hours = metrics["ambient_hours"]["test"]
+    negatives = metrics["clips"]["test"]["negative"]
+
+    def cell(best: dict[str, Any] | None) -> str:
+        if best is None:
+            return "not reached | n/a"
+        count = round(best["fah"] * hours)
+        return (
+            f"{best['fah']:.2f} ({count} in {hours:.2f} h; cutoff {best['cutoff']:.2f}) "
+            f"| {best['false_accepts']}/{negatives}"
+        )
+
+    lines = [
+        "## Did mining help? Phase 1 vs phase 2 at equal recall (test)",
+        "",
+        "Each model at its own cutoff that reaches the recall with the fewest false activations "
+        "on ambient audio; phase 2 is phase 1 fine-tuned with the mined hard negatives.",
+        "",
+        "| recall at least | phase 1: FAH | phase 1: near-miss false accepts | phase 2: FAH "
+        "| phase 2: near-miss false accepts | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in picked:
+        mark = " (chosen cutoff's recall)" if row["chosen"] else ""
+        lines.append(
+            f"| {row['recall']:.3f}{mark} | {cell(row.get('phase 1'))} | {cell(row.get(FINAL))} "
+            f"| {_verdict(row.get('phase 1'), row.get(FINAL))} |"
+        )
+    return lines
+
+
 def _comparison_table(metrics: dict[str, Any]) -> list[str]:
     rows = metrics.get("equal_recall") or []
     if not rows:
         return []
     hours = metrics["ambient_hours"]["test"]
     lines = [
-        "## Phase 1 vs phase 2 at equal recall (test)",
+        "## Phase 1 vs phase 2 at every recall level (test)",
         "",
         "For each recall level, the cutoff of each model that reaches it with the fewest false "
         f"activations ({hours:.2f} h of ambient audio). Phase 2 adds the mined hard negatives.",
@@ -275,9 +349,10 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
         "",
         *_results_table(metrics),
         "",
-        *_confusion_table(metrics),
-        "",
     ]
+    headline = _headline_table(metrics)
+    lines += [*headline, ""] if headline else []
+    lines += [*_confusion_table(metrics), ""]
     for section in (_comparison_table(metrics), _voice_table(metrics)):
         if section:
             lines += [*section, ""]

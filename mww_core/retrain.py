@@ -118,6 +118,11 @@ def load_record(stage_dir: Path) -> StageRecord:
     return StageRecord(**json.loads(path.read_text()))
 
 
+def has_current_version(config: FullConfig) -> bool:
+    """Whether a retraining run has recorded the current model version yet."""
+    return (retrain_dir(config) / CURRENT).exists()
+
+
 def current_version(config: FullConfig) -> dict:
     """The promoted model; the first call records the training run's export as ``v0001``."""
     path = retrain_dir(config) / CURRENT

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mww_core.atomic import atomic_path
-from mww_core.frontend import NUM_CHANNELS
+from mww_core.frontend import FEATURE_SCALE, MAX_FEATURE_VALUE, NUM_CHANNELS
 
 WEIGHT_CLASSES = ("positive", "negative", "hard_negative")
 
@@ -97,24 +97,50 @@ def write_windows(
         metadata={**(metadata or {}), "frames": str(frames), "channels": str(channels)},
     )
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_rows)
+        # No dictionary for spectrograms: every row is unique, so it would only cost time.
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            row_group_size=row_group_rows,
+            use_dictionary=["label", "weight_class", "source"],
+        )
+
+
+def open_parquet(source: Path | str) -> pq.ParquetFile:
+    """A Parquet file from a local path or an fsspec URL (file://, memory://, s3://...)."""
+    from mww_core.fsstore import parquet_source
+
+    return pq.ParquetFile(parquet_source(source))
 
 
 def shard_metadata(path: Path) -> tuple[int, dict[str, str]]:
     """Rows and schema metadata of a shard, read from its footer only."""
-    meta = pq.ParquetFile(path).metadata
+    meta = open_parquet(path).metadata
     raw = meta.metadata or {}
     return meta.num_rows, {k.decode(): v.decode() for k, v in raw.items()}
 
 
+def _features_view(column: pa.ChunkedArray | pa.Array, frames: int) -> np.ndarray:
+    """``[rows, frames, 40]`` uint16 view of a fixed-size-binary column (a copy only if chunked)."""
+    col = column
+    if isinstance(column, pa.ChunkedArray):  # combine_chunks copies, even a single chunk
+        col = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    row = frames * NUM_CHANNELS
+    data = np.frombuffer(col.buffers()[1], "<u2", count=len(col) * row, offset=col.offset * row * 2)
+    return data.reshape(len(col), frames, NUM_CHANNELS)
+
+
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
 def _table_to_windows(table: pa.Table, frames: int) -> Windows:
-    col = table.column("features").combine_chunks()
-    data = np.frombuffer(col.buffers()[1], dtype="<u2", count=len(col) * frames * NUM_CHANNELS)
     return Windows(
-        features=data.reshape(len(col), frames, NUM_CHANNELS),
+        features=_features_view(table.column("features"), frames),
         label=table.column("label").to_numpy(),
-        weight_class=np.asarray(table.column("weight_class").to_pylist(), dtype=object),
-        source=np.asarray(table.column("source").to_pylist(), dtype=object),
+        weight_class=_strings(table.column("weight_class")),
+        source=_strings(table.column("source")),
         offset_s=table.column("offset_s").to_numpy(),
         seed=table.column("seed").to_numpy(),
         score=table.column("score").to_numpy(),
@@ -126,36 +152,35 @@ def read_windows(paths: list[Path]) -> Windows:
     parts = []
     frames = None
     for path in paths:
-        table = pq.read_table(path)
+        table = open_parquet(path).read()
         frames = int((table.schema.metadata or {})[b"frames"])
         parts.append(_table_to_windows(table, frames))
     return Windows.concat(parts, frames or 0)
 
 
-def iter_windows(
-    paths: list[Path], shuffle_seed: int | None = None, readahead: int = 2
-) -> Iterator[Windows]:
-    """Yield the store one row group at a time, so memory holds a few row groups, not the store.
+def _frames_of(path: Path) -> int:
+    return int((open_parquet(path).schema_arrow.metadata or {})[b"frames"])
 
-    Args:
-        paths: Shard files.
-        shuffle_seed: When given, row groups come in a seeded random order (across shards).
-        readahead: Row groups decoded ahead in background threads (Parquet decoding releases
-            the GIL, so this uses more than one core).
 
-    Yields:
-        Windows of one row group each; features are a zero-copy view of the decoded column.
+def _row_groups(
+    paths: list[Path], shuffle_seed: int | None, readahead: int, columns: list[str] | None = None
+) -> Iterator[tuple[pa.Table, int]]:
+    """``(row group table, frames)`` of every row group, in file or seeded random order.
+
+    ``readahead`` row groups are decoded ahead in background threads (Parquet decoding
+    releases the GIL, so this uses more than one core).
     """
-    files = [pq.ParquetFile(p) for p in paths]
+    files = [open_parquet(p) for p in paths]
     order = [(i, g) for i, f in enumerate(files) for g in range(f.metadata.num_row_groups)]
     if shuffle_seed is not None:
         order = [order[k] for k in np.random.default_rng(shuffle_seed).permutation(len(order))]
     frames = [int((f.schema_arrow.metadata or {})[b"frames"]) for f in files]
 
-    def read(item: tuple[int, int]) -> Windows:
+    def read(item: tuple[int, int]) -> tuple[pa.Table, int]:
         i, group = item
         # A ParquetFile is not safe to share between threads: open one per read.
-        return _table_to_windows(pq.ParquetFile(paths[i]).read_row_group(group), frames[i])
+        table = open_parquet(paths[i]).read_row_group(group, columns=columns, use_threads=False)
+        return table, frames[i]
 
     if readahead <= 0:
         yield from map(read, order)
@@ -170,6 +195,120 @@ def iter_windows(
             yield pending.popleft().result()
 
 
+def iter_windows(
+    paths: list[Path], shuffle_seed: int | None = None, readahead: int = 2
+) -> Iterator[Windows]:
+    """Yield the store one row group at a time, so memory holds a few row groups, not the store.
+
+    Args:
+        paths: Shard files.
+        shuffle_seed: When given, row groups come in a seeded random order (across shards).
+        readahead: Row groups decoded ahead in background threads.
+
+    Yields:
+        Windows of one row group each; features are a zero-copy view of the decoded column.
+    """
+    for table, frames in _row_groups(paths, shuffle_seed, readahead):
+        yield _table_to_windows(table, frames)
+
+
+_TRAINING_COLUMNS = ["features", "label", "weight_class"]
+
+
+def _shuffle_buffers(
+    paths: list[Path],
+    batch_size: int,
+    weights: dict[str, float],
+    seed: int | None,
+    shuffle_groups: int,
+    readahead: int,
+) -> Iterator[tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]]:
+    """``(features per row group, label, weight, order)`` of ``shuffle_groups`` row groups.
+
+    ``order`` lists the buffer's rows batch after batch: a seeded permutation whose every
+    ``batch_size`` slice is sorted (so each batch takes a contiguous run of rows from each row
+    group). Only the three columns training needs are decoded; no Python runs per row.
+    """
+    rng = np.random.default_rng(seed)
+    tables: list[tuple[pa.Table, int]] = []
+
+    def buffer() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+        parts = [_features_view(t.column("features"), frames) for t, frames in tables]
+        labels = pa.chunked_array([t.column("label") for t, _ in tables])
+        kinds = pa.chunked_array([t.column("weight_class") for t, _ in tables])
+        kinds = kinds.combine_chunks().dictionary_encode()
+        by_kind = np.array([weights.get(k, 1.0) for k in kinds.dictionary.to_pylist()], "f4")
+        n = len(labels)
+        order = rng.permutation(n) if seed is not None else np.arange(n)
+        full = n - n % batch_size
+        order[:full] = np.sort(order[:full].reshape(-1, batch_size), axis=1).reshape(-1)
+        order[full:] = np.sort(order[full:])
+        return parts, labels.to_numpy(), by_kind[kinds.indices.to_numpy()], order
+
+    for item in _row_groups(paths, seed, readahead, _TRAINING_COLUMNS):
+        tables.append(item)
+        if len(tables) == shuffle_groups:
+            yield buffer()
+            tables = []
+    if tables:
+        yield buffer()
+
+
+def _gather_float(parts: list[np.ndarray], rows: np.ndarray, crop: int) -> np.ndarray:
+    """Float features of the sorted buffer ``rows``: one gather per row group, one cast."""
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    bounds = np.searchsorted(rows, starts)
+    raw = np.empty((len(rows), *parts[0].shape[1:]), parts[0].dtype)
+    for k, part in enumerate(parts):
+        a, b = bounds[k], bounds[k + 1]
+        if a < b:
+            np.take(part, rows[a:b] - starts[k], axis=0, out=raw[a:b])
+    out = np.multiply(raw[:, crop:], np.float32(FEATURE_SCALE), dtype=np.float32)
+    return np.minimum(out, np.float32(MAX_FEATURE_VALUE), out=out)
+
+
+def iter_batches(
+    paths: list[Path],
+    batch_size: int,
+    class_weights: dict[str, float] | None = None,
+    input_frames: int | None = None,
+    seed: int | None = 0,
+    shuffle_groups: int = 8,
+    readahead: int = 2,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Training batches streamed from the store as numpy arrays (what a training step takes).
+
+    Row groups are read in a seeded random order (``seed=None`` keeps file order) and rows are
+    shuffled across ``shuffle_groups`` row groups at a time, so memory holds a few row groups
+    whatever the store's size (shards follow sources, so one row group alone would be one kind).
+    The batches are a pure function of the shards, ``batch_size`` and ``seed``.
+
+    Args:
+        paths: Shard files.
+        batch_size: Rows per batch (the last batch of each buffer may be smaller).
+        class_weights: Sample weight per weight class (default 1.0 for every row).
+        input_frames: Keep the last this many frames of each window (default: all).
+        seed: Shuffle seed.
+        shuffle_groups: Row groups mixed together before batching.
+        readahead: Row groups decoded ahead in background threads.
+
+    Yields:
+        ``(features float32 [b, frames, 40], label float32 [b], weight float32 [b])`` with
+        float features as the model takes them (raw x 0.0390625, capped at 26).
+    """
+    if not paths:
+        raise ValueError("the training store is empty: no shard files were given")
+    frames = _frames_of(paths[0])
+    crop = frames - (input_frames or frames)
+    weights = dict(class_weights or {})
+    for parts, label, weight, order in _shuffle_buffers(
+        paths, batch_size, weights, seed, shuffle_groups, readahead
+    ):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            yield _gather_float(parts, rows, crop), label[rows].astype(np.float32), weight[rows]
+
+
 def windows_dataset(
     paths: list[Path],
     batch_size: int,
@@ -178,74 +317,27 @@ def windows_dataset(
     seed: int | None = 0,
     shuffle_groups: int = 8,
 ):
-    """A ``tf.data.Dataset`` of training batches streamed from the store, row group by row group.
-
-    Row groups are read in a seeded random order (``seed=None`` keeps file order) and rows are
-    shuffled across ``shuffle_groups`` row groups at a time, so memory holds a few row groups
-    whatever the store's size (shards follow sources, so one row group alone would be one kind).
-
-    Args:
-        paths: Shard files.
-        batch_size: Rows per batch (the last batch may be smaller).
-        class_weights: Sample weight per weight class (default 1.0 for every row).
-        input_frames: Keep the last this many frames of each window (default: all).
-        seed: Shuffle seed.
-        shuffle_groups: Row groups mixed together before batching.
+    """``iter_batches`` as a ``tf.data.Dataset`` (same batches, same order), prefetched.
 
     Returns:
-        A dataset of ``(features float32 [b, frames, 40], label float32 [b], weight float32 [b])``
-        with float features as the model takes them (raw x 0.0390625, capped at 26).
+        A dataset of ``(features float32 [b, frames, 40], label float32 [b], weight float32 [b])``.
     """
     import tensorflow as tf
 
-    from mww_core.frontend import FEATURE_SCALE, MAX_FEATURE_VALUE
-
     if not paths:
         raise ValueError("windows_dataset needs at least one shard; the store is empty")
-    frames = int((pq.ParquetFile(paths[0]).schema_arrow.metadata or {})[b"frames"])
-    keep = input_frames or frames
-    weights = dict(class_weights or {})
-
-    def emit(parts: list[Windows], rng: np.random.Generator) -> Iterator[tuple]:
-        # Gather each batch straight from its row groups: no copy of the whole buffer.
-        part_of = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
-        row_of = np.concatenate([np.arange(len(p)) for p in parts])
-        label = np.concatenate([p.label for p in parts])
-        w = np.array([weights.get(c, 1.0) for p in parts for c in p.weight_class], np.float32)
-        order = rng.permutation(len(label)) if seed is not None else np.arange(len(label))
-        for start in range(0, len(order), batch_size):
-            take = np.sort(order[start : start + batch_size])
-            feats = np.concatenate(
-                [
-                    parts[k].features[row_of[take[part_of[take] == k]], frames - keep :]
-                    for k in np.unique(part_of[take])
-                ]
-            )
-            yield feats, label[take], w[take]
-
-    def batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        rng = np.random.default_rng(seed)
-        buffer: list[Windows] = []
-        for part in iter_windows(paths, seed):
-            buffer.append(part)
-            if len(buffer) == shuffle_groups:
-                yield from emit(buffer, rng)
-                buffer = []
-        if buffer:
-            yield from emit(buffer, rng)
-
+    keep = input_frames or _frames_of(paths[0])
     spec = (
-        tf.TensorSpec((None, keep, NUM_CHANNELS), tf.uint16),
-        tf.TensorSpec((None,), tf.int8),
+        tf.TensorSpec((None, keep, NUM_CHANNELS), tf.float32),
+        tf.TensorSpec((None,), tf.float32),
         tf.TensorSpec((None,), tf.float32),
     )
 
-    def to_float(x, y, w):
-        x = tf.minimum(tf.cast(x, tf.float32) * FEATURE_SCALE, MAX_FEATURE_VALUE)
-        return x, tf.cast(y, tf.float32), w
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return iter_batches(paths, batch_size, class_weights, input_frames, seed, shuffle_groups)
 
     dataset = tf.data.Dataset.from_generator(batches, output_signature=spec)
-    return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass

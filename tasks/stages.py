@@ -118,9 +118,34 @@ def prepare_data(config_path: str, run_name: str | None = None) -> dict:
     retry_condition_fn=retry_if_transient,
 )
 def features(config_path: str, run_name: str | None, data: dict) -> dict:
-    """Augment and featurize audio into the Parquet store."""
+    """Augment and featurize audio into the Parquet store.
+
+    Progress goes to log lines and to the ``features-progress`` Prefect progress artifact:
+    train windows fill 0-90 %, the validation/test streams the rest; updated at most every
+    2 s or 5 points, and set to 100 when the stage is done (or was reused).
+    """
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
     cfg = stage_config(config_path, run_name)
-    record = pipeline.run_features(cfg, StageRecord(**data), log_progress("features"))
+    log = log_progress("features")
+    artifact = create_progress_artifact(0.0, key="features-progress", description="features")
+    last = {"t": time.monotonic(), "pct": 0.0}
+
+    def report(what: str, done: int, total: int) -> None:
+        log(what, done, total)
+        share = done / max(total, 1)
+        pct = last["pct"]  # other steps (importing feature sets) hold the bar
+        if what == "train windows":
+            pct = 90.0 * share
+        elif what.startswith("streams"):
+            pct = 90.0 + 10.0 * share
+        now = time.monotonic()
+        if pct >= last["pct"] + 5.0 or (pct > last["pct"] and now - last["t"] >= 2.0):
+            update_progress_artifact(artifact, round(pct, 1), f"features: {what} {done}/{total}")
+            last.update(t=now, pct=pct)
+
+    record = pipeline.run_features(cfg, StageRecord(**data), report)
+    update_progress_artifact(artifact, 100.0, "features: done")
     for bad in record.metrics.get("bad_files", []):
         get_run_logger().warning("features: skipped %s", bad)
     return _finish(record)

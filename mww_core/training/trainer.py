@@ -86,7 +86,8 @@ class Trainer:
     """Trains the model phase by phase under ``stage_dir`` with resumable checkpoints.
 
     Best model rule (``_is_best_model``): a validation that meets ``training.target_fah`` beats
-    one that does not; among those, higher recall wins, then lower FAH. Recall and FAH come from
+    one that does not; among those, higher recall wins, then lower FAH, then fewer near-miss false
+    accepts, then a higher cutoff; an exact tie goes to the later step. Recall and FAH come from
     streaming the validation audio the way the device fires, at the sweep cutoff that meets the
     FAH target (``evaluation.choose_cutoff``).
     """
@@ -252,13 +253,23 @@ class Trainer:
 
     @staticmethod
     def _is_best_model(metrics: dict, best: dict | None) -> bool:
-        """Meeting the FAH target first, then highest recall, then lower FAH."""
+        """Whether ``metrics`` replaces ``best``.
+
+        Meeting the FAH target first, then higher recall, lower FAH, fewer near-miss false
+        accepts, a higher cutoff (the same recall with more margin); a later validation that
+        ties on all of these wins: validation cannot tell the two apart and it trained longer.
+        """
 
         def key(m: dict) -> tuple:
-            fah = m.get("fah")
-            return (bool(m.get("target_met", True)), m["recall"], -(fah or 0.0))
+            return (
+                bool(m.get("target_met", True)),
+                m["recall"],
+                -(m.get("fah") or 0.0),
+                -(m.get("false_accept_rate") or 0.0),
+                m.get("cutoff") or 0.0,
+            )
 
-        return best is None or key(metrics) > key(best)
+        return best is None or key(metrics) >= key(best)
 
     def _evaluate(self, validation, step: int, train_metrics: dict, best: dict | None, out: Path):
         metrics = {"step": step, **train_metrics, **self.validate(validation)}

@@ -16,6 +16,7 @@ from mww_core.demo_data import (
     MANIFEST_NAME,
     NEAR_MISS_PHRASES,
     SPLITS,
+    _mentions,
     _plan_clips,
     build_demo_dataset,
     demo_fingerprint,
@@ -98,6 +99,24 @@ def test_negatives_and_ambient_never_say_the_wake_word(built):
             assert not any("jarvis" in key.lower() for key in meta["utterances"]), name
 
 
+def test_ambient_of_every_split_holds_near_misses_but_never_the_wake_word(built):
+    data, manifest, _ = built
+    phrases = [p for p in NEAR_MISS_PHRASES if not _mentions(p, "hey jarvis")]
+    for split in SPLITS:
+        ambient = {n: m for n, m in manifest["files"].items() if n.startswith(f"{split}/ambient/")}
+        events = [(n, e) for n, m in ambient.items() for e in m["near_misses"]]
+        assert events, split
+        for name, event in events:
+            text = event["text"].lower()
+            assert any(p in text for p in phrases), text
+            assert not _mentions(text, "hey jarvis"), text
+            assert event["start_s"] + event["seconds"] <= ambient[name]["seconds"] + 0.01
+            assert any(event["text"] in key for key in ambient[name]["utterances"])
+            audio, rate = sf.read(data.data_dir / name)
+            span = audio[int(event["start_s"] * rate) : int((event["start_s"] + 0.5) * rate)]
+            assert 20 * np.log10(np.sqrt(np.mean(span**2))) > -45.0, (name, event)
+
+
 def test_splits_share_no_utterance_and_test_voices_are_unseen(built):
     _, manifest, _ = built
     utterances: dict[str, set[str]] = {s: set() for s in SPLITS}
@@ -110,6 +129,10 @@ def test_splits_share_no_utterance_and_test_voices_are_unseen(built):
                 espeak_voices[split].add(meta["voice"])
         elif meta.get("kind") == "ambient":
             utterances[split].update(meta["utterances"])
+            for key in meta["utterances"]:  # "generator|voice|params|text"
+                generator, voice, *_ = key.split("|")
+                if generator == "espeak-ng":
+                    espeak_voices[split].add(voice)
     for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
         assert not utterances[a] & utterances[b], (a, b)
         assert not espeak_voices[a] & espeak_voices[b], (a, b)
@@ -149,6 +172,7 @@ def test_other_wake_word_gets_no_near_miss_phrases():
     negatives = [c for c in clips if c.kind == "negative"]
     assert len(negatives) == TINY.near_miss_negatives + TINY.speech_negatives
     assert not any(c.text in NEAR_MISS_PHRASES for c in negatives)
+    assert not any(c.kind == "confusable" for c in clips)
     assert {c.text.rstrip("!") for c in clips if c.kind == "positive"} == {"ok nabu", "ok, nabu"}
 
 

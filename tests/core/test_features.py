@@ -13,11 +13,12 @@ from mww_core.config import FullConfig
 from mww_core.features import (
     WindowJob,
     build_features,
+    build_streams,
     group_into_shards,
     plan_shards,
     plan_window_jobs,
 )
-from mww_core.store import read_windows
+from mww_core.store import read_streams, read_windows
 
 
 def _noise(rng, seconds, rate=16000):
@@ -141,3 +142,10 @@ def test_features_do_not_depend_on_worker_count(tmp_path):
     b = read_windows([p for p, _ in two["outputs"]["train_windows"].values()])
     np.testing.assert_array_equal(a.features, b.features)
     assert list(a.source) == list(b.source) and a.features.any()
+    for split in ("train", "validation", "test"):  # streams: made in the workers, or not
+        pooled = read_streams(two["outputs"]["streams"][split])
+        here = build_streams(_config(root), split)
+        assert [s.source for s in pooled] == [s.source for s in here] and len(here) == 3
+        for p, h in zip(pooled, here, strict=True):
+            np.testing.assert_array_equal(p.features, h.features)
+            assert p.spans == h.spans and p.features.any()

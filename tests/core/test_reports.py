@@ -6,7 +6,7 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from mww_core.evaluation import compare_at_equal_recall, confusion_matrix
-from mww_core.reports import fah_text, write_report
+from mww_core.reports import _headline_levels, _verdict, fah_text, write_report
 
 
 def sweep_rows(recalls: list[float], activations: list[int], false_accepts: list[int]) -> list:
@@ -98,6 +98,16 @@ def test_write_report_files_and_content(tmp_path):
     assert "| wake-word clips (20) | 19 (hit) | 1 (miss) |" in text
     assert "| near-miss clips (10) | 2 (false accept) | 8 (correct reject) |" in text
     assert "| 0.950 | 10.00, 5 (0.50) | 0.00, 2 (0.50) |" in text  # phase 1 vs phase 2
+    # The headline comparison: the chosen cutoff's test recall first, then 0.9, with a verdict.
+    headline = text.split("## Did mining help?")[1].split("\n## ")[0]
+    assert (
+        "| 0.950 (chosen cutoff's recall) | 10.00 (5 in 0.50 h; cutoff 0.50) | 5/10 "
+        "| 0.00 (0 in 0.50 h; cutoff 0.50) | 2/10 | phase 2 lower FAH |"
+    ) in headline
+    assert "| 0.900 | 2.00 (1 in 0.50 h; cutoff 0.70) | 2/10 | 0.00 (0 in 0.50 h; cutoff 0.70)" in (
+        headline
+    )
+    assert headline.count("\n| 0.") == 2
     assert "| espeak-ng en-us | 8 | 7 | 0.875 |" in text
     assert "| 0.50 **← chosen** |" in text
     assert text.count("\n| 0.") >= 4 + 3  # full cutoff table and comparison rows
@@ -106,3 +116,23 @@ def test_write_report_files_and_content(tmp_path):
         image = mpimg.imread(tmp_path / name)
         assert image.shape[0] >= 500 and image.shape[1] >= 700  # readable size
         assert np.std(image[..., :3]) > 0.05  # not blank
+
+
+def test_verdict_compares_fah_then_false_accepts():
+    def row(fah: float, fa: int) -> dict:
+        return {"fah": fah, "false_accepts": fa, "cutoff": 0.5, "recall": 0.9}
+
+    assert _verdict(row(2.0, 3), row(0.0, 5)) == "phase 2 lower FAH"
+    assert _verdict(row(0.0, 3), row(2.0, 0)) == "phase 2 HIGHER FAH"
+    assert _verdict(row(2.0, 3), row(2.0, 1)) == "phase 2 lower near-miss false accepts (FAH equal)"
+    assert _verdict(row(2.0, 3), row(2.0, 3)) == "equal"
+    assert _verdict(None, row(2.0, 3)) == "phase 1 does not reach it"
+    assert _verdict(row(2.0, 3), None) == "phase 2 does not reach it"
+
+
+def test_headline_skips_a_fixed_level_next_to_the_chosen_recall():
+    metrics, _ = make_metrics()
+    metrics["test"] = {**metrics["test"], "recall": 0.948}
+    metrics["equal_recall"] = [{"recall": r} for r in (0.5, 0.9, 0.948, 0.95, 0.99)]
+    levels = [(row["recall"], row["chosen"]) for row in _headline_levels(metrics)]
+    assert levels == [(0.948, True), (0.9, False)]

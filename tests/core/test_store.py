@@ -5,6 +5,7 @@ import numpy as np
 from mww_core.store import (
     Stream,
     Windows,
+    iter_batches,
     iter_windows,
     read_streams,
     read_windows,
@@ -87,3 +88,37 @@ def test_windows_dataset_yields_weighted_float_batches(tmp_path):
     assert len(x) == 90
     expected = features_to_float(w.features[:, -30:])
     assert sorted(map(bytes, x)) == sorted(map(bytes, expected))  # every row exactly once
+
+
+def test_iter_batches_are_seeded_complete_and_match_the_dataset(tmp_path):
+    from mww_core.frontend import features_to_float
+
+    w = _windows(200)
+    write_windows(tmp_path / "a.parquet", w, row_group_rows=32)
+    write_windows(tmp_path / "b.parquet", _windows(50, seed=1), row_group_rows=32)
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    weights = {"positive": 1.0, "negative": 20.0}
+
+    def run(seed):
+        return list(iter_batches(paths, 16, weights, 30, seed, shuffle_groups=3))
+
+    first, again, other = run(7), run(7), run(8)
+    assert all(x.dtype == np.float32 and x.shape[1:] == (30, 40) for x, _, _ in first)
+    for (x1, y1, w1), (x2, y2, w2) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+        np.testing.assert_array_equal(w1, w2)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other, strict=False))
+    x = np.concatenate([b[0] for b in first])
+    y = np.concatenate([b[1] for b in first])
+    weight = np.concatenate([b[2] for b in first])
+    expected = features_to_float(np.concatenate([w.features, _windows(50, seed=1).features]))
+    assert sorted(map(bytes, x)) == sorted(map(bytes, expected[:, -30:]))  # each row once
+    np.testing.assert_array_equal(weight, np.where(y == 1, 1.0, 20.0))
+    rows_mixed = [len(set(b[1].tolist())) for b in first]
+    assert max(rows_mixed) == 2  # batches mix positives and negatives across row groups
+    dataset = windows_dataset(paths, 16, weights, 30, seed=7, shuffle_groups=3)
+    for (x1, y1, w1), (x2, y2, w2) in zip(first, dataset.as_numpy_iterator(), strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+        np.testing.assert_array_equal(w1, w2)

@@ -1,9 +1,19 @@
-"""Retraining on new negatives: the promotion gate, and the flow end to end on a tiny run."""
+"""Retraining on new negatives: the promotion gate, and the flow end to end on a small run."""
+
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
 
 from mww_core import retrain
-from mww_core.config import RetrainConfig
+from mww_core.audio import load_audio
+from mww_core.config import RetrainConfig, load_config
+from tests.conftest import write_tiny_config
 
-NEAR_MISSES = ["hey jervis", "hey travis", "a jarvis", "hey harvest", "hey jarvish", "hey charvis"]
+NEAR_MISSES = ["hey jervis", "hey travis", "a jarvis", "hey harvest", "hey charvis", "hey darvis"]
+VOICES = ["en-us", "en-gb", "en-029", "en-gb-x-rp", "en-us+f3", "en-gb+m4"]
 
 
 def test_decide_promotion_tolerances():
@@ -20,3 +30,120 @@ def test_decide_promotion_tolerances():
         {"recall": 0.9, "fah": 1.0}, {"recall": 0.9, "fah": 2.0}, tol
     )
     assert not ok and "FAH rose from 1.00 to 2.00" in reason
+
+
+def _firing_config(folder):
+    """A small run trained long enough (and without hard negatives) for the model to fire."""
+    config = write_tiny_config(
+        folder,
+        training={
+            "batch_size": 32,
+            "eval_step_interval": 100,
+            "checkpoint_interval": 100,
+            "phases": [
+                {
+                    "steps": 1000,
+                    "learning_rate": 0.005,
+                    "class_weights": {"negative": 2.0},
+                    "positive_fraction": 0.5,
+                },
+                {"steps": 50, "learning_rate": 0.001, "class_weights": {"negative": 2.0}},
+            ],
+        },
+        mining={"enabled": False},
+        evaluation={"target_fah": 100.0},  # 0.6 min of test ambient: one activation is 100/h
+        retrain={
+            "inbox_dir": str(folder / "inbox"),
+            "fine_tune": {
+                "steps": 100,
+                "learning_rate": 0.0003,
+                "class_weights": {"negative": 2.0, "hard_negative": 5.0},
+                "positive_fraction": 0.5,
+            },
+            "hard_negative_repeats": 1,
+            "recall_tolerance": 0.15,  # two of the 15 test clips
+            "fah_tolerance": 100.0,
+        },
+    )
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["demo"].update(piper_positives=24, espeak_positives=48, near_miss_negatives=40)
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+def _speak(folder, count):
+    """Near-miss phrases said by espeak-ng voices (16-bit wav at espeak's own rate)."""
+    folder.mkdir(parents=True)
+    paths = []
+    for i in range(count):
+        voice = VOICES[i % len(VOICES)]
+        text = NEAR_MISSES[(i // len(VOICES) + i) % len(NEAR_MISSES)]
+        path = folder / f"candidate_{i:02d}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(130 + 7 * i % 40), "-w", str(path), text],
+            check=True,
+        )
+        paths.append(path)
+    return paths
+
+
+def _accepted(config, paths):
+    """The clips the current exported model fires on (each clip scored on its own)."""
+    from mww_core import evaluation
+    from mww_core.frontend import compute_features
+
+    current = retrain.current_version(config)
+    runner = evaluation.StreamingTFLiteModel(current["tflite"])
+    fired = []
+    for path in paths:
+        audio, spans = evaluation.stream_clips([load_audio(path)], 0.5, seed=0)
+        probs = runner(compute_features(audio))
+        hits = evaluation.detect_with_config(
+            probs, current["cutoff"], config.evaluation, runner.stride
+        )
+        if evaluation.clip_hits(hits, spans, runner.stride).any():
+            fired.append(path)
+    return fired
+
+
+def _retrain(config_path) -> tuple[dict, float]:
+    """``python flows/retrain_on_negatives.py --config ...``: its summary and wall time."""
+    from flows.retrain_on_negatives import main
+
+    started = time.monotonic()
+    summary = main(["--config", str(config_path)])
+    return summary, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_retraining_on_false_accepts_lowers_their_fah(tmp_path, prefect_harness):
+    from mww_core import pipeline
+
+    config_path = _firing_config(tmp_path)
+    config = load_config(config_path)
+    pipeline.run_all(config)
+    fired = _accepted(config, _speak(tmp_path / "candidates", 24))
+    assert len(fired) >= 3, f"the trained model accepts only {len(fired)} of 24 near misses"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for path in fired:
+        path.rename(inbox / path.name)
+
+    first, first_s = _retrain(config_path)
+    comparison = first["comparison"]
+    before, after = comparison["current"]["inbox"], comparison["candidate"]["inbox"]
+    assert before["false_accepts"] >= 3, comparison
+    assert after["fah"] < before["fah"], comparison
+    assert after["false_accepts"] < before["false_accepts"], comparison
+    assert first["promoted"], first["reason"]
+    assert (first["previous_version"], first["version"]) == ("v0001", "v0002")
+    current = json.loads((config.run_dir / "retrain/current.json").read_text())
+    assert current["version"] == "v0002" and (config.run_dir / "retrain/versions/v0001").is_dir()
+
+    state_before = (config.run_dir / "retrain/state.json").read_bytes()
+    second, second_s = _retrain(config_path)
+    assert second["round"] is None and second["new_files"] == [] and second["version"] == "v0002"
+    assert (config.run_dir / "retrain/state.json").read_bytes() == state_before
+    assert json.loads((config.run_dir / "retrain/current.json").read_text()) == current
+    assert second_s < 0.1 * first_s, (first_s, second_s)
+    print(f"inbox: {before} -> {after}; runs took {first_s:.1f} s then {second_s:.2f} s")

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,15 +40,45 @@ print("PIPELINE DONE", flush=True)
 """
 
 
-def _start(config: Path) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+class Run:
+    """The pipeline in a child process; its output lines are collected as they come."""
+
+    def __init__(self, config: Path) -> None:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace"))
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, text: str) -> str | None:
+        """The first output line containing ``text``, or None when the run ends without it."""
+        while True:
+            found = next((line for line in self.lines if text in line), None)
+            if found is not None or not self.running():
+                return found
+            time.sleep(0.01)
+
+    def kill(self) -> str:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.finish()
+
+    def finish(self, timeout: float = 900) -> str:
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return "".join(self.lines)
 
 
 def _stage_in_progress(run_dir: Path) -> str:
@@ -75,9 +106,9 @@ def _written_since(path: Path, when: float) -> bool:
 
 
 def _run_to_end(config: Path) -> None:
-    proc = _start(config)
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0 and b"PIPELINE DONE" in out
+    run = Run(config)
+    out = run.finish()
+    assert run.proc.returncode == 0 and "PIPELINE DONE" in out, out[-2000:]
 
 
 def test_sigkill_at_random_points_then_same_model(tmp_path):
@@ -95,9 +126,10 @@ def test_sigkill_at_random_points_then_same_model(tmp_path):
         durations[stage] = max(record["finished"] - record["started"], 0.05)
 
     killed_in: list[str] = []
-    resumes: list[tuple[int, str]] = []  # (checkpoint step before the run, what the run said)
+    resumed: list[tuple[str, int]] = []  # (phase, checkpoint step it resumed from)
     rounds = attempts = 0
     resume_next: str | None = None
+    aimed_after_checkpoint: set[str] = set()
     while len(killed_in) < KILLS:
         attempts += 1
         assert attempts <= 4 * KILLS, f"could not place {KILLS} kills: {killed_in}"
@@ -113,35 +145,45 @@ def test_sigkill_at_random_points_then_same_model(tmp_path):
         elif state == "done" or STAGES.index(target) < STAGES.index(state):
             for stage in STAGES[STAGES.index(target) :]:
                 shutil.rmtree(run_dir / stage, ignore_errors=True)
-        before = _checkpoint_steps(run_dir)
+            if target == "features":  # else the stage reuses every shard and ends at once
+                shutil.rmtree(run_dir / "feature_shards", ignore_errors=True)
+        checkpoint = _checkpoint_steps(run_dir).get(target)
         started = time.time()
-        proc = _start(config)
+        run = Run(config)
         marker = run_dir / target / "in_progress.json"  # rewritten when the stage starts
-        while proc.poll() is None and not _written_since(marker, started):
+        while run.running() and not _written_since(marker, started):
             time.sleep(0.01)
-        # A random point inside the target stage (by the uninterrupted run's timing).
-        time.sleep(rng.uniform(0.0, durations[target]))
-        if proc.poll() is not None:
-            assert proc.returncode == 0, "a re-run after a kill failed"
+        if checkpoint:  # the phase must continue from its checkpoint, never from step 0
+            line = run.wait_for("resuming phase")
+            assert line is not None, f"{target} had a checkpoint at step {checkpoint}: " + "".join(
+                run.lines[-20:]
+            )
+            assert line.strip().endswith(f"at step {checkpoint}"), line
+            resumed.append((target, checkpoint))
+        after_checkpoint = target.startswith("train_phase") and not checkpoint
+        if after_checkpoint and (target not in aimed_after_checkpoint or rng.random() < 0.5):
+            # Right after the phase's first checkpoint (its steps take well under a second, so
+            # a random point rarely lands between a checkpoint and the end of the phase).
+            aimed_after_checkpoint.add(target)
+            index = run_dir / target / "checkpoints" / "checkpoint"
+            while run.running() and not _written_since(index, started):
+                time.sleep(0.005)
+        else:  # a random point inside the target stage (by the uninterrupted run's timing)
+            time.sleep(rng.uniform(0.0, durations[target]))
+        if not run.running():
+            assert run.proc.returncode == 0, "a re-run after a kill failed"
             continue
         stage = _stage_in_progress(run_dir)
-        os.killpg(proc.pid, signal.SIGKILL)
-        output = proc.communicate()[0].decode(errors="replace")
+        run.kill()
         killed_in.append(stage)
-        if before.get(stage):
-            resumes.append((before[stage], output))
-        elif _checkpoint_steps(run_dir).get(stage):
+        if stage.startswith("train_phase") and _checkpoint_steps(run_dir).get(stage):
             resume_next = stage
     _run_to_end(config)
-    # A phase killed after a checkpoint continued from that checkpoint, never from step 0.
-    for step, output in resumes:
-        if "resuming phase" in output:
-            assert f"at step {step}" in output, output[-500:]
-        assert "at step 0" not in output
 
     assert set(killed_in) >= set(STAGES), killed_in  # every stage was killed at least once
     got = (run_dir / "export/hey_jarvis.tflite").read_bytes()
     assert got == expected, "the resumed run exported a different model"
     history = json.loads((run_dir / "train_phase_1/stage.json").read_text())
     assert history["name"] == "train"
-    print("rounds:", rounds, "killed in:", killed_in, "resumed at:", [s for s, _ in resumes])
+    assert resumed, f"no kill landed in a phase after its first checkpoint: {killed_in}"
+    print("rounds:", rounds, "killed in:", killed_in, "resumed:", resumed)

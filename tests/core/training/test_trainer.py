@@ -123,7 +123,12 @@ def test_best_model_rule():
     assert Trainer._is_best_model({"recall": 0.9, "fah": 0.9, "target_met": True}, best)
     assert not Trainer._is_best_model({"recall": 0.99, "fah": 5.0, "target_met": False}, best)
     assert Trainer._is_best_model({"recall": 0.8, "fah": 0.2, "target_met": True}, best)
-    assert not Trainer._is_best_model({"recall": 0.8, "fah": 0.5, "target_met": True}, best)
+    assert Trainer._is_best_model({"recall": 0.8, "fah": 0.5, "target_met": True}, best)  # later
+    worse = {"recall": 0.8, "fah": 0.5, "false_accept_rate": 0.1, "target_met": True}
+    assert not Trainer._is_best_model(worse, best)
+    surer = {**best, "cutoff": 0.9}
+    assert Trainer._is_best_model(surer, {**best, "cutoff": 0.8})
+    assert not Trainer._is_best_model({**best, "cutoff": 0.7}, {**best, "cutoff": 0.8})
 
 
 def test_train_all_phases_from_factories(tmp_path):
