@@ -35,7 +35,7 @@ TASK_ROWS = 32
 SHARD_CODE = ("features", "augment", "frontend", "audio", "store")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per training window: 100,000s of them
 class WindowJob:
     """One training window to make: which audio, which augmented copy, where."""
 

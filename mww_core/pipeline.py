@@ -161,7 +161,8 @@ def run_train_phase(
         data = TrainingData(read_windows(paths), trainer.input_frames, config.training.seed)
         validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
         init = Path(previous.outputs["best_weights"]) if previous else None
-        result = trainer.train_phase(phase_index, data, validation, init)
+        init_best = previous.metrics.get("best") if previous else None
+        result = trainer.train_phase(phase_index, data, validation, init, init_best=init_best)
         history = stage_dir / "history.json"
         atomic_write_text(history, json.dumps(trainer.history, indent=2))
         return {

@@ -247,17 +247,20 @@ def run_inbox_mining(
     return run_stage(Path(scan.round_dir) / "mine", "inbox_mining", fp, compute)
 
 
-def training_shards(config: FullConfig, scan: InboxScan) -> list[Path]:
-    """The run's training windows, its mined hard negatives and those of earlier rounds."""
+def training_shards(config: FullConfig, scan: InboxScan) -> list[str]:
+    """The run's training windows, its mined hard negatives and those of earlier rounds.
+
+    Train shards may live in a remote feature store: they are paths or fsspec URLs.
+    """
     run = config.run_dir
-    paths = [Path(p) for p, _ in load_record(run / "features").outputs["train_windows"].values()]
+    paths = [p for p, _ in load_record(run / "features").outputs["train_windows"].values()]
     mined = run / "mine_hard_negatives" / stages.MANIFEST
     if mined.exists():
-        paths.append(Path(load_record(mined.parent).outputs["hard_negatives"]))
+        paths.append(load_record(mined.parent).outputs["hard_negatives"])
     for number in range(1, scan.round):
         earlier = round_config(config, number).run_dir / "mine" / "hard_negatives.parquet"
         if earlier.exists():
-            paths.append(earlier)
+            paths.append(str(earlier))
     return paths
 
 
@@ -287,7 +290,7 @@ def run_fine_tune(
     fp = fingerprint(
         mined.fingerprint,
         current["version"],
-        [(str(p), p.stat().st_size) for p in shards],
+        shards,  # train shards are named by a fingerprint of their inputs
         config.retrain.fingerprint(),
         tuned.training.fingerprint(),
         config.model.fingerprint(),

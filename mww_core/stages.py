@@ -104,28 +104,40 @@ def completed_record(stage_dir: Path, expected: str) -> StageRecord | None:
         return None
     if record.fingerprint != expected:
         return None
-    missing = [p for p in _output_paths(record.outputs) if not Path(p).exists()]
+    missing = [p for p in _output_paths(record.outputs) if not _output_exists(p)]
     if missing:
         log.warning("%s: outputs missing (%s); the stage will run again", path, missing[:3])
         return None
-    broken = [p for p in _output_paths(record.outputs) if not _output_is_valid(Path(p))]
+    broken = [p for p in _output_paths(record.outputs) if not _output_is_valid(p)]
     if broken:
         log.warning("%s: outputs damaged (%s); the stage will run again", path, broken[:3])
         return None
     return record
 
 
-def _output_is_valid(path: Path) -> bool:
+def _output_exists(location: str) -> bool:
+    """Whether an output is there: a local path, or a URL of the feature store (fsspec)."""
+    if "://" in location:
+        from mww_core import fsstore
+
+        return fsstore.exists(location)
+    return Path(location).exists()
+
+
+def _output_is_valid(location: str) -> bool:
     """Whether an output reads back: Parquet footers and JSON parse; other files are trusted."""
     try:
-        if path.suffix == ".parquet":
+        if location.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            pq.read_metadata(path)
-        elif path.suffix == ".json":
-            json.loads(path.read_text())
+            from mww_core import fsstore
+
+            with fsstore.open_read(location) as handle:
+                pq.read_metadata(handle)
+        elif location.endswith(".json"):
+            json.loads(Path(location).read_text())
     except (OSError, ValueError) as exc:
-        log.debug("%s: %s", path, exc)
+        log.debug("%s: %s", location, exc)
         return False
     return True
 

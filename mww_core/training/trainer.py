@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mww_core import evaluation
-from mww_core.atomic import atomic_write_text
+from mww_core.atomic import atomic_path, atomic_write_text
 from mww_core.config import EvaluationConfig, FullConfig, PhaseConfig
 from mww_core.frontend import NUM_CHANNELS, features_to_float
 from mww_core.model import build_model, load_weights, receptive_field, save_weights, score_long
@@ -289,6 +290,16 @@ class Trainer:
         return best
 
     @staticmethod
+    def _carry_best(record: dict, weights: Path, out: Path) -> dict:
+        """Start the phase's best model as the weights it starts from, with their record."""
+        out.mkdir(parents=True, exist_ok=True)
+        carried = {**record, "is_best": True, "carried_over": True}
+        with atomic_path(out / BEST_WEIGHTS) as tmp:
+            shutil.copyfile(weights, tmp)
+        atomic_write_text(out / "best.json", json.dumps(carried, indent=2))
+        return carried
+
+    @staticmethod
     def _load_best_record(out: Path) -> dict | None:
         path = out / "best.json"
         return json.loads(path.read_text()) if path.exists() else None
@@ -338,12 +349,15 @@ class Trainer:
         validation: ValidationSet | Callable | Iterable,
         init_weights: Path | None = None,
         stage_dir: Path | None = None,
+        init_best: dict | None = None,
     ) -> dict:
         """Train one phase to its configured steps, resuming from the last checkpoint if any.
 
         ``data`` is a ``TrainingData`` (batches are a pure function of seed, phase and step,
         built ahead in a thread) or a factory/generator of ``(x, y[, weights])`` batches, of
-        which a resumed phase skips the ones already consumed.
+        which a resumed phase skips the ones already consumed. ``init_best`` is the validation
+        record of ``init_weights`` (the previous phase's best): this phase's weights replace
+        them only when a validation beats it, so a phase never ends worse than it started.
         """
         phase = self.config.training.phases[phase_index]
         out = Path(stage_dir) if stage_dir is not None else self.stage_dir
@@ -352,6 +366,8 @@ class Trainer:
         self._prepare_optimizer(phase.learning_rate)
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)
+        if best is None and init_best is not None and init_weights is not None:
+            best = self._carry_best(init_best, init_weights, out)
         start = int(state["step"].numpy())
         if start:
             log.info("resuming phase %d at step %d", phase_index + 1, start)
@@ -367,6 +383,12 @@ class Trainer:
                 batches.close()
             self._writer.close()
             self._writer = None
+        if best is not None and best.get("carried_over"):
+            log.info(
+                "phase %d did not beat the weights it started from on validation (recall %.3f, "
+                "FAH %s): they stay the best model",
+                phase_index + 1, best["recall"], best.get("fah"),
+            )  # fmt: skip
         summary = {
             "best": best,
             "steps": phase.steps,

@@ -93,3 +93,7 @@ def test_memory_store_gives_the_same_features_and_trains(tmp_path, memory_url):
     phase = pipeline.run_train_phase(config, 0, in_memory)
     assert phase.metrics["best"] is not None
     assert (tmp_path / "memory" / "fs" / "train_phase_1").is_dir()
+
+    # A finished stage whose shards live in the memory:// store is recognized as complete.
+    again = pipeline.run_features(config, data)
+    assert again.skipped and again.started == in_memory.started  # the recorded run

@@ -57,3 +57,15 @@ def test_damaged_output_is_not_trusted(tmp_path):
     again = run_stage(stage, "s", "fp", compute)
     assert len(calls) == 2 and not again.skipped
     assert pq.read_table(shard).num_rows == 3
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    from mww_core.atomic import atomic_write_text
+
+    path = tmp_path / "model.json"
+    atomic_write_text(path, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600

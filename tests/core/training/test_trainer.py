@@ -187,3 +187,25 @@ def test_inception_trains_and_validates_on_streams(tmp_path):
     assert any(
         not np.array_equal(a, b) for a, b in zip(before, trainer.model.get_weights(), strict=True)
     )
+
+
+def test_a_phase_keeps_its_starting_weights_unless_validation_beats_them(tmp_path):
+    config = _small_config()
+    data, validation = _data()
+    first = Trainer(config, tmp_path / "p1")
+    result = first.train_phase(0, data, validation)
+    start = tmp_path / "p1" / "best.weights.npz"
+
+    unbeatable = {**result["best"], "recall": 2.0, "step": 6}  # no validation can reach it
+    kept = Trainer(config, tmp_path / "p2").train_phase(
+        1, data, validation, start, init_best=unbeatable
+    )
+    assert kept["best"]["carried_over"] and kept["best"]["recall"] == 2.0
+    assert (tmp_path / "p2/best.weights.npz").read_bytes() == start.read_bytes()
+
+    beatable = {**result["best"], "recall": -1.0, "step": 6}
+    tuned = Trainer(config, tmp_path / "p3").train_phase(
+        1, data, validation, start, init_best=beatable
+    )
+    assert not tuned["best"].get("carried_over") and tuned["best"]["step"] == 3
+    assert (tmp_path / "p3/best.weights.npz").read_bytes() != start.read_bytes()
