@@ -19,20 +19,18 @@ import pyarrow.parquet as pq
 from mww_core import fsstore
 from mww_core.config import FullConfig
 from mww_core.features import (
-    SPLITS,
     TASK_ROWS,
+    PartialShard,
     ShardPlan,
-    _init_worker,
-    _PartialShard,
-    _write_shard,
-    build_streams,
     compute_shards,
+    finish_features,
+    init_worker,
     make_windows,
     plan_shards,
     plan_window_jobs,
-    report_bad_files,
+    remove_stale_shards,
+    write_shard,
 )
-from mww_core.store import write_streams
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +124,7 @@ def compute_shard(config: FullConfig, plan: ShardPlan, url: str) -> ShardResult:
     midway leaves at most a hidden temporary file, never a visible partial shard.
     """
     if _WORKER_CONFIG.get("config") != config:
-        _init_worker(config)
+        init_worker(config)
         _WORKER_CONFIG["config"] = config
     parts: dict[int, tuple[np.ndarray, list[int]]] = {}
     errors: dict[str, str] = {}
@@ -134,15 +132,15 @@ def compute_shard(config: FullConfig, plan: ShardPlan, url: str) -> ShardResult:
         feats, kept, errs = make_windows(plan.jobs[start : start + TASK_ROWS])
         parts[start] = (feats, kept)
         errors.update(errs)
-    shard = _PartialShard(plan, 0, parts, errors)
+    shard = PartialShard(plan, 0, parts, errors)
     target = fsstore.join(url, plan.file_name)
     local = fsstore.local_path(url)
     frames = config.features.window_frames
     if local is not None:
-        _write_shard(config, shard, local, frames)  # write_windows: temp name + rename
+        write_shard(config, shard, local, frames)  # write_windows: temp name + rename
     else:
         with tempfile.TemporaryDirectory(prefix="mww-shard-") as tmp:
-            _write_shard(config, shard, Path(tmp), frames)
+            write_shard(config, shard, Path(tmp), frames)
             fsstore.upload_atomic(Path(tmp) / plan.file_name, target)
     return shard_result(target)
 
@@ -296,17 +294,6 @@ def build_train_shards(
     return shards, errors, counts
 
 
-def remove_stale_shards_at(url: str, shards: dict[str, tuple[str, int]]) -> list[str]:
-    """Delete shard files of the store that the current plan no longer uses."""
-    keep = {Path(u).name for u, _ in shards.values()}
-    stale = [u for u in fsstore.list_files(url, ".parquet") if Path(u).name not in keep]
-    for shard_url in stale:
-        fsstore.remove(shard_url)
-    if stale:
-        log.info("removed %d outdated shard(s) from %s", len(stale), url)
-    return stale
-
-
 def build_features_at(
     config: FullConfig, out_dir: Path, url: str, progress: Progress | None = None
 ) -> dict:
@@ -324,24 +311,5 @@ def build_features_at(
             shard_url = fsstore.join(url, Path(path).name)
             fsstore.upload_atomic(Path(path), shard_url)
             shards[name] = (shard_url, rows)
-    remove_stale_shards_at(url, shards)
-    streams, stream_seconds = {}, {}
-    for index, split in enumerate(SPLITS, 1):
-        path = out_dir / split / "streams.parquet"
-        items = build_streams(config, split, errors)
-        write_streams(path, items)
-        streams[split] = str(path)
-        stream_seconds[split] = sum(s.duration_s for s in items)
-        if progress:
-            progress(f"streams {split}", index, len(SPLITS))
-    bad = report_bad_files(config, errors)
-    return {
-        "outputs": {"train_windows": shards, "streams": streams},
-        "metrics": {
-            "train_windows": sum(n for _, n in shards.values()),
-            "stream_seconds": stream_seconds,
-            "bad_files": bad,
-            "skipped_files": [f"{b['path']}: {b['reason']}" for b in bad],
-            **counts,
-        },
-    }
+    remove_stale_shards(url, shards)
+    return finish_features(config, out_dir, (shards, errors, counts), progress)

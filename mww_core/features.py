@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mww_core import stages
+from mww_core import fsstore, stages
 from mww_core.audio import AudioError, list_audio_files, load_audio
 from mww_core.augment import AudioAugmentationPipeline
 from mww_core.config import FullConfig
@@ -214,7 +214,8 @@ def _stat(path: Path) -> tuple[int, int]:
 _WORKER: dict = {}
 
 
-def _init_worker(config: FullConfig) -> None:
+def init_worker(config: FullConfig) -> None:
+    """Set up a feature worker process: the config, its augmentation pipeline, a clip cache."""
     data_dir = config.data.data_dir
     _WORKER["config"] = config
     _WORKER["pipeline"] = AudioAugmentationPipeline(
@@ -282,7 +283,9 @@ def make_windows(jobs: tuple[WindowJob, ...]) -> tuple[np.ndarray, list[int], di
 
 
 @dataclass
-class _PartialShard:
+class PartialShard:
+    """A shard whose tasks are coming back: their windows by start row, tasks still pending."""
+
     plan: ShardPlan
     pending: int
     parts: dict[int, tuple[np.ndarray, list[int]]]
@@ -326,7 +329,7 @@ def worker_pool(config: FullConfig) -> Iterator[cf.ProcessPoolExecutor]:
         cf.ProcessPoolExecutor(
             config.features.num_workers,
             mp_context=ctx,
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(config,),
         ) as pool,
     ):
@@ -359,7 +362,7 @@ def compute_shards(
             return compute_shards(config, plans, shard_dir, on_rows, own)
     frames = config.features.window_frames
     partial = {
-        i: _PartialShard(p, -(-len(p.jobs) // TASK_ROWS), {}, {}) for i, p in enumerate(plans)
+        i: PartialShard(p, -(-len(p.jobs) // TASK_ROWS), {}, {}) for i, p in enumerate(plans)
     }
     errors: dict[str, str] = {}
     tasks = _tasks(plans)
@@ -382,7 +385,7 @@ def compute_shards(
             shard.pending -= 1
             on_rows(len(shard.plan.jobs[start : start + TASK_ROWS]))
             if shard.pending == 0:
-                _write_shard(config, shard, shard_dir, frames)
+                write_shard(config, shard, shard_dir, frames)
                 errors.update(shard.errors)
                 del partial[index]
     return errors
@@ -406,7 +409,8 @@ def _single_threaded_children() -> Iterator[None]:
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def _write_shard(config: FullConfig, shard: _PartialShard, shard_dir: Path, frames: int) -> None:
+def write_shard(config: FullConfig, shard: PartialShard, shard_dir: Path, frames: int) -> None:
+    """Write a finished shard (atomically) with its fingerprint and unusable files as metadata."""
     metadata = {"fingerprint": shard.plan.fingerprint, "bad_files": json.dumps(shard.errors)}
     write_windows(
         shard_dir / shard.plan.file_name,
@@ -460,14 +464,14 @@ def build_train_windows(
     return shards, errors, counts
 
 
-def remove_stale_shards(shard_dir: Path, shards: dict[str, tuple[str, int]]) -> list[Path]:
-    """Delete shard files of ``shard_dir`` that the current plan no longer uses."""
-    keep = {Path(path).name for path, _ in shards.values()}
-    stale = [p for p in shard_dir.glob("*.parquet") if p.name not in keep]
-    for path in stale:
-        path.unlink()
+def remove_stale_shards(store: Path | str, shards: dict[str, tuple[str, int]]) -> list[str]:
+    """Delete shard files of the store (a folder or fsspec URL) the current plan no longer uses."""
+    keep = {Path(location).name for location, _ in shards.values()}
+    stale = [u for u in fsstore.list_files(store, ".parquet") if Path(u).name not in keep]
+    for location in stale:
+        fsstore.remove(location)
     if stale:
-        log.info("removed %d outdated shard(s) from %s", len(stale), shard_dir)
+        log.info("removed %d outdated shard(s) from %s", len(stale), store)
     return stale
 
 
@@ -591,20 +595,40 @@ def build_features(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     shard_dir = shard_dir or out_dir / "shards"
-    streams: dict[str, str] = {}
-    stream_seconds: dict[str, float] = {}
     with worker_pool(config) as pool:
         shards, errors, counts = build_train_windows(config, shard_dir, progress, pool)
         shards.update(import_feature_sets(config, shard_dir, progress))
         remove_stale_shards(shard_dir, shards)
-        for split in SPLITS:
-            path = out_dir / split / "streams.parquet"
-            items = build_streams(config, split, errors, pool)
-            write_streams(path, items)
-            streams[split] = str(path)
-            stream_seconds[split] = sum(s.duration_s for s in items)
-            if progress:
-                progress(f"streams {split}", SPLITS.index(split) + 1, len(SPLITS))
+        return finish_features(config, out_dir, (shards, errors, counts), progress, pool)
+
+
+def finish_features(
+    config: FullConfig,
+    out_dir: Path,
+    train: tuple[dict[str, tuple[str, int]], dict[str, str], dict[str, int]],
+    progress: Progress | None = None,
+    pool: cf.ProcessPoolExecutor | None = None,
+) -> dict:
+    """Write the validation/test streams and return the stage's outputs and metrics.
+
+    Args:
+        config: The pipeline config.
+        out_dir: The stage folder (streams are written here).
+        train: What building the train shards returned: shards, unusable files, counts.
+        progress: ``progress(what, done, total)`` callback.
+        pool: Workers from ``worker_pool`` (default: the streams are made in this process).
+    """
+    shards, errors, counts = train
+    streams: dict[str, str] = {}
+    stream_seconds: dict[str, float] = {}
+    for index, split in enumerate(SPLITS, 1):
+        path = out_dir / split / "streams.parquet"
+        items = build_streams(config, split, errors, pool)
+        write_streams(path, items)
+        streams[split] = str(path)
+        stream_seconds[split] = sum(s.duration_s for s in items)
+        if progress:
+            progress(f"streams {split}", index, len(SPLITS))
     bad = report_bad_files(config, errors)
     return {
         "outputs": {"train_windows": shards, "streams": streams},

@@ -48,6 +48,16 @@ def retry_if_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefect'
     return False
 
 
+# Stages that may fail transiently (``TRANSIENT``: a crashed worker pool, a timed-out tool, a
+# dropped connection) get two more tries; the run folder makes a retry continue, not restart.
+TRANSIENT_RETRIES = {
+    "cache_policy": NO_CACHE,
+    "retries": 2,
+    "retry_delay_seconds": 5,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
 def _inline_images(markdown_path: Path) -> str:
     """A markdown file's text with its local PNG images inlined, for a Prefect artifact."""
 
@@ -97,26 +107,14 @@ def _finish(record: StageRecord) -> dict:
     return record.to_dict()
 
 
-@task(
-    name="prepare-data",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="prepare-data", **TRANSIENT_RETRIES)
 def prepare_data(config_path: str, run_name: str | None = None) -> dict:
     """Build (demo) or check the audio data folder."""
     cfg = stage_config(config_path, run_name)
     return _finish(pipeline.prepare_data(cfg, log_progress("data")))
 
 
-@task(
-    name="features",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="features", **TRANSIENT_RETRIES)
 def features(config_path: str, run_name: str | None, data: dict) -> dict:
     """Augment and featurize audio into the Parquet store.
 
@@ -229,13 +227,7 @@ def _publish_current(current: dict, summary: dict | None) -> None:
     _link_model(current["tflite"], "retrain-current-model", f"current model {current['version']}")
 
 
-@task(
-    name="scan-negatives-inbox",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="scan-negatives-inbox", **TRANSIENT_RETRIES)
 def scan_negatives_inbox(config_path: str, run_name: str | None = None) -> dict:
     """Hash the inbox; report the current model when nothing new has arrived."""
     cfg = stage_config(config_path, run_name)
@@ -255,13 +247,7 @@ def scan_negatives_inbox(config_path: str, run_name: str | None = None) -> dict:
     return scan.to_dict()
 
 
-@task(
-    name="inbox-features",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="inbox-features", **TRANSIENT_RETRIES)
 def inbox_features(config_path: str, run_name: str | None, scan: dict) -> dict:
     """Frontend features of the new inbox clips only."""
     cfg = stage_config(config_path, run_name)
