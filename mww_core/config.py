@@ -39,6 +39,12 @@ class DemoDataConfig(Section):
         "split. One false activation in 30 minutes is 2 FAH, in 60 minutes 1 FAH: less audio "
         "cannot tell a model that meets a 1 FAH target from one that does not.",
     )
+    mining_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="Minutes of talk-heavy recordings in train/mining/ (train voices, their own "
+        "utterances, two near misses a minute) that only hard-negative mining scans.",
+    )
     split_fractions: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
         description="Share of the clips in each split; no utterance appears in two splits.",
@@ -54,14 +60,24 @@ class AudioSourceConfig(Section):
     """An extra folder of audio (wav/flac/ogg/mp3, any rate or channel count) for one split."""
 
     path: Path = Field(description="Folder of audio files, searched recursively.")
-    kind: Literal["positive", "negative", "ambient"] = Field(
+    kind: Literal["positive", "negative", "ambient", "mining"] = Field(
         description="positive = wake-word clips; negative = other clips; ambient = long "
-        "recordings cut into windows every features.ambient_hop_s."
+        "recordings cut into windows every features.ambient_hop_s; mining = long negative "
+        "recordings (podcasts, TV) that only hard-negative mining scans (train split only)."
     )
     split: Literal["train", "validation", "test"] = Field("train", description="Which split.")
     copies: int | None = Field(
         None, ge=1, description="Augmented copies per window; default from augmentation."
     )
+
+    @model_validator(mode="after")
+    def _mining_is_train(self) -> AudioSourceConfig:
+        if self.kind == "mining" and self.split != "train":
+            raise ValueError(
+                f"{self.path}: kind 'mining' folders are scanned for hard negatives of the train "
+                f"split only; set split: train (got {self.split})"
+            )
+        return self
 
 
 class FeatureSetConfig(Section):
@@ -263,6 +279,24 @@ class PhaseConfig(Section):
     positive_fraction: float = Field(
         0.25, gt=0, lt=1, description="Share of positives in each batch."
     )
+    hard_negative_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of each batch drawn from the mined hard negatives (when there are "
+        "any). 0 draws them like any other negative, so a few dozen mined windows among "
+        "thousands are rarely seen.",
+    )
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> PhaseConfig:
+        if self.positive_fraction + self.hard_negative_fraction >= 1.0:
+            raise ValueError(
+                f"positive_fraction ({self.positive_fraction}) + hard_negative_fraction "
+                f"({self.hard_negative_fraction}) must be below 1: the rest of each batch is "
+                "ordinary negatives"
+            )
+        return self
 
 
 class TrainingConfig(Section):

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 # Bump when the generated audio changes for the same config: it is part of the fingerprint.
-DEMO_DATA_VERSION = 2  # 2: near-miss speech in the ambient audio
+DEMO_DATA_VERSION = 3  # 2: near-miss speech in the ambient audio; 3: train/mining recordings
 MANIFEST_NAME = "dataset.json"
 SPLITS = ("train", "validation", "test")
 SR = SAMPLE_RATE_HZ
@@ -162,6 +162,12 @@ _AMBIENT_WEIGHTS = (0.35, 0.25, 0.2, 0.2)
 _CONFUSABLE_PER_MINUTE = 1.0
 _CONFUSABLE_POOL_PER_MINUTE = 1.5
 _CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
+# The mining corpus (train/mining/): talk-heavy recordings in the train voices with utterances
+# of their own, standing in for the hours of podcasts and TV a user lets mining scan. It is
+# synthesized by espeak-ng only (Piper is the slow part of the build).
+MINING_POOL = "mining"  # the planner's name for its clips (a pseudo-split of train voices)
+_MINING_WEIGHTS = (0.6, 0.2, 0.1, 0.1)  # speech, babble, noise, quiet
+_MINING_CONFUSABLE_PER_MINUTE = 2.0
 
 
 @dataclass(frozen=True)
@@ -268,19 +274,21 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
         files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock))
         rendered.update(piper.collect(clock))
     files.update(_write_clips(root, clips, rendered, clock))
-    pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in SPLITS}
+    pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in (*SPLITS, MINING_POOL)}
     files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
-    files.update(_write_ambient(root, demo.ambient_minutes, pools, demo.seed, clock))
+    minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
+    files.update(_write_ambient(root, minutes, pools, demo.seed, clock))
     return _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
 
 
 def _manifest(
     data: DataConfig, fingerprint: str, files: dict, clock: _StageClock, seconds: float
 ) -> dict[str, Any]:
-    counts: dict[str, Any] = {s: {"positive": 0, "negative": 0, "ambient": 0} for s in SPLITS}
-    durations: dict[str, Any] = {
-        s: {"positive": 0.0, "negative": 0.0, "ambient": 0.0} for s in SPLITS
-    }
+    kinds = ("positive", "negative", "ambient")
+    counts: dict[str, Any] = {s: dict.fromkeys(kinds, 0) for s in SPLITS}
+    durations: dict[str, Any] = {s: dict.fromkeys(kinds, 0.0) for s in SPLITS}
+    counts["train"][MINING_POOL] = 0
+    durations["train"][MINING_POOL] = 0.0
     counts.update(rirs=0, noise=0)
     durations.update(rirs=0.0, noise=0.0)
     for name, meta in files.items():
@@ -352,7 +360,25 @@ def _plan_clips(data: DataConfig) -> list[_Clip]:
         n_piper = round(size * _POOL_PIPER_SHARE)
         planner.add("confusable", "piper", split, n_piper, carriers)
         planner.add("confusable", "espeak-ng", split, size - n_piper, carriers)
+    _plan_mining_pool(planner, voices["train"], demo.mining_minutes, sentences, carriers)
     return planner.clips
+
+
+def _plan_mining_pool(
+    planner: _Planner, voices: list[str], minutes: float, sentences: list[str], carriers: list[str]
+) -> None:
+    """Utterances of the mining corpus: the train voices saying texts in new ways.
+
+    Planned after every other clip, so the corpus leaves every other clip as it was.
+    """
+    if minutes <= 0:
+        return
+    planner.voices[MINING_POOL] = voices
+    speech = max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * minutes))
+    planner.add("speech", "espeak-ng", MINING_POOL, speech, sentences)
+    if carriers:
+        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes))
+        planner.add("confusable", "espeak-ng", MINING_POOL, size, carriers)
 
 
 def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
@@ -898,33 +924,55 @@ def _write_noise(
 def _write_ambient(
     root: Path, minutes: dict[str, float], pools: dict, seed: int, clock: _StageClock
 ) -> dict[str, dict[str, Any]]:
+    """Long recordings of each split, and of the mining corpus (key ``MINING_POOL``)."""
     jobs = []
-    for split in SPLITS:
+    for split in (*SPLITS, MINING_POOL):
         total_s = 60.0 * minutes.get(split, 0.0)
         n_files = max(1, round(total_s / _AMBIENT_FILE_S)) if total_s > 0 else 0
         jobs += [(split, i, total_s / n_files) for i in range(n_files)]
     rooms = {
         s: [_simulate_rir(_rng(seed, f"ambient-rooms-{s}"), (0.2, 0.7))[0] for _ in range(4)]
-        for s in SPLITS
+        for s in (*SPLITS, MINING_POOL)
         if any(j[0] == s for j in jobs)
     }
     files = {}
     with clock.stage("ambient audio", len(jobs)) as tick:
         for split, i, seconds in jobs:
             rng = _rng(seed, f"ambient-{split}-{i}")
-            audio, meta = _compose_ambient(rng, int(seconds * SR), pools[split], rooms[split])
-            name = f"{split}/ambient/ambient_{i:03d}.wav"
+            if split == MINING_POOL:
+                mix = {"weights": _MINING_WEIGHTS, "near_misses": _MINING_CONFUSABLE_PER_MINUTE}
+                name, meta = f"train/mining/mining_{i:03d}.wav", {"split": "train"}
+            else:
+                mix = {}
+                name, meta = f"{split}/ambient/ambient_{i:03d}.wav", {"split": split}
+            audio, made = _compose_ambient(
+                rng, int(seconds * SR), pools[split], rooms[split], **mix
+            )
             write_wav(root / name, audio)
-            files[name] = {"split": split, "kind": "ambient", **meta}
+            files[name] = {**meta, "kind": name.split("/")[1], **made}
             tick()
     return files
 
 
 def _compose_ambient(
-    rng: np.random.Generator, n: int, pools: _AmbientPool, rooms: list[np.ndarray]
+    rng: np.random.Generator,
+    n: int,
+    pools: _AmbientPool,
+    rooms: list[np.ndarray],
+    weights: tuple[float, ...] = _AMBIENT_WEIGHTS,
+    near_misses: float = _CONFUSABLE_PER_MINUTE,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Segments of 10-30 s (speech, babble, coloured noise, quiet room) over a room floor,
-    with near-miss sentences said in the room on top."""
+    with near-miss sentences said in the room on top.
+
+    Args:
+        rng: The recording's generator.
+        n: Length in samples.
+        pools: Utterances to say.
+        rooms: Room impulse responses.
+        weights: Chance of each of ``_AMBIENT_KINDS`` per segment.
+        near_misses: Near-miss sentences per minute.
+    """
     pool = pools.speech
     out = _at_level(_colored_noise(rng, n, float(rng.uniform(1.0, 2.0))), rng.uniform(-68, -52))
     segments, used, pos = [], set(), 0
@@ -932,7 +980,7 @@ def _compose_ambient(
         length = min(n - pos, int(rng.uniform(10.0, 30.0) * SR))
         if n - pos - length < 5 * SR:
             length = n - pos
-        kind = str(rng.choice(_AMBIENT_KINDS, p=_AMBIENT_WEIGHTS))
+        kind = str(rng.choice(_AMBIENT_KINDS, p=weights))
         if kind in ("speech", "babble") and not pool:
             kind = "noise"
         segment, keys = _SEGMENT_MAKERS[kind](rng, length, pool, rooms)
@@ -940,21 +988,25 @@ def _compose_ambient(
         segments.append({"kind": kind, "start_s": round(pos / SR, 2), "seconds": length / SR})
         used |= keys
         pos += length
-    near_misses = _add_near_misses(rng, out, pools.confusable, rooms)
-    used |= {event.pop("utterance") for event in near_misses}
+    events = _add_near_misses(rng, out, pools.confusable, rooms, near_misses)
+    used |= {event.pop("utterance") for event in events}
     meta = {
-        "seconds": round(n / SR, 3), "segments": segments, "near_misses": near_misses,
+        "seconds": round(n / SR, 3), "segments": segments, "near_misses": events,
         "utterances": sorted(used),
     }  # fmt: skip
     return _limit(out).astype(np.float32), meta
 
 
 def _add_near_misses(
-    rng: np.random.Generator, out: np.ndarray, pool: list, rooms: list[np.ndarray]
+    rng: np.random.Generator,
+    out: np.ndarray,
+    pool: list,
+    rooms: list[np.ndarray],
+    per_minute: float = _CONFUSABLE_PER_MINUTE,
 ) -> list[dict[str, Any]]:
     """Say near-miss sentences in the room (in place), one per slot of ``out``.
 
-    About ``_CONFUSABLE_PER_MINUTE`` (at least one per recording when the pool has any), at
+    About ``per_minute`` (at least one per recording when the pool has any), at
     conversational level, mostly reverberant, anywhere over the background.
 
     Returns:
@@ -962,7 +1014,7 @@ def _add_near_misses(
     """
     if not pool:
         return []
-    count = max(1, int(rng.poisson(_CONFUSABLE_PER_MINUTE * len(out) / SR / 60.0)))
+    count = max(1, int(rng.poisson(per_minute * len(out) / SR / 60.0)))
     slot = len(out) // count
     events = []
     for k in range(count):

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 KINDS = ("positive", "negative", "ambient")
+# Long negative recordings that only hard-negative mining scans (``train/mining/``): no training
+# windows are cut from them, so hours of them cost a scan, not a bigger training set.
+MINING_KIND = "mining"
 Progress = Callable[[str, int, int], None]
 # Windows per worker task (~0.2 s of work): small enough that no worker idles long at the end
 # of the stage, large enough that sending tasks and results costs under 1 %.
@@ -86,9 +89,10 @@ def source_folders(config: FullConfig, split: str) -> list[tuple[Path, str, int]
     """
     aug = config.augmentation
     default = {"positive": aug.positive_copies, "negative": aug.negative_copies}
+    kinds = KINDS + ((MINING_KIND,) if split == "train" else ())
     found = [
         (config.data.data_dir / split / kind, kind, default.get(kind, aug.negative_copies))
-        for kind in KINDS
+        for kind in kinds
         if (config.data.data_dir / split / kind).is_dir()
     ]
     for source in config.data.sources:
@@ -117,6 +121,8 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
     window_s = samples_for_frames(config.features.window_frames) / SAMPLE_RATE_HZ
     seen: set[str] = set()
     for folder, kind, copies in source_folders(config, split):
+        if kind == MINING_KIND:  # scanned by mining only (see plan_stream_jobs)
+            continue
         for path in list_audio_files(folder):
             name = source_name(config, path)
             if name in seen:  # a configured source may overlap the data layout
@@ -491,7 +497,7 @@ def plan_stream_jobs(config: FullConfig, split: str) -> list[StreamJob]:
     for folder, kind, _ in source_folders(config, split):
         for path in list_audio_files(folder):
             name = source_name(config, path)
-            if kind == "ambient":
+            if kind in ("ambient", MINING_KIND):
                 recordings.append(StreamJob(split, kind, (name,)))
             else:
                 clips[kind].append(name)
@@ -520,8 +526,8 @@ def make_stream(
             errors[name] = str(exc)
     if not audio:
         return None, errors
-    if job.kind == "ambient":
-        return Stream(compute_features(audio[0]), job.sources[0], "ambient", []), errors
+    if job.kind in ("ambient", MINING_KIND):
+        return Stream(compute_features(audio[0]), job.sources[0], job.kind, []), errors
     joined, spans = stream_clips(audio, config.features.stream_gap_s, seed=config.augmentation.seed)
     stream = Stream(compute_features(joined), f"{job.split}/{job.kind}", job.kind, list(spans))
     return stream, errors

@@ -17,7 +17,7 @@ from mww_core.store import Stream, Windows, empty_windows, read_windows, write_w
 
 log = logging.getLogger(__name__)
 
-MINED_KINDS = ("negative", "ambient")
+MINED_KINDS = ("negative", "ambient", "mining")
 FRAME_S = FEATURE_STEP_SAMPLES / SAMPLE_RATE_HZ
 
 

@@ -168,6 +168,7 @@ def run_train_phase(
         return {
             "outputs": {
                 "best_weights": result["best_weights"],
+                "own_best_weights": result["own_best_weights"],
                 "history": str(history),
                 "tensorboard": str(stage_dir / "tensorboard"),
             },
@@ -334,8 +335,13 @@ def _test_voice_groups(config: FullConfig, hits: list[bool]) -> dict:
     return evaluation.recall_by_group(hits, groups)
 
 
-def _evaluation_metrics(config: FullConfig, final: dict, first: dict | None) -> dict:
-    """The evaluate stage's metrics: final model at its cutoff, phase 1 beside it, comparisons."""
+def _evaluation_metrics(
+    config: FullConfig, final: dict, first: dict | None, learned: dict | None = None
+) -> dict:
+    """The evaluate stage's metrics: final model at its cutoff, phase 1 beside it, comparisons.
+
+    ``learned`` is phase 2's own best when the final model is phase 1's carried-over weights.
+    """
     from mww_core import evaluation
 
     cfg = config.evaluation
@@ -344,7 +350,8 @@ def _evaluation_metrics(config: FullConfig, final: dict, first: dict | None) -> 
     test = scored["test"]
     detections = evaluation.detect_with_config(test.positive_probs, summary["cutoff"], cfg, stride)
     hits = [bool(h) for h in evaluation.clip_hits(detections, test.positive_spans, stride)]
-    sweeps = {"phase 2": final["sweeps"]} | ({"phase 1": first["sweeps"]} if first else {})
+    sweeps = {"phase 2": (learned or final)["sweeps"]}
+    sweeps |= {"phase 1": first["sweeps"]} if first else {}
     # Fixed levels, plus every high recall either model reaches (where the models differ).
     reached = {r["recall"] for s in sweeps.values() for r in s["test"] if (r["recall"] or 0) >= 0.9}
     levels = sorted({*EQUAL_RECALL_LEVELS, summary["test"]["recall"] or 0.0, *reached})
@@ -369,6 +376,8 @@ def _evaluation_metrics(config: FullConfig, final: dict, first: dict | None) -> 
             ),
         },
         "phase_1": first["summary"] if first else None,
+        "shipped": "phase 1" if learned else "phase 2",
+        "phase_2": (learned or final)["summary"],
         "equal_recall": (
             evaluation.compare_at_equal_recall({n: s["test"] for n, s in sweeps.items()}, levels)
             if first
@@ -410,15 +419,25 @@ def run_evaluation(
                 progress("evaluate", next(count), total)
 
         model_path = stage_dir / "model.tflite"
-        final = _evaluate_weights(config, feats, phase.outputs["best_weights"], model_path, done)
-        earlier = None
-        if first:
+        own = phase.outputs.get("own_best_weights")
+        carried = bool(first and own and (phase.metrics.get("best") or {}).get("carried_over"))
+        # A carried-over phase ships phase 1's weights: evaluate those once, and what it learned.
+        shipped = first.outputs["best_weights"] if carried else phase.outputs["best_weights"]
+        final = _evaluate_weights(config, feats, shipped, model_path, done)
+        earlier = learned = None
+        if first and carried:
+            earlier = final
+            learned = _evaluate_weights(
+                config, feats, own, stage_dir / "phase_2_model.tflite", done
+            )
+        elif first:
             weights = first.outputs["best_weights"]
             earlier = _evaluate_weights(
                 config, feats, weights, stage_dir / "phase_1_model.tflite", done
             )
-        metrics = _evaluation_metrics(config, final, earlier)
-        sweeps = {"phase 2": final["sweeps"]} | ({"phase 1": earlier["sweeps"]} if earlier else {})
+        metrics = _evaluation_metrics(config, final, earlier, learned)
+        sweeps = {"phase 2": (learned or final)["sweeps"]}
+        sweeps |= {"phase 1": earlier["sweeps"]} if earlier else {}
         metrics_path = stage_dir / "metrics.json"
         atomic_write_text(metrics_path, json.dumps({**metrics, "sweeps": sweeps}, indent=2))
         report = write_report(stage_dir, metrics, sweeps)

@@ -51,8 +51,17 @@ def _log_axis(axis, floor: float, top: float, zero_label: str) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: zero_label if v == floor else f"{v:g}"))
 
 
+def _label(model: str, split: str, shipped: str) -> str:
+    return f"{model}{' (shipped)' if model == shipped else ''}, {split}"
+
+
 def plot_det(
-    sweeps: Sweeps, path: Path, cutoff: float, ambient_hours: float, positive_clips: int
+    sweeps: Sweeps,
+    path: Path,
+    cutoff: float,
+    ambient_hours: float,
+    positive_clips: int,
+    shipped: str = FINAL,
 ) -> None:
     """Miss rate against false activations per hour, both on log axes, one curve per model/split.
 
@@ -74,9 +83,9 @@ def plot_det(
             test = split == "test"  # the figures the report compares; validation drawn faint
             ax.plot(fah, miss, STYLES.get(split, "-"), marker=".", color=COLORS.get(model),
                     linewidth=2.0 if test else 1.0, alpha=1.0 if test else 0.45,
-                    label=f"{model}, {split}")  # fmt: skip
+                    label=_label(model, split, shipped))  # fmt: skip
             chosen = [r for r in rows if r["cutoff"] == cutoff]
-            if chosen and model == FINAL and test:
+            if chosen and model == shipped and test:
                 x = max(chosen[0]["fah"], fah_floor)
                 y = max(1 - chosen[0]["recall"], miss_floor)
                 ax.scatter([x], [y], s=140, facecolors="none", edgecolors="black", zorder=3,
@@ -104,7 +113,7 @@ def plot_det(
     _save(fig, path)
 
 
-def plot_roc(sweeps: Sweeps, path: Path, cutoff: float) -> None:
+def plot_roc(sweeps: Sweeps, path: Path, cutoff: float, shipped: str = FINAL) -> None:
     """Recall against the false-accept rate on near-miss clips, one curve per model/split.
 
     The axes are zoomed to the swept region (cutoffs far from 0 and 1 never reach the corners).
@@ -122,9 +131,9 @@ def plot_roc(sweeps: Sweeps, path: Path, cutoff: float) -> None:
             x, y = [r["false_accept_rate"] for r in rows], [r["recall"] for r in rows]
             xs, ys = xs + x, ys + y
             ax.plot(x, y, STYLES.get(split, "-"), marker=".", color=COLORS.get(model),
-                    label=f"{model}, {split}")  # fmt: skip
+                    label=_label(model, split, shipped))  # fmt: skip
             chosen = [r for r in rows if r["cutoff"] == cutoff]
-            if chosen and model == FINAL and split == "test":
+            if chosen and model == shipped and split == "test":
                 ax.scatter([chosen[0]["false_accept_rate"]], [chosen[0]["recall"]], s=140,
                            facecolors="none", edgecolors="black", zorder=3,
                            label=f"chosen cutoff {cutoff:.2f}")  # fmt: skip
@@ -158,9 +167,12 @@ def _results_table(metrics: dict[str, Any]) -> list[str]:
         "| false activations / hour |",
         "|---|---|---|---|---|---|",
     ]
-    models = [(FINAL, metrics)] + (
-        [("phase 1", metrics["phase_1"])] if metrics.get("phase_1") else []
-    )
+    shipped = metrics.get("shipped", FINAL)
+    if shipped == FINAL:
+        models = [(FINAL, metrics)]
+        models += [("phase 1", metrics["phase_1"])] if metrics.get("phase_1") else []
+    else:  # phase 2 kept phase 1's weights: show what it learned, not shipped, beside them
+        models = [("phase 1 (shipped)", metrics), (f"{FINAL} (not shipped)", metrics["phase_2"])]
     for name, entry in models:
         for split in ("validation", "test"):
             row = entry[split]
@@ -299,9 +311,9 @@ def _voice_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cutoff_table(rows: Rows, chosen: float, positive_clips: int) -> list[str]:
+def _cutoff_table(rows: Rows, chosen: float, positive_clips: int, model: str) -> list[str]:
     lines = [
-        "## Cutoff table (test, phase 2)",
+        f"## Cutoff table (test, {model}: the shipped model)",
         "",
         "| cutoff | recall | missed | false accepts | ambient activations | FAH |",
         "|---|---|---|---|---|---|",
@@ -350,6 +362,14 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
         *_results_table(metrics),
         "",
     ]
+    shipped = metrics.get("shipped", FINAL)
+    if shipped != FINAL:
+        lines += [
+            "Phase 2 did not beat phase 1 on validation, so the shipped model is phase 1's "
+            "weights. The phase 2 figures below are phase 2's own best weights (trained with the "
+            "mined hard negatives): what mining changed, not what ships.",
+            "",
+        ]
     headline = _headline_table(metrics)
     lines += [*headline, ""] if headline else []
     lines += [*_confusion_table(metrics), ""]
@@ -364,7 +384,10 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
         "![ROC curve](roc.png)",
         "",
         *_cutoff_table(
-            sweeps[FINAL]["test"], metrics["cutoff"], metrics["clips"]["test"]["positive"]
+            sweeps[shipped]["test"],
+            metrics["cutoff"],
+            metrics["clips"]["test"]["positive"],
+            shipped,
         ),
         "",
         *_how_evaluated(metrics),
@@ -375,9 +398,10 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
 def write_report(stage_dir: Path, metrics: dict[str, Any], sweeps: Sweeps) -> dict[str, str]:
     """Write ``report.md``, ``det.png`` and ``roc.png`` into ``stage_dir``; returns their paths."""
     det, roc = stage_dir / "det.png", stage_dir / "roc.png"
+    shipped = metrics.get("shipped", FINAL)
     plot_det(sweeps, det, metrics["cutoff"], metrics["ambient_hours"]["test"],
-             metrics["clips"]["test"]["positive"])  # fmt: skip
-    plot_roc(sweeps, roc, metrics["cutoff"])
+             metrics["clips"]["test"]["positive"], shipped)  # fmt: skip
+    plot_roc(sweeps, roc, metrics["cutoff"], shipped)
     report = stage_dir / "report.md"
     atomic_write_text(report, build_report(metrics, sweeps))
     return {"report": str(report), "det_plot": str(det), "roc_plot": str(roc)}

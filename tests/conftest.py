@@ -23,6 +23,7 @@ def write_tiny_config(folder, **changes):
                 "near_miss_negatives": 20,
                 "speech_negatives": 8,
                 "ambient_minutes": {"train": 1.0, "validation": 0.5, "test": 0.5},
+                "mining_minutes": 1.0,
                 "rirs": 3,
                 "noise_clips": 3,
             },

@@ -43,6 +43,8 @@ class TrainingData:
         wc = self.windows.weight_class
         self.positives = np.flatnonzero(wc == "positive")
         self.negatives = np.flatnonzero(wc != "positive")
+        self.hard_negatives = np.flatnonzero(wc == "hard_negative")
+        self.plain_negatives = np.flatnonzero(wc == "negative")
         if len(self.positives) == 0 or len(self.negatives) == 0:
             raise ValueError(
                 f"training needs positive and negative windows; got {len(self.positives)} "
@@ -54,12 +56,20 @@ class TrainingData:
         """Features ``[batch, frames, 40]``, labels and sample weights for one step."""
         rng = np.random.default_rng([self.seed, phase_index, step])
         n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
-        rows = np.concatenate(
-            [
+        n_hard = int(round(batch_size * phase.hard_negative_fraction))
+        if n_hard == 0 or len(self.hard_negatives) == 0 or len(self.plain_negatives) == 0:
+            parts = [
                 rng.choice(self.positives, n_pos),
                 rng.choice(self.negatives, batch_size - n_pos),
             ]
-        )
+        else:  # the mined windows get a fixed share of every batch
+            n_hard = min(n_hard, batch_size - n_pos - 1)
+            parts = [
+                rng.choice(self.positives, n_pos),
+                rng.choice(self.hard_negatives, n_hard),
+                rng.choice(self.plain_negatives, batch_size - n_pos - n_hard),
+            ]
+        rows = np.concatenate(parts)
         total = self.windows.features.shape[1]
         spare = total - self.input_frames
         # Positives keep their end (where the word ends), and so do hard negatives (where the

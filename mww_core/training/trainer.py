@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 BEST_WEIGHTS = "best.weights.npz"
+# While a phase's best is still the weights it started from, its own best validation so far
+# (what it learned, for the report's phase 1 vs phase 2 comparison).
+OWN_BEST_WEIGHTS = "own_best.weights.npz"
 TENSORBOARD_EVERY = 10  # steps between TensorBoard loss points
 
 
@@ -287,6 +290,12 @@ class Trainer:
             save_weights(self.model, out / BEST_WEIGHTS)
             atomic_write_text(out / "best.json", json.dumps(metrics, indent=2))
             best = metrics
+        elif best is not None and best.get("carried_over"):
+            own_path = out / "own_best.json"
+            own = json.loads(own_path.read_text()) if own_path.exists() else None
+            if self._is_best_model(metrics, own):
+                save_weights(self.model, out / OWN_BEST_WEIGHTS)
+                atomic_write_text(own_path, json.dumps(metrics, indent=2))
         return best
 
     @staticmethod
@@ -389,11 +398,16 @@ class Trainer:
                 "FAH %s): they stay the best model",
                 phase_index + 1, best["recall"], best.get("fah"),
             )  # fmt: skip
+        carried = best is not None and best.get("carried_over")
+        own = out / (
+            OWN_BEST_WEIGHTS if carried and (out / OWN_BEST_WEIGHTS).exists() else BEST_WEIGHTS
+        )
         summary = {
             "best": best,
             "steps": phase.steps,
             "seconds": time.time() - started,
             "best_weights": str(out / BEST_WEIGHTS),
+            "own_best_weights": str(own),
             "profile": self.profiler.rows(),
         }
         self.logger.print_completion_summary(summary)

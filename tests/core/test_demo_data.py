@@ -28,6 +28,7 @@ TINY = DemoDataConfig(
     near_miss_negatives=10,
     speech_negatives=6,
     ambient_minutes={"train": 0.2, "validation": 0.1, "test": 0.2},
+    mining_minutes=0.2,
     rirs=2,
     noise_clips=4,
     seed=7,
@@ -66,6 +67,10 @@ def test_layout_counts_and_format(built):
         for kind in ("positive", "negative", "ambient"):
             assert len(list((root / split / kind).glob("*.wav"))) == counts[split][kind]
     assert manifest["seconds"]["test"]["ambient"] == pytest.approx(12.0, abs=0.1)
+    # The mining corpus: train voices only (checked below), near misses, no training windows.
+    assert counts["train"]["mining"] == len(list((root / "train" / "mining").glob("*.wav"))) == 1
+    mining = manifest["files"]["train/mining/mining_000.wav"]
+    assert mining["near_misses"] and mining["seconds"] == pytest.approx(12.0, abs=0.1)
     for name in sorted(on_disk):
         info = sf.info(root / name)
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16"), name
@@ -127,7 +132,7 @@ def test_splits_share_no_utterance_and_test_voices_are_unseen(built):
             utterances[split].add(meta["utterance"])
             if meta["generator"] == "espeak-ng":
                 espeak_voices[split].add(meta["voice"])
-        elif meta.get("kind") == "ambient":
+        elif meta.get("kind") in ("ambient", "mining"):
             utterances[split].update(meta["utterances"])
             for key in meta["utterances"]:  # "generator|voice|params|text"
                 generator, voice, *_ = key.split("|")

@@ -115,3 +115,30 @@ def test_threshold_keeps_nothing_below_it():
     miner = HardExampleMiner(make_config())
     assert len(miner.get_hard_samples(probs, stream)) == 0
     assert miner.stats["x.wav"]["kept"] == 0
+
+
+def test_mining_folder_is_scanned_but_never_trained_on(tmp_path):
+    from mww_core.audio import write_wav
+    from mww_core.features import plan_stream_jobs, plan_window_jobs
+
+    rng = np.random.default_rng(0)
+    for folder, seconds in [("positive", 1.0), ("ambient", 4.0), ("mining", 6.0)]:
+        audio = (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+        write_wav(tmp_path / "train" / folder / f"{folder}.wav", audio)
+    config = FullConfig.model_validate({"data": {"data_dir": str(tmp_path), "build_demo": False}})
+    window_kinds = {job.kind for job in plan_window_jobs(config)}
+    assert window_kinds == {"positive", "ambient"}
+    streams = {job.kind: job.sources for job in plan_stream_jobs(config, "train")}
+    assert streams["mining"] == ("train/mining/mining.wav",)
+    streams = [
+        Stream(np.zeros((600, 40), np.uint16), name, kind, [])
+        for name, kind in [("train/mining/mining.wav", "mining"), ("p.wav", "positive")]
+    ]
+    fires = HardExampleMiner(config).mine_from_dataset(
+        lambda feats: np.full(len(feats) // config.model.stride, 0.9, np.float32), streams
+    )
+    assert len(fires) > 0 and set(fires.source) == {"train/mining/mining.wav"}
+    with pytest.raises(ValueError, match="split: train"):
+        FullConfig.model_validate(
+            {"data": {"sources": [{"path": "x", "kind": "mining", "split": "test"}]}}
+        )

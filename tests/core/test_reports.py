@@ -136,3 +136,18 @@ def test_headline_skips_a_fixed_level_next_to_the_chosen_recall():
     metrics["equal_recall"] = [{"recall": r} for r in (0.5, 0.9, 0.948, 0.95, 0.99)]
     levels = [(row["recall"], row["chosen"]) for row in _headline_levels(metrics)]
     assert levels == [(0.948, True), (0.9, False)]
+
+
+def test_report_when_phase_2_kept_phase_1_weights(tmp_path):
+    metrics, sweeps = make_metrics()
+    # Phase 2 did not beat phase 1 on validation: phase 1's weights ship at phase 1's cutoff.
+    learned = {"cutoff": 0.5, "validation": metrics["validation"], "test": metrics["test"]}
+    metrics = {**metrics, **metrics["phase_1"], "shipped": "phase 1", "phase_2": learned}
+    write_report(tmp_path, metrics, sweeps)
+    text = (tmp_path / "report.md").read_text()
+    assert "the shipped model is phase 1's weights" in text
+    assert "| phase 1 (shipped) | test | 0.70 | 0.900 (18/20) |" in text
+    assert "| phase 2 (not shipped) | test | 0.50 | 0.950 (19/20) |" in text
+    assert "## Cutoff table (test, phase 1: the shipped model)" in text
+    table = text.split("## Cutoff table")[1]
+    assert "| 0.70 **← chosen** | 0.900 |" in table  # phase 1's rows, at phase 1's cutoff

@@ -1,9 +1,11 @@
 """Trainer: seeded batches, and a crashed phase resumes from its checkpoint to the same model."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from mww_core.config import FullConfig
+from mww_core.config import FullConfig, PhaseConfig
 from mww_core.store import Stream, Windows
 from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
 
@@ -57,6 +59,24 @@ def test_batches_are_a_function_of_phase_and_step():
     assert not np.array_equal(a[0], c[0])
     assert a[0].shape == (16, 149, 40) and a[1].sum() == 4  # 25% positives
     assert set(a[2]) == {1.0, 20.0}  # class weights
+
+
+def test_hard_negatives_get_their_share_of_every_batch():
+    data, _ = _data()
+    kinds = data.windows.weight_class.copy()
+    kinds[[1, 2]] = "hard_negative"  # two mined windows among 48 negatives
+    data = TrainingData(Windows(**{**data.windows.__dict__, "weight_class": kinds}), 149, seed=7)
+    plain, focused = (
+        _config().training.phases[1],
+        _config().training.phases[1].model_copy(update={"hard_negative_fraction": 0.25}),
+    )
+    hard_weight = focused.class_weights.hard_negative
+    seen = [np.sum(data.batch(1, s, 16, focused)[2] == hard_weight) for s in range(20)]
+    assert seen == [4] * 20  # a quarter of 16, every step
+    rare = sum(np.sum(data.batch(1, s, 16, plain)[2] == hard_weight) for s in range(20))
+    assert rare < 20  # drawn like any negative: about 2/48 of 12 a step
+    with pytest.raises(ValueError, match="must be below 1"):
+        PhaseConfig.model_validate({**focused.model_dump(), "positive_fraction": 0.8})
 
 
 class _Crash(Exception):
@@ -202,6 +222,9 @@ def test_a_phase_keeps_its_starting_weights_unless_validation_beats_them(tmp_pat
     )
     assert kept["best"]["carried_over"] and kept["best"]["recall"] == 2.0
     assert (tmp_path / "p2/best.weights.npz").read_bytes() == start.read_bytes()
+    # What phase 2 learned is kept beside them, for the report's phase 1 vs phase 2 comparison.
+    own = Path(kept["own_best_weights"])
+    assert own.name == "own_best.weights.npz" and own.read_bytes() != start.read_bytes()
 
     beatable = {**result["best"], "recall": -1.0, "step": 6}
     tuned = Trainer(config, tmp_path / "p3").train_phase(
@@ -209,3 +232,4 @@ def test_a_phase_keeps_its_starting_weights_unless_validation_beats_them(tmp_pat
     )
     assert not tuned["best"].get("carried_over") and tuned["best"]["step"] == 3
     assert (tmp_path / "p3/best.weights.npz").read_bytes() != start.read_bytes()
+    assert tuned["own_best_weights"] == tuned["best_weights"]
