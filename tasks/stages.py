@@ -186,6 +186,9 @@ def mine_hard_negatives(config_path: str, run_name: str | None, feats: dict, pha
     return _finish(record)
 
 
+SPLITS = ("validation", "test")
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(config_path: str, run_name: str | None, feats: dict, phase: dict) -> dict:
     """Stream the quantized model over validation and test audio; publish the report."""
@@ -195,7 +198,11 @@ def evaluate(config_path: str, run_name: str | None, feats: dict, phase: dict) -
     create_markdown_artifact(
         _inline_images(Path(record.outputs["report"])), key="evaluation-report"
     )
-    rows = [{"split": s, **record.metrics[s]} for s in ("validation", "test")]
+    shipped = record.metrics.get("shipped", "phase 2")
+    rows = [{"model": f"{shipped} (shipped)", "split": s, **record.metrics[s]} for s in SPLITS]
+    if shipped != "phase 2":  # phase 1's weights ship: show what phase 2 learned beside them
+        learned = record.metrics["phase_2"]
+        rows += [{"model": "phase 2 (not shipped)", "split": s, **learned[s]} for s in SPLITS]
     create_table_artifact(rows, key="evaluation-metrics")
     return _finish(record)
 

@@ -28,6 +28,14 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     report = tmp_path / "runs" / "tiny" / "evaluate" / "report.md"
     assert "false activations" in report.read_text()
     assert summary["skipped"] == []
+    # The metrics table artifact names the model that ships (phase 2, or phase 1 carried over).
+    metrics = json.loads((report.parent / "stage.json").read_text())["metrics"]
+    rows = _evaluation_table()
+    assert {r["model"] for r in rows} >= {f"{metrics['shipped']} (shipped)"}
+    shipped_test = next(
+        r for r in rows if r["model"].endswith("(shipped)") and r["split"] == "test"
+    )
+    assert shipped_test["recall"] == metrics["test"]["recall"]
 
     from mww_core import pipeline
     from mww_core.config import load_config
@@ -43,6 +51,22 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert pipeline.up_to_date(load_config(config)) is None
     changed = train_wakeword(config=str(config))
     assert set(changed["skipped"]) == {"data", "features", "mine", "train"}
+
+
+def _evaluation_table() -> list[dict]:
+    """Rows of the newest ``evaluation-metrics`` table artifact, from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["evaluation-metrics"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    data = artifact.data
+    return json.loads(data) if isinstance(data, str) else data
 
 
 def test_second_flow_on_a_locked_run_fails_fast(tmp_path, prefect_harness):
