@@ -1,12 +1,14 @@
 """Reading the training set back into batches vs the rate training consumes them.
 
-Usage: ``python -m bench.read_throughput [--rows 50000] [--steps 60]``
+Usage: ``python -m bench.read_throughput [--rows 50000] [--steps 60] [--repeat 3]``
 
 Writes a store of ``--rows`` windows (the demo run's real features, repeated; random ones if
 there is no demo run) with the features stage's writer, streams it through ``iter_batches``
 (batch 128, shuffled, float features cropped to the model's input, class weights: the numpy
 batches a training step takes) and through its ``tf.data`` wrapper ``windows_dataset``, and
-times the trainer's compiled training step of the default model on the same batches.
+times the trainer's compiled training step of the default model on the same batches. The read
+pass runs ``--repeat`` times (after one that warms the page cache); the ratio uses the median.
+Both sides use every core, so run it on a quiet machine: the load average is printed.
 """
 
 from __future__ import annotations
@@ -105,11 +107,16 @@ def train_rate(config: FullConfig, paths: list[Path], steps: int) -> float:
         return len(batches[5:]) / (time.perf_counter() - start)
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print read and train rates and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50000, help="windows in the store")
     parser.add_argument("--steps", type=int, default=60, help="training steps to time")
+    parser.add_argument("--repeat", type=int, default=3, help="timed read passes")
     args = parser.parse_args(argv)
     config = FullConfig()
     batch = config.training.batch_size
@@ -121,12 +128,19 @@ def main(argv: list[str] | None = None) -> None:
 
         weights = config.training.phases[0].class_weights.model_dump()
         frames = receptive_field(config.model)
+        print(f"  load average before: {_load()}")
         read_rate(paths, batch, frames, weights, tf_data=False)  # warm the page cache
-        reads = read_rate(paths, batch, frames, weights, tf_data=False)
+        passes = [
+            read_rate(paths, batch, frames, weights, tf_data=False)
+            for _ in range(max(1, args.repeat))
+        ]
+        reads = float(np.median(passes))
         reads_tf = read_rate(paths, batch, frames, weights, tf_data=True)
         trains = train_rate(config, paths, args.steps)
+        print(f"  load average after : {_load()}")
     print(
-        f"  read : {reads:8.1f} batches/s of {batch} via iter_batches ({reads * batch:,.0f} rows/s)"
+        f"  read : {reads:8.1f} batches/s of {batch} via iter_batches ({reads * batch:,.0f} rows/s;"
+        f" median of {' '.join(f'{r:.0f}' for r in passes)})"
     )
     print(f"         {reads_tf:8.1f} batches/s through tf.data (windows_dataset)")
     print(f"  train: {trains:8.1f} steps/s of {batch} (default model, compiled step)")

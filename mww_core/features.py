@@ -9,9 +9,11 @@ import json
 import logging
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from mww_core.augment import AudioAugmentationPipeline
 from mww_core.config import FullConfig
 from mww_core.evaluation import stream_clips
 from mww_core.frontend import NUM_CHANNELS, SAMPLE_RATE_HZ, compute_features, samples_for_frames
-from mww_core.store import Stream, Windows, shard_metadata, write_streams, write_windows
+from mww_core.store import Stream, Windows, shard_metadata, write_streams, write_windows_parts
 
 log = logging.getLogger(__name__)
 
@@ -290,22 +292,49 @@ def make_windows(jobs: tuple[WindowJob, ...]) -> tuple[np.ndarray, list[int], di
 
 @dataclass
 class PartialShard:
-    """A shard whose tasks are coming back: their windows by start row, tasks still pending."""
+    """A shard whose tasks are coming back.
+
+    Windows of tasks done in order go to ``spool``, an unnamed temporary file beside the
+    shards, so the parent holds a few tasks' windows at a time, however large the shard;
+    ``parts`` keeps the tasks that came back ahead of their turn.
+    """
 
     plan: ShardPlan
     pending: int
-    parts: dict[int, tuple[np.ndarray, list[int]]]
+    parts: dict[int, tuple[np.ndarray, list[int]]]  # task start -> (features, kept indices)
     errors: dict[str, str]
+    spool: BinaryIO | None = None
+    kept: list[int] = field(default_factory=list)  # plan.jobs indices of the spooled rows
+    next_start: int = 0  # start of the next task to spool
+
+    def spool_ready(self, folder: Path) -> None:
+        """Move the tasks that are next in order from ``parts`` to the spool file."""
+        while self.next_start in self.parts:
+            feats, kept = self.parts.pop(self.next_start)
+            if self.spool is None:
+                self.spool = tempfile.TemporaryFile(dir=folder, prefix=".spool-")
+            self.spool.write(np.ascontiguousarray(feats, "<u2").data)
+            self.kept += [self.next_start + i for i in kept]
+            self.next_start += TASK_ROWS
+
+    def row_groups(self, frames: int, rows: int) -> Iterator[Windows]:
+        """The spooled windows, ``rows`` at a time (call when every task is spooled)."""
+        if self.spool is None:
+            return
+        self.spool.seek(0)
+        width = frames * NUM_CHANNELS * 2
+        for start in range(0, len(self.kept), rows):
+            kept = self.kept[start : start + rows]
+            blob = self.spool.read(len(kept) * width)
+            feats = np.frombuffer(blob, "<u2").reshape(len(kept), frames, NUM_CHANNELS)
+            yield _windows_of(self.plan, kept, feats)
 
 
-def _windows_of(plan: ShardPlan, parts: dict, frames: int) -> Windows:
-    feats, jobs = [], []
-    for start in sorted(parts):
-        chunk_feats, kept = parts[start]
-        feats.append(chunk_feats)
-        jobs += [plan.jobs[start + i] for i in kept]
+def _windows_of(plan: ShardPlan, kept: list[int], feats: np.ndarray) -> Windows:
+    """Windows of ``feats``, the features of ``plan.jobs[i] for i in kept``, with provenance."""
+    jobs = [plan.jobs[i] for i in kept]
     return Windows(
-        features=np.concatenate(feats) if feats else np.zeros((0, frames, NUM_CHANNELS), "u2"),
+        features=feats,
         label=np.array([j.kind == "positive" for j in jobs], np.int8),
         weight_class=np.array(
             ["positive" if j.kind == "positive" else "negative" for j in jobs], dtype=object
@@ -367,6 +396,7 @@ def compute_shards(
         with worker_pool(config) as own:
             return compute_shards(config, plans, shard_dir, on_rows, own)
     frames = config.features.window_frames
+    shard_dir.mkdir(parents=True, exist_ok=True)  # spool files are made there
     partial = {
         i: PartialShard(p, -(-len(p.jobs) // TASK_ROWS), {}, {}) for i, p in enumerate(plans)
     }
@@ -387,6 +417,7 @@ def compute_shards(
             feats, kept, errs = future.result()
             shard = partial[index]
             shard.parts[start] = (feats, kept)
+            shard.spool_ready(shard_dir)
             shard.errors.update(errs)
             shard.pending -= 1
             on_rows(len(shard.plan.jobs[start : start + TASK_ROWS]))
@@ -416,14 +447,24 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "N
 
 
 def write_shard(config: FullConfig, shard: PartialShard, shard_dir: Path, frames: int) -> None:
-    """Write a finished shard (atomically) with its fingerprint and unusable files as metadata."""
+    """Write a finished shard (atomically) with its fingerprint and unusable files as metadata.
+
+    The rows stream from the spool one row group at a time (tasks still in ``parts`` are
+    spooled first), so writing holds one row group, whatever the shard's size.
+    """
     metadata = {"fingerprint": shard.plan.fingerprint, "bad_files": json.dumps(shard.errors)}
-    write_windows(
-        shard_dir / shard.plan.file_name,
-        _windows_of(shard.plan, shard.parts, frames),
-        metadata,
-        config.features.row_group_rows,
-    )
+    rows = config.features.row_group_rows
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        shard.spool_ready(shard_dir)
+        if shard.parts:
+            raise ValueError(f"{shard.plan.file_name}: tasks {sorted(shard.parts)} are missing")
+        parts = shard.row_groups(frames, rows)
+        write_windows_parts(shard_dir / shard.plan.file_name, parts, frames, metadata, rows)
+    finally:
+        if shard.spool is not None:
+            shard.spool.close()
+            shard.spool = None
 
 
 def build_train_windows(

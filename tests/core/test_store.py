@@ -122,3 +122,55 @@ def test_iter_batches_are_seeded_complete_and_match_the_dataset(tmp_path):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
         np.testing.assert_array_equal(w1, w2)
+
+
+def test_write_windows_parts_is_byte_identical_to_one_table(tmp_path):
+    import pyarrow.parquet as pq
+    import pytest
+
+    from mww_core.store import (
+        _SHARD_WRITE_OPTIONS,
+        _windows_table,
+        empty_windows,
+        slice_windows,
+        write_windows_parts,
+    )
+
+    meta = {"fingerprint": "f", "bad_files": "{}"}
+    for n in (0, 5, 48, 70):
+        w = _windows(n) if n else empty_windows(40)
+        reference = tmp_path / f"ref{n}.parquet"
+        pq.write_table(
+            _windows_table(w, meta), reference, row_group_size=16, **_SHARD_WRITE_OPTIONS
+        )
+        write_windows(tmp_path / f"whole{n}.parquet", w, meta, row_group_rows=16)
+        parts = (slice_windows(w, a, a + 16) for a in range(0, n, 16))
+        assert write_windows_parts(tmp_path / f"parts{n}.parquet", parts, 40, meta, 16) == n
+        for name in (f"whole{n}", f"parts{n}"):
+            assert (tmp_path / f"{name}.parquet").read_bytes() == reference.read_bytes(), name
+    with pytest.raises(ValueError, match="exceeds 16"):
+        write_windows_parts(tmp_path / "big.parquet", [_windows(17)], 40, meta, 16)
+    assert not (tmp_path / "big.parquet").exists()
+
+
+def test_iter_batches_do_not_depend_on_threads_or_readahead(tmp_path):
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"{k}.parquet")
+        write_windows(paths[-1], _windows(90, seed=k), row_group_rows=16)
+    weights = {"positive": 2.0, "negative": 0.5}
+
+    def run(**kw):
+        return list(iter_batches(paths, 32, weights, 33, seed=3, shuffle_groups=4, **kw))
+
+    serial = run(readahead=0, threads=1)
+    assert sum(len(b[0]) for b in serial) == 270
+    for kw in ({}, {"threads": 3, "readahead": 1}, {"threads": 2, "readahead": 9}):
+        for a, b in zip(serial, run(**kw), strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert x.dtype == y.dtype == np.float32
+                np.testing.assert_array_equal(x, y)
+    started = iter_batches(paths, 32, weights, 33, seed=3, shuffle_groups=4)
+    first = next(started)
+    started.close()  # a consumer that stops early: the reader threads wind down
+    np.testing.assert_array_equal(first[0], serial[0][0])
