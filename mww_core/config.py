@@ -343,6 +343,14 @@ class MiningConfig(Section):
         description="Kept windows of one source overlap by at most this share of a window; "
         "the lower-scoring of two closer windows is dropped as a duplicate.",
     )
+    augmented_copies: int = Field(
+        8,
+        ge=0,
+        description="Augmented copies of each mined window, cut again from its source audio "
+        "with the features stage's augmentation (0: only the windows as mined). A few hundred "
+        "exact spectrograms teach phase 2 those windows; their varied copies teach it the "
+        "confusion.",
+    )
 
 
 class EvaluationConfig(Section):

@@ -23,7 +23,14 @@ from mww_core.augment import AudioAugmentationPipeline
 from mww_core.config import FullConfig
 from mww_core.evaluation import stream_clips
 from mww_core.frontend import NUM_CHANNELS, SAMPLE_RATE_HZ, compute_features, samples_for_frames
-from mww_core.store import Stream, Windows, shard_metadata, write_streams, write_windows_parts
+from mww_core.store import (
+    Stream,
+    Windows,
+    empty_windows,
+    shard_metadata,
+    write_streams,
+    write_windows_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +264,12 @@ def make_window(job: WindowJob) -> np.ndarray:
         samples = np.zeros(window, np.float32)
         part = audio[start : start + window]
         samples[: len(part)] = part
+    elif job.kind == MINED_KIND:  # may start before its clip (offset < 0): silence there
+        start = int(round(job.offset_s * SAMPLE_RATE_HZ))
+        samples = np.zeros(window, np.float32)
+        first = max(start, 0)
+        part = audio[first : start + window]
+        samples[first - start : first - start + len(part)] = part
     else:
         low, high = config.features.end_jitter_ms
         end_gap = int(rng.integers(low, high + 1)) * SAMPLE_RATE_HZ // 1000
@@ -285,6 +298,66 @@ def make_windows(jobs: tuple[WindowJob, ...]) -> tuple[np.ndarray, list[int], di
         except AudioError as exc:
             errors[job.source] = str(exc)
     return feats[: len(kept)], kept, errors
+
+
+# --- augmented copies of mined hard negatives ---------------------------------------------------
+
+MINED_KIND = "mined"
+
+
+def augment_mined_windows(
+    config: FullConfig, mined: Windows, copies: int, pool: cf.Executor | None = None
+) -> Windows:
+    """``copies`` augmented remakes of each mined window, cut again from its source audio.
+
+    Mining finds a few hundred windows; each is re-made with the features stage's augmentation
+    (rooms, noise, EQ, pitch...) under its own seed, so phase 2 learns the confusion rather than
+    a few hundred exact spectrograms. Windows whose source is not a file (``name#k``) are skipped.
+
+    Args:
+        config: The pipeline config (data folder, augmentation, window length).
+        mined: Windows from ``HardExampleMiner`` (source relative to the data folder, offset).
+        copies: Augmented copies per window.
+        pool: Workers from ``worker_pool`` (default: a pool is started for the call).
+
+    Returns:
+        ``hard_negative`` rows with provenance: source, offset and the augmentation seed.
+    """
+    frames = config.features.window_frames
+    rows = [i for i, s in enumerate(mined.source) if "#" not in s]
+    if copies <= 0 or not rows or not config.augmentation.enabled:
+        return empty_windows(frames)
+    jobs = tuple(
+        WindowJob(str(mined.source[i]), MINED_KIND, c, float(mined.offset_s[i]),
+                  job_seed(config.augmentation.seed, f"mined|{mined.source[i]}", c,
+                           float(mined.offset_s[i])))
+        for i in rows
+        for c in range(copies)
+    )  # fmt: skip
+    if pool is None:
+        with worker_pool(config) as own:
+            return augment_mined_windows(config, mined, copies, own)
+    chunks = [jobs[a : a + TASK_ROWS] for a in range(0, len(jobs), TASK_ROWS)]
+    feats, kept, errors = [], [], {}
+    starts = range(0, len(jobs), TASK_ROWS)
+    for start, (f, k, e) in zip(starts, pool.map(make_windows, chunks), strict=True):
+        feats.append(f)
+        kept += [start + i for i in k]
+        errors.update(e)
+    for source, reason in sorted(errors.items()):
+        log.warning("%s: no augmented hard negatives (%s)", source, reason)
+    made = [jobs[i] for i in kept]
+    scores = mined.score if len(mined.score) == len(mined) else np.full(len(mined), np.nan)
+    score = np.asarray(scores)[[rows[i // copies] for i in kept]]
+    return Windows(
+        features=np.concatenate(feats) if feats else np.zeros((0, frames, NUM_CHANNELS), "u2"),
+        label=np.zeros(len(made), np.int8),
+        weight_class=np.array(["hard_negative"] * len(made), dtype=object),
+        source=np.array([j.source for j in made], dtype=object),
+        offset_s=np.array([j.offset_s for j in made], np.float32),
+        seed=np.array([j.seed for j in made], np.int64),
+        score=score.astype(np.float32),
+    )
 
 
 # --- the stage ---------------------------------------------------------------------------------

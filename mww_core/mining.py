@@ -223,11 +223,14 @@ class HardExampleMiner:
         return read_windows([path])
 
     def get_all_hard_negatives(self, paths: list[Path]) -> Windows:
-        """Every hard negative from several mining runs, duplicates (same window) removed."""
+        """Every hard negative from several mining runs, without repeats (same window and seed)."""
         windows = Windows.concat([read_windows([p]) for p in paths], self.frames)
         if len(windows) == 0:
             return windows
-        keys = [f"{s}|{o:.3f}" for s, o in zip(windows.source, windows.offset_s, strict=True)]
+        keys = [
+            f"{s}|{o:.3f}|{seed}"
+            for s, o, seed in zip(windows.source, windows.offset_s, windows.seed, strict=True)
+        ]
         _, first = np.unique(np.asarray(keys), return_index=True)
         rows = np.sort(first)
         return Windows(

@@ -38,7 +38,7 @@ STAGE_CODE = {
         "store",
         "evaluation",
     ),
-    "mine": ("mining", *_MODEL_CODE, "store", "evaluation"),
+    "mine": ("mining", *_MODEL_CODE, "store", "evaluation", "features", "augment", "frontend"),
     "evaluate": ("evaluation", "export", *_MODEL_CODE, "reports"),
     "export": ("export", "evaluation"),
 }
@@ -225,8 +225,9 @@ def run_mining(
     )
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core.features import augment_mined_windows
         from mww_core.mining import HardExampleMiner
-        from mww_core.store import read_streams
+        from mww_core.store import Windows, read_streams
         from mww_core.training.trainer import keras_scorer
 
         miner = HardExampleMiner(config)
@@ -236,12 +237,17 @@ def run_mining(
             found = miner.mine_from_dataset(scorer, streams, _clip_names(config, streams))
         else:
             found = miner.mine_from_dataset(lambda f: np.zeros(len(f) // 3, np.float32), [])
+        copies = config.mining.augmented_copies if config.mining.enabled else 0
+        augmented = augment_mined_windows(config, found, copies)
+        log.info("mining: %d augmented copies of the %d kept windows", len(augmented), len(found))
         path = stage_dir / "hard_negatives.parquet"
-        miner.save_hard_negatives(path, found)
+        frames = config.features.window_frames
+        miner.save_hard_negatives(path, Windows.concat([found, augmented], frames))
         return {
             "outputs": {"hard_negatives": str(path)},
             "metrics": {
                 "kept": len(found),
+                "augmented": len(augmented),
                 **{k: v for k, v in miner.totals().items() if k != "kept"},
                 "threshold": config.mining.threshold,
                 "per_source": miner.stats,
