@@ -29,6 +29,7 @@ from mww_core.features import (
     plan_shards,
     plan_window_jobs,
     remove_stale_shards,
+    row_progress,
     write_shard,
 )
 
@@ -272,15 +273,7 @@ def build_train_shards(
     fsstore.makedirs(url)
     todo = missing_shards(plans, url)
     total = sum(len(p.jobs) for p in plans)
-    done = total - sum(len(p.jobs) for p in todo)
-
-    def on_rows(rows: int) -> None:
-        nonlocal done
-        done += rows
-        if progress:
-            progress("train windows", done, total)
-
-    on_rows(0)
+    on_rows = row_progress(progress, total, total - sum(len(p.jobs) for p in todo))
     errors = compute(config, todo, url, on_rows) if todo else {}
     shards: dict[str, tuple[str, int]] = {}
     for plan in plans:

@@ -27,6 +27,7 @@ from mww_core.store import (
     Stream,
     Windows,
     empty_windows,
+    scores_or_nan,
     shard_metadata,
     write_streams,
     write_windows_parts,
@@ -39,6 +40,8 @@ KINDS = ("positive", "negative", "ambient")
 # Long negative recordings that only hard-negative mining scans (``train/mining/``): no training
 # windows are cut from them, so hours of them cost a scan, not a bigger training set.
 MINING_KIND = "mining"
+# The job kind of a mined window re-made with augmentation (``augment_mined_windows``).
+MINED_KIND = "mined"
 Progress = Callable[[str, int, int], None]
 # Windows per worker task (~0.2 s of work): small enough that no worker idles long at the end
 # of the stage, large enough that sending tasks and results costs under 1 %.
@@ -302,8 +305,6 @@ def make_windows(jobs: tuple[WindowJob, ...]) -> tuple[np.ndarray, list[int], di
 
 # --- augmented copies of mined hard negatives ---------------------------------------------------
 
-MINED_KIND = "mined"
-
 
 def augment_mined_windows(
     config: FullConfig, mined: Windows, copies: int, pool: cf.Executor | None = None
@@ -347,8 +348,7 @@ def augment_mined_windows(
     for source, reason in sorted(errors.items()):
         log.warning("%s: no augmented hard negatives (%s)", source, reason)
     made = [jobs[i] for i in kept]
-    scores = mined.score if len(mined.score) == len(mined) else np.full(len(mined), np.nan)
-    score = np.asarray(scores)[[rows[i // copies] for i in kept]]
+    score = scores_or_nan(mined)[[rows[i // copies] for i in kept]]
     return Windows(
         features=np.concatenate(feats) if feats else np.zeros((0, frames, NUM_CHANNELS), "u2"),
         label=np.zeros(len(made), np.int8),
@@ -563,15 +563,7 @@ def build_train_windows(
     plans = plan_shards(config, jobs)
     shard_dir.mkdir(parents=True, exist_ok=True)
     todo = [p for p in plans if not (shard_dir / p.file_name).exists()]
-    total, done = len(jobs), len(jobs) - sum(len(p.jobs) for p in todo)
-
-    def on_rows(rows: int) -> None:
-        nonlocal done
-        done += rows
-        if progress:
-            progress("train windows", done, total)
-
-    on_rows(0)
+    on_rows = row_progress(progress, len(jobs), len(jobs) - sum(len(p.jobs) for p in todo))
     errors = compute_shards(config, todo, shard_dir, on_rows, pool) if todo else {}
     shards: dict[str, tuple[str, int]] = {}
     for plan in plans:
@@ -582,6 +574,23 @@ def build_train_windows(
     counts = {"shards_computed": len(todo), "shards_reused": len(plans) - len(todo)}
     log.info("train shards: %(shards_computed)d computed, %(shards_reused)d reused", counts)
     return shards, errors, counts
+
+
+def row_progress(progress: Progress | None, total: int, done: int) -> Callable[[int], None]:
+    """A callback ``on_rows(n)`` counting finished train windows for ``progress``.
+
+    Each call adds ``n`` and reports ``("train windows", done, total)``; the starting point
+    (shards already in the store) is reported at once.
+    """
+
+    def on_rows(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress:
+            progress("train windows", done, total)
+
+    on_rows(0)
+    return on_rows
 
 
 def remove_stale_shards(store: Path | str, shards: dict[str, tuple[str, int]]) -> list[str]:

@@ -46,11 +46,12 @@ class Windows:
             source=np.concatenate([p.source for p in parts]),
             offset_s=np.concatenate([p.offset_s for p in parts]),
             seed=np.concatenate([p.seed for p in parts]),
-            score=np.concatenate([_scores(p) for p in parts]),
+            score=np.concatenate([scores_or_nan(p) for p in parts]),
         )
 
 
-def _scores(w: Windows) -> np.ndarray:
+def scores_or_nan(w: Windows) -> np.ndarray:
+    """The rows' mining scores, NaN for rows that have none (windows not made by mining)."""
     return w.score if len(w.score) == len(w) else np.full(len(w), np.nan, np.float32)
 
 
@@ -81,7 +82,7 @@ def _windows_table(windows: Windows, metadata: dict[str, str] | None) -> pa.Tabl
             "source": pa.array(windows.source.astype(str), pa.string()),
             "offset_s": pa.array(windows.offset_s, pa.float32()),
             "seed": pa.array(windows.seed, pa.int64()),
-            "score": pa.array(_scores(windows), pa.float32()),
+            "score": pa.array(scores_or_nan(windows), pa.float32()),
         },
         metadata={**(metadata or {}), "frames": str(frames), "channels": str(channels)},
     )
@@ -103,7 +104,7 @@ def slice_windows(windows: Windows, start: int, stop: int) -> Windows:
         source=windows.source[start:stop],
         offset_s=windows.offset_s[start:stop],
         seed=windows.seed[start:stop],
-        score=_scores(windows)[start:stop],
+        score=scores_or_nan(windows)[start:stop],
     )
 
 

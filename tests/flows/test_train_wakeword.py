@@ -2,18 +2,24 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from flows.train_wakeword import train_wakeword
 from mww_core.evaluation import StreamingTFLiteModel
+from mww_core.store import read_windows
 from tests.conftest import write_tiny_config
 
 pytestmark = pytest.mark.slow
 
 
+# A tiny model fires on little: keep a couple of windows per source, whatever their score.
+MINE_ALL = {"threshold": 0.0, "max_per_source": 2}
+
+
 def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
-    config = write_tiny_config(tmp_path)
+    config = write_tiny_config(tmp_path, mining=MINE_ALL)
     started = time.time()
     summary = train_wakeword(config=str(config))
     first = time.time() - started
@@ -28,6 +34,11 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     report = tmp_path / "runs" / "tiny" / "evaluate" / "report.md"
     assert "false activations" in report.read_text()
     assert summary["skipped"] == []
+    # Mining re-made every kept window mining.augmented_copies (8) times, all in one shard.
+    mine = json.loads((report.parent.parent / "mine_hard_negatives" / "stage.json").read_text())
+    hard = read_windows([Path(mine["outputs"]["hard_negatives"])])
+    assert mine["metrics"]["augmented"] == 8 * mine["metrics"]["kept"] == (hard.seed >= 0).sum()
+    assert mine["metrics"]["kept"] > 0 and len(hard) == 9 * mine["metrics"]["kept"]
     # The metrics table artifact names the model that ships (phase 2, or phase 1 carried over).
     metrics = json.loads((report.parent / "stage.json").read_text())["metrics"]
     rows = _evaluation_table()
@@ -47,7 +58,7 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert time.time() - started < first
 
     # Changing only an evaluation setting re-runs evaluation and export alone.
-    config = write_tiny_config(tmp_path, evaluation={"target_fah": 5.0})
+    config = write_tiny_config(tmp_path, mining=MINE_ALL, evaluation={"target_fah": 5.0})
     assert pipeline.up_to_date(load_config(config)) is None
     changed = train_wakeword(config=str(config))
     assert set(changed["skipped"]) == {"data", "features", "mine", "train"}
