@@ -428,6 +428,39 @@ class PerformanceConfig(Section):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class FineTuneConfig(Section):
+    """The retraining fine-tune: rehearsal of the run's training data plus the new negatives.
+
+    Every batch is drawn as the run's last training phase draws it (``positive_fraction``,
+    ``hard_negative_fraction``, class weights) from the run's own training store, so the model
+    keeps rehearsing the wake word; ``inbox_fraction`` of each batch comes from the windows the
+    current model falsely accepted in the inbox clips and their augmented copies.
+    """
+
+    steps: int = Field(300, gt=0, description="Optimizer steps of the fine-tune.")
+    learning_rate: float = Field(
+        5e-5,
+        gt=0,
+        description="Learning rate; low, since the fine-tune starts from the current model's "
+        "weights and must not undo what it learned.",
+    )
+    inbox_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Share of every batch drawn from the inbox windows (and their copies).",
+    )
+    inbox_weight: float = Field(
+        10.0, gt=0, description="Loss weight of an inbox window (the others keep their phase's)."
+    )
+    augmented_copies: int = Field(
+        8,
+        ge=0,
+        description="Augmented copies of each falsely accepted inbox window, cut again from its "
+        "clip with the features stage's augmentation, as mining.augmented_copies does.",
+    )
+
+
 class RetrainConfig(Section):
     """Retraining on new negative audio (false wakes, near misses) dropped into an inbox."""
 
@@ -435,12 +468,9 @@ class RetrainConfig(Section):
         Path("inbox/negatives"),
         description="Folder of new negative clips; every file not seen before triggers a round.",
     )
-    fine_tune: PhaseConfig = Field(
-        default_factory=lambda: PhaseConfig(steps=500, learning_rate=0.0001),
-        description="The fine-tuning phase, started from the current model's weights.",
-    )
-    hard_negative_repeats: int = Field(
-        8, ge=1, description="Times each newly mined window is repeated in the fine-tuning data."
+    fine_tune: FineTuneConfig = Field(
+        default_factory=FineTuneConfig,
+        description="The fine-tune, started from the current model's weights.",
     )
     recall_tolerance: float = Field(
         0.02, ge=0, le=1, description="Largest drop in test recall that still promotes."

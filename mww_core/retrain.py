@@ -35,6 +35,8 @@ RETRAIN_CODE = {
     "mine": ("retrain", *STAGE_CODE["mine"]),
     "fine_tune": ("retrain", *STAGE_CODE["train"]),
 }
+# The joined stream of a round's new clips (its source name in the stored streams).
+INBOX_SOURCE = "inbox"
 
 
 @dataclass
@@ -176,22 +178,27 @@ def write_version(config: FullConfig, files: dict[str, str], cutoff: float, info
 
 
 def inbox_stream(config: FullConfig, paths: list[Path]):
-    """The new clips joined by gaps into one negative feature stream, as the device hears them."""
+    """The new clips joined by gaps into one negative feature stream, as the device hears them.
+
+    Returns:
+        The stream and the clips in it (unreadable clips are skipped with a warning).
+    """
     from mww_core.audio import AudioError, load_audio
     from mww_core.evaluation import stream_clips
     from mww_core.frontend import compute_features
     from mww_core.store import Stream
 
-    clips = []
+    clips, kept = [], []
     for path in paths:
         try:
             clips.append(load_audio(path))
+            kept.append(path)
         except AudioError as exc:
             log.warning("inbox clip skipped: %s", exc)
     if not clips:
         raise ValueError(f"none of the {len(paths)} new inbox clips could be read (see warnings)")
     audio, spans = stream_clips(clips, config.features.stream_gap_s, seed=config.augmentation.seed)
-    return Stream(compute_features(audio), "inbox", "negative", list(spans))
+    return Stream(compute_features(audio), INBOX_SOURCE, "negative", list(spans)), kept
 
 
 def run_inbox_features(config: FullConfig, scan: InboxScan) -> StageRecord:
@@ -206,11 +213,11 @@ def run_inbox_features(config: FullConfig, scan: InboxScan) -> StageRecord:
         from mww_core.store import write_streams
 
         inbox = Path(scan.inbox_dir)
-        stream = inbox_stream(config, [inbox / rel for rel in sorted(scan.new_files)])
+        stream, kept = inbox_stream(config, [inbox / rel for rel in sorted(scan.new_files)])
         path = stage_dir / "inbox_streams.parquet"
         write_streams(path, [stream])
         return {
-            "outputs": {"streams": str(path)},
+            "outputs": {"streams": str(path), "clips": [str(p.resolve()) for p in kept]},
             "metrics": {"clips": len(stream.spans), "seconds": stream.duration_s},
         }
 
@@ -220,37 +227,59 @@ def run_inbox_features(config: FullConfig, scan: InboxScan) -> StageRecord:
 def run_inbox_mining(
     config: FullConfig, scan: InboxScan, inbox: StageRecord, current: dict
 ) -> StageRecord:
-    """Windows of the new clips that the current model falsely accepts."""
+    """Windows of the new clips that the current model falsely accepts, and augmented copies.
+
+    Each kept window is re-made ``retrain.fine_tune.augmented_copies`` times from its clip with
+    the features stage's augmentation, as mining does, so the fine-tune learns the confusion
+    rather than a few exact spectrograms.
+    """
+    copies = config.retrain.fine_tune.augmented_copies
     fp = fingerprint(
         inbox.fingerprint,
         current["version"],
         config.mining.fingerprint(),
+        config.augmentation.fingerprint(),
+        copies,
         stages.code_fingerprint(*RETRAIN_CODE["mine"]),
     )
 
     def compute(stage_dir: Path) -> dict:
+        from mww_core.features import augment_mined_windows
         from mww_core.mining import HardExampleMiner
-        from mww_core.model import build_model, load_weights
-        from mww_core.store import read_streams
+        from mww_core.store import Windows, read_streams
         from mww_core.training.trainer import keras_scorer
 
         miner = HardExampleMiner(config)
-        model = build_model(config.model)
-        load_weights(model, current["weights"])
-        found = miner.mine_from_dataset(
-            keras_scorer(model, config), read_streams(Path(inbox.outputs["streams"]))
-        )
+        model = build_current_model(config, current)
+        names = {INBOX_SOURCE: inbox.outputs["clips"]}  # absolute paths: copies re-read them
+        streams = read_streams(Path(inbox.outputs["streams"]))
+        found = miner.mine_from_dataset(keras_scorer(model, config), streams, names)
+        augmented = augment_mined_windows(config, found, copies)
         path = stage_dir / "hard_negatives.parquet"
-        miner.save_hard_negatives(path, found)
-        return {"outputs": {"hard_negatives": str(path)}, "metrics": {"kept": len(found)}}
+        frames = config.features.window_frames
+        miner.save_hard_negatives(path, Windows.concat([found, augmented], frames))
+        return {
+            "outputs": {"hard_negatives": str(path)},
+            "metrics": {"kept": len(found), "augmented": len(augmented)},
+        }
 
     return run_stage(Path(scan.round_dir) / "mine", "inbox_mining", fp, compute)
+
+
+def build_current_model(config: FullConfig, current: dict):
+    """The Keras model of the current version (its weights loaded)."""
+    from mww_core.model import build_model, load_weights
+
+    model = build_model(config.model)
+    load_weights(model, current["weights"])
+    return model
 
 
 def training_shards(config: FullConfig, scan: InboxScan) -> list[str]:
     """The run's training windows, its mined hard negatives and those of earlier rounds.
 
-    Train shards may live in a remote feature store: they are paths or fsspec URLs.
+    These are what the fine-tune rehearses. Train shards may live in a remote feature store:
+    they are paths or fsspec URLs.
     """
     run = config.run_dir
     paths = [p for p, _ in load_record(run / "features").outputs["train_windows"].values()]
@@ -265,8 +294,22 @@ def training_shards(config: FullConfig, scan: InboxScan) -> list[str]:
 
 
 def fine_tune_config(config: FullConfig, scan: InboxScan) -> FullConfig:
-    """The config with the fine-tuning phase appended; validated once, at its last step."""
-    phase = config.retrain.fine_tune
+    """The config with the fine-tune appended as a phase; validated once, at its last step.
+
+    The phase samples as the run's last phase does (positive and hard-negative shares, class
+    weights) at the fine-tune's steps and learning rate.
+    """
+    tune = config.retrain.fine_tune
+    last = config.training.phases[-1]
+    shares = last.positive_fraction + last.hard_negative_fraction + tune.inbox_fraction
+    if shares >= 1.0:
+        raise ValueError(
+            f"retrain.fine_tune.inbox_fraction ({tune.inbox_fraction}) plus the last phase's "
+            f"positive_fraction ({last.positive_fraction}) and hard_negative_fraction "
+            f"({last.hard_negative_fraction}) is {shares:.2f}; it must stay below 1 so that "
+            "batches keep ordinary negatives: lower retrain.fine_tune.inbox_fraction"
+        )
+    phase = last.model_copy(update={"steps": tune.steps, "learning_rate": tune.learning_rate})
     training = config.training.model_copy(
         update={
             "phases": [*config.training.phases, phase],
@@ -277,6 +320,23 @@ def fine_tune_config(config: FullConfig, scan: InboxScan) -> FullConfig:
     return config.model_copy(update={"training": training})
 
 
+def rehearsal_data(config: FullConfig, tuned: FullConfig, scan: InboxScan, new_path: Path, frames):
+    """The run's training windows to rehearse, with this round's inbox windows as the focus."""
+    from mww_core.store import Windows, read_windows
+    from mww_core.training.trainer import TrainingData
+
+    old = read_windows(training_shards(config, scan))
+    new = read_windows([new_path])
+    if len(new) == 0:
+        log.warning("the current model accepts no window of the new clips: nothing to unlearn")
+    windows = Windows.concat([old, new], config.features.window_frames)
+    focus = np.arange(len(windows)) >= len(old)
+    tune = config.retrain.fine_tune
+    return TrainingData(
+        windows, frames, tuned.training.seed, focus, tune.inbox_fraction, tune.inbox_weight
+    )
+
+
 def run_fine_tune(
     config: FullConfig,
     scan: InboxScan,
@@ -284,7 +344,7 @@ def run_fine_tune(
     current: dict,
     progress: Progress | None = None,
 ) -> StageRecord:
-    """Fine-tune the current model on the training data plus the newly mined windows."""
+    """Fine-tune the current model: rehearse the training data, unlearn the new false accepts."""
     tuned = fine_tune_config(config, scan)
     shards = training_shards(config, scan)
     fp = fingerprint(
@@ -298,23 +358,24 @@ def run_fine_tune(
     )
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.store import Windows, read_streams, read_windows
-        from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
+        from mww_core.store import read_streams
+        from mww_core.training.trainer import Trainer, ValidationSet
 
         trainer = Trainer(tuned, stage_dir, progress)
-        new = read_windows([Path(mined.outputs["hard_negatives"])])
-        windows = Windows.concat(
-            [read_windows(shards), *[new] * config.retrain.hard_negative_repeats],
-            config.features.window_frames,
-        )
-        data = TrainingData(windows, trainer.input_frames, tuned.training.seed)
+        new_path = Path(mined.outputs["hard_negatives"])
+        data = rehearsal_data(config, tuned, scan, new_path, trainer.input_frames)
         feats = load_record(config.run_dir / "features")
         validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
         index = len(tuned.training.phases) - 1
         result = trainer.train_phase(index, data, validation, Path(current["weights"]))
         return {
             "outputs": {"best_weights": result["best_weights"]},
-            "metrics": {"validation": result["best"], "seconds": result["seconds"]},
+            "metrics": {
+                "validation": result["best"],
+                "seconds": result["seconds"],
+                "rehearsed_windows": len(data.windows) - len(data.focus_rows),
+                "inbox_windows": len(data.focus_rows),
+            },
         }
 
     return run_stage(Path(scan.round_dir) / "fine_tune", "fine_tune", fp, compute)

@@ -33,18 +33,29 @@ class TrainingData:
 
     That makes the data order part of the checkpoint for free: a resumed phase draws exactly
     the batches an uninterrupted one would have.
+
+    ``focus`` (a row mask) sets some windows apart, such as a retraining round's new negatives:
+    ``focus_fraction`` of every batch is drawn from them at loss weight ``focus_weight``, and the
+    rest of the batch is drawn from the other rows as the phase says (rehearsal).
     """
 
     windows: Windows
     input_frames: int
     seed: int
+    focus: np.ndarray | None = None
+    focus_fraction: float = 0.0
+    focus_weight: float = 1.0
 
     def __post_init__(self) -> None:
         wc = self.windows.weight_class
-        self.positives = np.flatnonzero(wc == "positive")
-        self.negatives = np.flatnonzero(wc != "positive")
-        self.hard_negatives = np.flatnonzero(wc == "hard_negative")
-        self.plain_negatives = np.flatnonzero(wc == "negative")
+        focus = np.zeros(len(wc), bool) if self.focus is None else np.asarray(self.focus, bool)
+        if len(focus) != len(wc):
+            raise ValueError(f"focus mask has {len(focus)} rows for {len(wc)} windows")
+        self.focus_rows = np.flatnonzero(focus)
+        self.positives = np.flatnonzero((wc == "positive") & ~focus)
+        self.negatives = np.flatnonzero((wc != "positive") & ~focus)
+        self.hard_negatives = np.flatnonzero((wc == "hard_negative") & ~focus)
+        self.plain_negatives = np.flatnonzero((wc == "negative") & ~focus)
         if len(self.positives) == 0 or len(self.negatives) == 0:
             raise ValueError(
                 f"training needs positive and negative windows; got {len(self.positives)} "
@@ -52,24 +63,29 @@ class TrainingData:
             )
         self._offsets = np.arange(self.input_frames)[None, :]
 
+    def _rows(self, rng: np.random.Generator, batch_size: int, phase: PhaseConfig) -> np.ndarray:
+        """Row indices of one batch: positives, focus rows, hard negatives, other negatives."""
+        n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
+        n_focus = int(round(batch_size * self.focus_fraction)) if len(self.focus_rows) else 0
+        rest = batch_size - n_focus
+        n_hard = int(round(batch_size * phase.hard_negative_fraction))
+        parts = [rng.choice(self.positives, n_pos)]
+        if n_focus:
+            parts.append(rng.choice(self.focus_rows, n_focus))
+        if n_hard == 0 or len(self.hard_negatives) == 0 or len(self.plain_negatives) == 0:
+            parts.append(rng.choice(self.negatives, rest - n_pos))
+        else:  # the mined windows get a fixed share of every batch
+            n_hard = min(n_hard, rest - n_pos - 1)
+            parts += [
+                rng.choice(self.hard_negatives, n_hard),
+                rng.choice(self.plain_negatives, rest - n_pos - n_hard),
+            ]
+        return np.concatenate(parts)
+
     def batch(self, phase_index: int, step: int, batch_size: int, phase: PhaseConfig) -> Batch:
         """Features ``[batch, frames, 40]``, labels and sample weights for one step."""
         rng = np.random.default_rng([self.seed, phase_index, step])
-        n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
-        n_hard = int(round(batch_size * phase.hard_negative_fraction))
-        if n_hard == 0 or len(self.hard_negatives) == 0 or len(self.plain_negatives) == 0:
-            parts = [
-                rng.choice(self.positives, n_pos),
-                rng.choice(self.negatives, batch_size - n_pos),
-            ]
-        else:  # the mined windows get a fixed share of every batch
-            n_hard = min(n_hard, batch_size - n_pos - 1)
-            parts = [
-                rng.choice(self.positives, n_pos),
-                rng.choice(self.hard_negatives, n_hard),
-                rng.choice(self.plain_negatives, batch_size - n_pos - n_hard),
-            ]
-        rows = np.concatenate(parts)
+        rows = self._rows(rng, batch_size, phase)
         total = self.windows.features.shape[1]
         spare = total - self.input_frames
         # Positives keep their end (where the word ends), and so do hard negatives (where the
@@ -79,6 +95,9 @@ class TrainingData:
         x = features_to_float(self.windows.features[rows[:, None], starts[:, None] + self._offsets])
         y = self.windows.label[rows].astype(np.float32)
         w = class_weight_vector(self.windows.weight_class[rows], phase.class_weights)
+        if len(self.focus_rows):
+            in_focus = np.isin(rows, self.focus_rows)
+            w[in_focus] = self.focus_weight
         return x, y, w
 
 

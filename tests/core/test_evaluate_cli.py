@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +10,7 @@ from scipy.signal import resample_poly
 
 from mww_core.audio import write_wav
 from mww_core.evaluate_cli import collect_audio_dirs, main
-
-# shared/ sits beside the checkout (CI places a copy of shared/ next to the clone).
-REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference-models"
-needs_reference_models = pytest.mark.skipif(
-    not (REFERENCE_DIR / "hey_jarvis.json").exists(), reason="reference models not available"
-)
+from tests.reference_models import REFERENCE_DIR, needs_reference_models
 
 
 @pytest.fixture(scope="module")

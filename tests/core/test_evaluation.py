@@ -32,15 +32,7 @@ from mww_core.evaluation import (
     sweep,
 )
 from mww_core.frontend import compute_features, frames_for_samples, quantize_like_device
-
-# shared/ sits beside the checkout (as in CI: a copy of shared/ next to the clone).
-REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference-models"
-HEY_JARVIS = REFERENCE_DIR / "hey_jarvis.tflite"
-OKAY_NABU = REFERENCE_DIR / "okay_nabu.tflite"
-
-needs_reference_models = pytest.mark.skipif(
-    not HEY_JARVIS.exists(), reason="reference models not available"
-)
+from tests.reference_models import HEY_JARVIS, OKAY_NABU, REFERENCE_DIR, needs_reference_models
 
 
 def q(*values: int) -> np.ndarray:
@@ -201,6 +193,7 @@ def test_sweep_on_hand_made_outputs():
     assert [r["fah"] for r in rows] == [6.0, 6.0, 4.0]
 
 
+@needs_reference_models
 def test_load_manifest_reference():
     tflite, micro = load_manifest(REFERENCE_DIR / "hey_jarvis.json")
     assert tflite == HEY_JARVIS

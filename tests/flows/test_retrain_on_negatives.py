@@ -51,22 +51,25 @@ def _firing_config(folder):
             ],
         },
         mining={"enabled": False},
-        evaluation={"target_fah": 100.0},  # 0.6 min of test ambient: one activation is 100/h
+        evaluation={"target_fah": 60.0},  # 1 min of test ambient: one activation is 60/h
         retrain={
             "inbox_dir": str(folder / "inbox"),
-            "fine_tune": {
-                "steps": 100,
-                "learning_rate": 0.0003,
-                "class_weights": {"negative": 2.0, "hard_negative": 5.0},
-                "positive_fraction": 0.5,
-            },
-            "hard_negative_repeats": 1,
-            "recall_tolerance": 0.15,  # two of the 15 test clips
-            "fah_tolerance": 100.0,
+            "fine_tune": {"steps": 200, "learning_rate": 0.0001, "augmented_copies": 4},
+            "recall_tolerance": 0.15,  # three of the ~24 test clips
+            # A minute of test ambient audio cannot measure FAH (one activation is 60/h): the
+            # gate allows three more; inbox false accepts and recall are what this test checks.
+            "fah_tolerance": 180.0,
         },
     )
     raw = yaml.safe_load(config.read_text())
-    raw["data"]["demo"].update(piper_positives=24, espeak_positives=48, near_miss_negatives=40)
+    # Enough clips that a different CPU's last float bits cannot flip the outcome: about 30
+    # test positives (the tolerance is four of them) and a minute of test ambient audio.
+    raw["data"]["demo"].update(
+        piper_positives=40,
+        espeak_positives=80,
+        near_miss_negatives=60,
+        ambient_minutes={"train": 1.0, "validation": 1.0, "test": 1.0},
+    )
     config.write_text(yaml.safe_dump(raw))
     return config
 
