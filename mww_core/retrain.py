@@ -293,14 +293,30 @@ def training_shards(config: FullConfig, scan: InboxScan) -> list[str]:
     return paths
 
 
+def shipped_phase(config: FullConfig) -> int:
+    """Index of the training phase whose weights the run shipped.
+
+    A later phase that did not beat the weights it started from on validation carries them
+    over (``carried_over`` in its best record): then an earlier phase's weights ship.
+    """
+    index = len(config.training.phases) - 1
+    while index > 0:
+        best = load_record(config.run_dir / f"train_phase_{index + 1}").metrics.get("best") or {}
+        if not best.get("carried_over"):
+            break
+        index -= 1
+    return index
+
+
 def fine_tune_config(config: FullConfig, scan: InboxScan) -> FullConfig:
     """The config with the fine-tune appended as a phase; validated once, at its last step.
 
-    The phase samples as the run's last phase does (positive and hard-negative shares, class
-    weights) at the fine-tune's steps and learning rate.
+    The phase samples as the phase whose weights shipped did (positive and hard-negative
+    shares, class weights), at the fine-tune's steps and learning rate: rehearsal keeps what
+    those weights learned instead of pulling them towards another phase's balance.
     """
     tune = config.retrain.fine_tune
-    last = config.training.phases[-1]
+    last = config.training.phases[shipped_phase(config)]
     shares = last.positive_fraction + last.hard_negative_fraction + tune.inbox_fraction
     if shares >= 1.0:
         raise ValueError(
@@ -367,7 +383,9 @@ def run_fine_tune(
         feats = load_record(config.run_dir / "features")
         validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
         index = len(tuned.training.phases) - 1
-        result = trainer.train_phase(index, data, validation, Path(current["weights"]))
+        result = trainer.train_phase(
+            index, data, validation, Path(current["weights"]), freeze_batch_norm=True
+        )
         return {
             "outputs": {"best_weights": result["best_weights"]},
             "metrics": {
@@ -432,6 +450,46 @@ def evaluate_candidate(
             "inbox": inbox_false_accepts(config, exported.outputs["tflite"], cutoff, streams),
         },
     }
+
+
+def accepted_clips(config: FullConfig, paths: list[Path]) -> list[Path]:
+    """The clips the current model fires on, each streamed on its own as the device hears it."""
+    from mww_core import evaluation
+    from mww_core.audio import load_audio
+    from mww_core.frontend import compute_features
+
+    current = current_version(config)
+    runner = evaluation.StreamingTFLiteModel(current["tflite"])
+    fired = []
+    for path in paths:
+        audio, spans = evaluation.stream_clips([load_audio(path)], 0.5, seed=0)
+        probs = runner(compute_features(audio))
+        hits = evaluation.detect_with_config(
+            probs, current["cutoff"], config.evaluation, runner.stride
+        )
+        if evaluation.clip_hits(hits, spans, runner.stride).any():
+            fired.append(path)
+    return fired
+
+
+def run_round(config: FullConfig, progress: Progress | None = None) -> dict:
+    """One retraining round in this process (no Prefect): the steps the retraining flow runs.
+
+    Returns:
+        The round's summary (``finish_round``), or ``{"round": None}`` when nothing is new.
+    """
+    scan = scan_inbox(config)
+    current = current_version(config)
+    if not scan.new_files:
+        return {"round": None, "version": current["version"]}
+    inbox = run_inbox_features(config, scan)
+    mined = run_inbox_mining(config, scan, inbox, current)
+    tuned = run_fine_tune(config, scan, mined, current, progress)
+    result = evaluate_candidate(config, scan, tuned, inbox, current)
+    promote, reason = decide_promotion(
+        result["current"]["test"], result["candidate"]["test"], config.retrain
+    )
+    return finish_round(config, scan, result, promote, reason)
 
 
 def decide_promotion(current: dict, candidate: dict, tolerances: RetrainConfig) -> tuple[bool, str]:

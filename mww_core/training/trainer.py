@@ -79,6 +79,20 @@ def keras_scorer(model: keras.Model, config: FullConfig) -> Callable[[np.ndarray
     return score
 
 
+def freeze_batch_normalization(model: keras.Model) -> int:
+    """Run every batch-norm layer in inference mode, its statistics and scales fixed.
+
+    Keras 3 runs a non-trainable BatchNormalization in inference mode even when the model is
+    called with ``training=True``. Returns how many layers were frozen.
+    """
+    frozen = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+            frozen += 1
+    return frozen
+
+
 def _stream_confusion(row: dict, scored: evaluation.ScoredStreams) -> list[list[int]]:
     """Clip-level ``[[tn, fp], [fn, tp]]`` of one sweep row."""
     tp, fp = row["positives_detected"], row["false_accepts"]
@@ -359,6 +373,7 @@ class Trainer:
         init_weights: Path | None = None,
         stage_dir: Path | None = None,
         init_best: dict | None = None,
+        freeze_batch_norm: bool = False,
     ) -> dict:
         """Train one phase to its configured steps, resuming from the last checkpoint if any.
 
@@ -367,11 +382,15 @@ class Trainer:
         which a resumed phase skips the ones already consumed. ``init_best`` is the validation
         record of ``init_weights`` (the previous phase's best): this phase's weights replace
         them only when a validation beats it, so a phase never ends worse than it started.
+        ``freeze_batch_norm`` keeps batch normalization's statistics and scales as they are
+        (fine-tuning: re-estimating them on the fine-tune's batches alone moves every output).
         """
         phase = self.config.training.phases[phase_index]
         out = Path(stage_dir) if stage_dir is not None else self.stage_dir
         if init_weights is not None:
             load_weights(self.model, init_weights)
+        if freeze_batch_norm:
+            freeze_batch_normalization(self.model)
         self._prepare_optimizer(phase.learning_rate)
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)

@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from mww_core import retrain
-from mww_core.audio import load_audio
 from mww_core.config import RetrainConfig, load_config
 from tests.conftest import write_tiny_config
 
@@ -90,25 +89,6 @@ def _speak(folder, count):
     return paths
 
 
-def _accepted(config, paths):
-    """The clips the current exported model fires on (each clip scored on its own)."""
-    from mww_core import evaluation
-    from mww_core.frontend import compute_features
-
-    current = retrain.current_version(config)
-    runner = evaluation.StreamingTFLiteModel(current["tflite"])
-    fired = []
-    for path in paths:
-        audio, spans = evaluation.stream_clips([load_audio(path)], 0.5, seed=0)
-        probs = runner(compute_features(audio))
-        hits = evaluation.detect_with_config(
-            probs, current["cutoff"], config.evaluation, runner.stride
-        )
-        if evaluation.clip_hits(hits, spans, runner.stride).any():
-            fired.append(path)
-    return fired
-
-
 def _retrain(config_path) -> tuple[dict, float]:
     """``python flows/retrain_on_negatives.py --config ...``: its summary and wall time."""
     from flows.retrain_on_negatives import main
@@ -125,7 +105,7 @@ def test_retraining_on_false_accepts_lowers_their_fah(tmp_path, prefect_harness)
     config_path = _firing_config(tmp_path)
     config = load_config(config_path)
     pipeline.run_all(config)
-    fired = _accepted(config, _speak(tmp_path / "candidates", 24))
+    fired = retrain.accepted_clips(config, _speak(tmp_path / "candidates", 24))
     assert len(fired) >= 3, f"the trained model accepts only {len(fired)} of 24 near misses"
     inbox = tmp_path / "inbox"
     inbox.mkdir()
