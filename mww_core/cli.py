@@ -59,7 +59,7 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
     with run_lock(cfg.run_dir), _bars() as bars:
         logger = RichTrainingLogger(console, bars)
-        records = pipeline.run_all(cfg, RichProgress(bars), logger)
+        records = pipeline.run_all(cfg, pipeline.Hooks(RichProgress(bars), logger))
     evaluated, exported = records["evaluate"], records["export"]
     return {
         "model": exported.outputs["tflite"],
@@ -73,12 +73,12 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
 def run_training(config_path: str, run_name: str | None = None) -> dict:
     """The stages up to the last training phase (no evaluation or export); its record."""
     from mww_core.training.display import RichTrainingLogger
-    from mww_core.training.trainer import train
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
     with run_lock(cfg.run_dir), _bars() as bars:
-        record = train(cfg, progress=RichProgress(bars), logger=RichTrainingLogger(console, bars))
-    return {"best_weights": record["outputs"]["best_weights"], "best": record["metrics"]["best"]}
+        hooks = pipeline.Hooks(RichProgress(bars), RichTrainingLogger(console, bars))
+        record = pipeline.train(cfg, hooks)
+    return {"best_weights": record.outputs["best_weights"], "best": record.metrics["best"]}
 
 
 def train_parser() -> argparse.ArgumentParser:
