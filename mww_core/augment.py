@@ -116,6 +116,8 @@ def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
 # its analysis (Praat's defaults), new pitch median 0 = keep the pitch, pitch range and
 # duration factors 1 = keep them.
 _PRAAT_PITCH_FLOOR_HZ, _PRAAT_PITCH_CEILING_HZ = 75.0, 600.0
+# Praat's pitch analysis needs three periods of the pitch floor: 40 ms.
+_PRAAT_MIN_SAMPLES = int(np.ceil(3 * SAMPLE_RATE_HZ / _PRAAT_PITCH_FLOOR_HZ))
 
 
 def warp_formants(samples: np.ndarray, factor: float, seed: int = 0) -> np.ndarray:
@@ -124,8 +126,11 @@ def warp_formants(samples: np.ndarray, factor: float, seed: int = 0) -> np.ndarr
     A change of vocal-tract length (as VTLP simulates on filterbanks), made with Praat's
     "Change gender" (resample by ``factor``, then PSOLA back to the original pitch and
     duration) through praat-parselmouth. Praat draws random numbers while overlap-adding;
-    ``seed`` makes the result reproducible.
+    ``seed`` makes the result reproducible. Audio shorter than 40 ms (too short for Praat's
+    pitch analysis) is returned unchanged.
     """
+    if len(samples) < _PRAAT_MIN_SAMPLES:
+        return samples
     import parselmouth  # imported on first use: 0.2 s, only when formant warping is on
     from parselmouth.praat import call, run
 
