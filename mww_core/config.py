@@ -137,7 +137,134 @@ class AugmentationConfig(Section):
     pitch_shift_semitones: tuple[float, float] = Field((-2.0, 2.0))
     band_stop_probability: float = Field(0.1, ge=0, le=1)
     band_stop_center_hz: tuple[float, float] = Field((200.0, 4000.0))
+    # Speaker, room and device variety (issue 15). All off by default so existing features stay
+    # byte-identical; README "Augmentation" has a recipe that turns them on.
+    speed_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows played faster or slower by resampling (Kaldi-style speed "
+        "perturbation: duration, pitch and formants change together). The end of the audio "
+        "stays where it was in the window, so a positive still ends where the word ends.",
+    )
+    speed_factor: tuple[float, float] = Field(
+        (0.85, 1.15),
+        description="Speed range; above 1 is faster (shorter, higher), e.g. 1.1 = 10% faster.",
+    )
+    formant_warp_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows whose formants (the spectral envelope, i.e. vocal tract "
+        "length) are scaled with pitch and duration kept: Praat's 'Change gender' via "
+        "praat-parselmouth, a VTLP-like change of voice.",
+    )
+    formant_warp_factor: tuple[float, float] = Field(
+        (0.9, 1.1),
+        description="Formant scale range; above 1 moves formants up (a shorter vocal tract).",
+    )
+    mic_band_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows band-limited like a cheap microphone or a phone line: "
+        "a 4th-order Butterworth band-pass (24 dB/octave each side), applied after the room, "
+        "noise and EQ transforms.",
+    )
+    mic_low_cut_hz: tuple[float, float] = Field(
+        (100.0, 400.0), description="Range of the band-pass's lower cutoff in Hz."
+    )
+    mic_high_cut_hz: tuple[float, float] = Field(
+        (3000.0, 7500.0),
+        description="Range of the band-pass's upper cutoff in Hz (at most 7950: the Nyquist "
+        "frequency at 16 kHz is 8000).",
+    )
+    loudness_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows scaled, last of all, to a random peak level in "
+        "loudness_peak_dbfs: far speech reaches the device quiet.",
+    )
+    loudness_peak_dbfs: tuple[float, float] = Field(
+        (-40.0, 0.0),
+        description="Range of the window's peak level in dB relative to full scale (0 = the "
+        "loudest sample at +-1.0).",
+    )
+    clipping_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows driven past full scale and hard-clipped, as an overloaded "
+        "microphone input does; such a window gets no loudness_peak_dbfs level.",
+    )
+    clipping_overdrive_db: tuple[float, float] = Field(
+        (1.0, 12.0),
+        description="How far past full scale (dB) a clipped window's peak is driven before the "
+        "samples are cut at +-1.0.",
+    )
     seed: int = Field(0, description="Base seed; each clip's seed derives from it and its id.")
+
+    @model_validator(mode="after")
+    def _ranges_make_sense(self) -> AugmentationConfig:
+        problems = _range_problems(self, _RANGE_FIELDS)
+        problems += _limit_problems(
+            self,
+            [
+                ("speed_factor", 0.0, None, "speeds are positive factors, e.g. [0.9, 1.1]"),
+                ("formant_warp_factor", 0.5, 2.0, "keep factors near 1, e.g. [0.9, 1.1]"),
+                ("mic_low_cut_hz", 0.0, None, "cutoffs are positive frequencies"),
+                ("mic_high_cut_hz", 0.0, 7950.0, "at most 7950 Hz (Nyquist is 8000 Hz)"),
+                ("loudness_peak_dbfs", None, 0.0, "use clipping_* for levels above 0 dBFS"),
+                ("clipping_overdrive_db", 0.0, None, "overdrive is dB above full scale"),
+            ],
+        )
+        if self.mic_low_cut_hz[1] >= self.mic_high_cut_hz[0]:
+            problems.append(
+                f"mic_low_cut_hz {list(self.mic_low_cut_hz)} reaches mic_high_cut_hz "
+                f"{list(self.mic_high_cut_hz)}: every low cutoff must be below every high cutoff"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+_RANGE_FIELDS = [
+    "background_snr_db",
+    "colored_noise_snr_db",
+    "gain_db",
+    "seven_band_eq_gain_db",
+    "tanh_distortion",
+    "pitch_shift_semitones",
+    "band_stop_center_hz",
+    "speed_factor",
+    "formant_warp_factor",
+    "mic_low_cut_hz",
+    "mic_high_cut_hz",
+    "loudness_peak_dbfs",
+    "clipping_overdrive_db",
+]
+
+
+def _range_problems(section: Section, names: list[str]) -> list[str]:
+    """One message per ``(low, high)`` field whose low end is above its high end."""
+    return [
+        f"{name} = {list(getattr(section, name))}: give [low, high] with low <= high"
+        for name in names
+        if getattr(section, name)[0] > getattr(section, name)[1]
+    ]
+
+
+def _limit_problems(
+    section: Section, limits: list[tuple[str, float | None, float | None, str]]
+) -> list[str]:
+    """One message per range field outside its limits: low above ``above``, high <= ``below``."""
+    problems = []
+    for name, above, below, fix in limits:
+        low, high = getattr(section, name)
+        if (above is not None and low <= above) or (below is not None and high > below):
+            problems.append(f"{name} = {[low, high]} is out of bounds: {fix}")
+    return problems
 
 
 class FeaturesConfig(Section):
@@ -270,6 +397,45 @@ class ClassWeights(Section):
     hard_negative: float = Field(40.0, ge=0)
 
 
+class SpecAugmentConfig(Section):
+    """SpecAugment (Park et al. 2019) on a phase's training features: zeroed time spans and
+    frequency bands, drawn per example from the batch's seed. All 0 (the default) = off.
+    """
+
+    time_masks: int = Field(0, ge=0, description="Time masks per example.")
+    time_mask_max_frames: int = Field(
+        0, ge=0, description="Widest time mask in 10 ms frames; each width is drawn in [0, max]."
+    )
+    freq_masks: int = Field(0, ge=0, description="Frequency masks per example.")
+    freq_mask_max_bins: int = Field(
+        0,
+        ge=0,
+        le=40,
+        description="Widest frequency mask in frontend channels (of 40); each width is drawn "
+        "in [0, max].",
+    )
+
+    @model_validator(mode="after")
+    def _widths_given(self) -> SpecAugmentConfig:
+        problems = [
+            f"{count} is {getattr(self, count)} but {width} is 0: set {width} above 0, "
+            f"or {count}: 0"
+            for count, width in [
+                ("time_masks", "time_mask_max_frames"),
+                ("freq_masks", "freq_mask_max_bins"),
+            ]
+            if getattr(self, count) > 0 and getattr(self, width) == 0
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """True when any mask is drawn."""
+        return self.time_masks > 0 or self.freq_masks > 0
+
+
 class PhaseConfig(Section):
     """One training phase."""
 
@@ -286,6 +452,11 @@ class PhaseConfig(Section):
         description="Share of each batch drawn from the mined hard negatives (when there are "
         "any). 0 draws them like any other negative, so a few dozen mined windows among "
         "thousands are rarely seen.",
+    )
+    spec_augment: SpecAugmentConfig = Field(
+        default_factory=SpecAugmentConfig,
+        description="Time and frequency masks on this phase's training features (off by "
+        "default); validation and test features are never masked.",
     )
 
     @model_validator(mode="after")
