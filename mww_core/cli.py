@@ -104,6 +104,14 @@ def train_parser() -> argparse.ArgumentParser:
         help="folder under runs_dir for this run (default: the config's run_name)",
     )
     parser.add_argument(
+        "--explain-config",
+        nargs="?",
+        const="",
+        metavar="SECTION",
+        help="print every config field (or one section's: training, data...) with its type, "
+        "default and description, then exit",
+    )
+    parser.add_argument(
         "--train-only",
         action="store_true",
         help="stop after the last training phase: skip evaluation and export",
@@ -114,6 +122,9 @@ def train_parser() -> argparse.ArgumentParser:
 def train_main(argv: list[str] | None = None) -> None:
     """``mww-train``: train a wake-word model end to end without a Prefect server."""
     args = train_parser().parse_args(argv)
+    if args.explain_config is not None:
+        _explain(args.explain_config or None)
+        return
     _setup_logging()
     try:
         if args.train_only:
@@ -124,6 +135,25 @@ def train_main(argv: list[str] | None = None) -> None:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
     console.print_json(json.dumps(summary))
+
+
+def _explain(section: str | None) -> None:
+    """``mww-train --explain-config [SECTION]``: the config fields as a table."""
+    from rich.table import Table
+
+    from mww_core.config import explain_config
+
+    try:
+        rows = explain_config(section)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    table = Table(title=f"config: {section or 'every section'}", show_lines=False)
+    for column in ("field", "type", "default", "description"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def demo_data_main(argv: list[str] | None = None) -> None:

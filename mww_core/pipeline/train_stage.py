@@ -72,4 +72,5 @@ def run_train_phase(
             "metrics": {"best": result["best"], "seconds": result["seconds"]},
         }
 
-    return run_stage(config.run_dir / f"train_phase_{phase_index + 1}", "train", fp, compute)
+    name = f"train_phase_{phase_index + 1}"
+    return run_stage(config.run_dir / name, name, fp, compute)
