@@ -32,25 +32,20 @@ def train_wakeword(config: str = "configs/demo.yaml", run_name: str | None = Non
 
 
 def _run_stages(config: str, run_name: str | None, cfg: FullConfig) -> dict:
-    """The stages in order; each returns its stage record (reused when up to date)."""
-    data = stages.prepare_data(config, run_name)
-    if cfg.performance.task_runner != "threads":
-        # Shards fan out over Dask as a subflow; the features task then finds them in the store.
-        feature_fanout.fan_out_shards(cfg)
-    feats = stages.features(config, run_name, data)
-    phase = stages.train_phase(config, run_name, 0, feats)
-    mined = stages.mine_hard_negatives(config, run_name, feats, phase)
-    for index in range(1, len(cfg.training.phases)):
-        phase = stages.train_phase(config, run_name, index, feats, phase, mined)
-    evaluated = stages.evaluate(config, run_name, feats, phase)
-    exported = stages.export(config, run_name, evaluated)
-    return summarize(cfg, [data, feats, mined, phase, evaluated, exported])
+    """The stage graph's stages in order, each a Prefect task (reused when up to date)."""
+    records: dict[str, dict] = {}
+    for stage in pipeline.stage_graph(cfg):
+        if stage.name == "features" and cfg.performance.task_runner != "threads":
+            # Shards fan out over Dask as a subflow; the features task then finds them in the store.
+            feature_fanout.fan_out_shards(cfg)
+        inputs = {name: records[name] for name in stage.inputs}
+        records[stage.name] = stages.stage_task(stage)(config, run_name, stage.name, inputs)
+    return summarize(cfg, records)
 
 
-def summarize(cfg: FullConfig, records: list[dict]) -> dict:
+def summarize(cfg: FullConfig, records: dict[str, dict]) -> dict:
     """What a run produced: model, manifest, test figures, and which stages were skipped."""
-    by_name = {r["name"]: r for r in records}
-    evaluated, exported = by_name["evaluate"], by_name["export"]
+    evaluated, exported = records["evaluate"], records["export"]
     return {
         "run_dir": str(cfg.run_dir),
         "model": exported["outputs"]["tflite"],
@@ -58,7 +53,7 @@ def summarize(cfg: FullConfig, records: list[dict]) -> dict:
         "test": evaluated["metrics"]["test"],
         "cutoff": evaluated["metrics"]["cutoff"],
         "export": exported["metrics"],
-        "skipped": [r["name"] for r in records if r.get("skipped")],
+        "skipped": [name for name, r in records.items() if r.get("skipped")],
     }
 
 
@@ -83,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     current = None if args.always_run_flow else pipeline.up_to_date(cfg)
     if current is not None:
         # Nothing to do: skip starting Prefect's temporary server (most of a no-op run's time).
-        records = [{**r.to_dict(), "skipped": True} for r in current.values()]
+        records = {name: {**r.to_dict(), "skipped": True} for name, r in current.items()}
         summary = summarize(cfg, records)
         print("every stage is up to date; nothing to run (--always-run-flow to record a run)")
     else:

@@ -9,12 +9,16 @@ import hashlib
 import logging
 import multiprocessing
 import random
+import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import audiomentations as am
 import audiomentations.core.utils as am_utils
 import numpy as np
+import scipy.signal
+import soxr
 
 from mww_core.config import AugmentationConfig
 from mww_core.frontend import SAMPLE_RATE_HZ
@@ -23,12 +27,15 @@ log = logging.getLogger(__name__)
 
 
 class AudioAugmentationPipeline:
-    """microWakeWord's transforms, each with its probability and range from the config.
+    """microWakeWord's transforms plus speaker and device variety, each from the config.
 
-    Room impulse responses and background noise come from folders of audio (skipped when the
-    folder is missing or empty). ``augment(waveform, seed)`` gives the same output for the same
-    seed, whichever process runs it. Augmentation is waveform-level: it always runs before the
-    frontend, never on spectrograms.
+    In order: the speaker (speed, formant warp), then audiomentations' room and signal
+    transforms (impulse response, background and colored noise, EQ, distortion, pitch shift,
+    band stop, gain), then the device (microphone band limits, then the level: a peak in
+    ``loudness_peak_dbfs`` or clipping). Room impulse responses and background noise come from
+    folders of audio (skipped when the folder is missing or empty). ``augment(waveform, seed)``
+    gives the same output for the same seed, whichever process runs it. Augmentation is
+    waveform-level: it always runs before the frontend, never on spectrograms.
     """
 
     def __init__(
@@ -43,13 +50,133 @@ class AudioAugmentationPipeline:
 
     def augment(self, waveform: np.ndarray, seed: int = 0) -> np.ndarray:
         """Augmented copy of a 16 kHz float waveform, reproducible from ``seed``."""
-        # audiomentations draws from the global `random` and `np.random` generators.
+        samples = _speaker_transforms(self.config, waveform.astype(np.float32), seed)
+        # audiomentations draws from the global `random` and `np.random` generators. Our own
+        # transforms draw from generators of their own, so turning one on or off leaves every
+        # other draw, and with all of them off the output, exactly as before.
         random.seed(seed)
         np.random.seed(seed % (2**32))
-        out = self.compose(samples=waveform.astype(np.float32), sample_rate=SAMPLE_RATE_HZ)
+        out = self.compose(samples=samples, sample_rate=SAMPLE_RATE_HZ)
+        out = _device_transforms(self.config, out, seed)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     __call__ = augment
+
+
+# --- speaker and device transforms (ours, each drawing from its own seeded generator) ----------
+
+
+def _drawn(seed: int, transform: str, probability: float) -> np.random.Generator | None:
+    """The generator of ``transform`` for the clip of ``seed`` when it applies, else None."""
+    rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, zlib.crc32(transform.encode())])
+    return rng if rng.random() < probability else None
+
+
+def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -> np.ndarray:
+    if (rng := _drawn(seed, "speed", c.speed_probability)) is not None:
+        samples = change_speed(samples, rng.uniform(*c.speed_factor))
+    if (rng := _drawn(seed, "formant_warp", c.formant_warp_probability)) is not None:
+        factor = rng.uniform(*c.formant_warp_factor)
+        samples = warp_formants(samples, factor, seed=int(rng.integers(2**31)))
+    return samples
+
+
+def _device_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -> np.ndarray:
+    if (rng := _drawn(seed, "mic_band", c.mic_band_probability)) is not None:
+        low, high = rng.uniform(*c.mic_low_cut_hz), rng.uniform(*c.mic_high_cut_hz)
+        samples = band_limit(samples, low, high)
+    if (rng := _drawn(seed, "clipping", c.clipping_probability)) is not None:
+        samples = np.clip(set_peak_level(samples, rng.uniform(*c.clipping_overdrive_db)), -1, 1)
+    elif (rng := _drawn(seed, "loudness", c.loudness_probability)) is not None:
+        samples = set_peak_level(samples, rng.uniform(*c.loudness_peak_dbfs))
+    return samples
+
+
+def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """``samples`` played ``factor`` times as fast, in a buffer of the same length.
+
+    Resampling (soxr, as librosa does) moves duration, pitch and formants together, like
+    Kaldi's speed perturbation. The audio up to its last non-zero sample is resampled and put
+    back so that it still ends there: a positive placed in a window keeps its end (where the
+    word ends, what a detection keys on). Slowed-down audio loses its start; sped-up audio
+    gets zeros before it.
+    """
+    nonzero = np.flatnonzero(samples)
+    if len(nonzero) == 0 or factor == 1.0:
+        return samples
+    end = int(nonzero[-1]) + 1
+    resampled = soxr.resample(samples[:end], SAMPLE_RATE_HZ * factor, SAMPLE_RATE_HZ)
+    part = resampled[-end:]
+    out = np.zeros_like(samples)
+    out[end - len(part) : end] = part
+    return out
+
+
+# Praat's "Change gender" arguments besides the formant ratio: pitch floor and ceiling (Hz) of
+# its analysis (Praat's defaults), new pitch median 0 = keep the pitch, pitch range and
+# duration factors 1 = keep them.
+_PRAAT_PITCH_FLOOR_HZ, _PRAAT_PITCH_CEILING_HZ = 75.0, 600.0
+# Praat's pitch analysis needs three periods of the pitch floor: 40 ms.
+_PRAAT_MIN_SAMPLES = int(np.ceil(3 * SAMPLE_RATE_HZ / _PRAAT_PITCH_FLOOR_HZ))
+
+
+def warp_formants(samples: np.ndarray, factor: float, seed: int = 0) -> np.ndarray:
+    """``samples`` with every formant scaled by ``factor``, pitch and length kept.
+
+    A change of vocal-tract length (as VTLP simulates on filterbanks), made with Praat's
+    "Change gender" (resample by ``factor``, then PSOLA back to the original pitch and
+    duration) through praat-parselmouth. Praat draws random numbers while overlap-adding;
+    ``seed`` makes the result reproducible. Audio shorter than 40 ms (too short for Praat's
+    pitch analysis) is returned unchanged.
+    """
+    if len(samples) < _PRAAT_MIN_SAMPLES:
+        return samples
+    import parselmouth  # imported on first use: 0.2 s, only when formant warping is on
+    from parselmouth.praat import call, run
+
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
+    sound = parselmouth.Sound(samples.astype(np.float64), SAMPLE_RATE_HZ)
+    with warnings.catch_warnings():  # "no voiced segments" in noise or silence: it is fine
+        warnings.simplefilter("ignore", parselmouth.PraatWarning)
+        changed = call(
+            sound,
+            "Change gender",
+            _PRAAT_PITCH_FLOOR_HZ,
+            _PRAAT_PITCH_CEILING_HZ,
+            float(factor),
+            0.0,
+            1.0,
+            1.0,
+        )
+    out = np.zeros_like(samples)
+    values = changed.values[0][: len(samples)]
+    out[: len(values)] = values
+    return out
+
+
+def band_limit(samples: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    """``samples`` through a 4th-order Butterworth band-pass from ``low_hz`` to ``high_hz``.
+
+    Causal, as a microphone and its amplifier are: 24 dB/octave outside the band.
+    """
+    sos = scipy.signal.butter(
+        4, [low_hz, high_hz], btype="bandpass", fs=SAMPLE_RATE_HZ, output="sos"
+    )
+    return scipy.signal.sosfilt(sos, samples).astype(np.float32)
+
+
+def set_peak_level(samples: np.ndarray, peak_dbfs: float) -> np.ndarray:
+    """``samples`` scaled so the loudest one is at ``peak_dbfs`` (0 = full scale, 1.0).
+
+    Silence stays silent. Above 0 dBFS the result exceeds [-1, 1]; the caller clips it.
+    """
+    peak = float(np.max(np.abs(samples), initial=0.0))
+    if peak < 1e-9:
+        return samples
+    return (samples * (10.0 ** (peak_dbfs / 20.0) / peak)).astype(np.float32)
+
+
+# --- audiomentations: room and signal transforms -------------------------------------------------
 
 
 def _room_transforms(

@@ -59,7 +59,7 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
     with run_lock(cfg.run_dir), _bars() as bars:
         logger = RichTrainingLogger(console, bars)
-        records = pipeline.run_all(cfg, RichProgress(bars), logger)
+        records = pipeline.run_all(cfg, pipeline.Hooks(RichProgress(bars), logger))
     evaluated, exported = records["evaluate"], records["export"]
     return {
         "model": exported.outputs["tflite"],
@@ -73,12 +73,12 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
 def run_training(config_path: str, run_name: str | None = None) -> dict:
     """The stages up to the last training phase (no evaluation or export); its record."""
     from mww_core.training.display import RichTrainingLogger
-    from mww_core.training.trainer import train
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
     with run_lock(cfg.run_dir), _bars() as bars:
-        record = train(cfg, progress=RichProgress(bars), logger=RichTrainingLogger(console, bars))
-    return {"best_weights": record["outputs"]["best_weights"], "best": record["metrics"]["best"]}
+        hooks = pipeline.Hooks(RichProgress(bars), RichTrainingLogger(console, bars))
+        record = pipeline.train(cfg, hooks)
+    return {"best_weights": record.outputs["best_weights"], "best": record.metrics["best"]}
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -104,6 +104,14 @@ def train_parser() -> argparse.ArgumentParser:
         help="folder under runs_dir for this run (default: the config's run_name)",
     )
     parser.add_argument(
+        "--explain-config",
+        nargs="?",
+        const="",
+        metavar="SECTION",
+        help="print every config field (or one section's: training, data...) with its type, "
+        "default and description, then exit",
+    )
+    parser.add_argument(
         "--train-only",
         action="store_true",
         help="stop after the last training phase: skip evaluation and export",
@@ -114,6 +122,9 @@ def train_parser() -> argparse.ArgumentParser:
 def train_main(argv: list[str] | None = None) -> None:
     """``mww-train``: train a wake-word model end to end without a Prefect server."""
     args = train_parser().parse_args(argv)
+    if args.explain_config is not None:
+        _explain(args.explain_config or None)
+        return
     _setup_logging()
     try:
         if args.train_only:
@@ -124,6 +135,25 @@ def train_main(argv: list[str] | None = None) -> None:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
     console.print_json(json.dumps(summary))
+
+
+def _explain(section: str | None) -> None:
+    """``mww-train --explain-config [SECTION]``: the config fields as a table."""
+    from rich.table import Table
+
+    from mww_core.config import explain_config
+
+    try:
+        rows = explain_config(section)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    table = Table(title=f"config: {section or 'every section'}", show_lines=False)
+    for column in ("field", "type", "default", "description"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def demo_data_main(argv: list[str] | None = None) -> None:

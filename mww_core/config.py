@@ -104,7 +104,10 @@ class DataConfig(Section):
     build_demo: bool = Field(
         True, description="Build the bundled demo data set into data_dir when it is missing."
     )
-    demo: DemoDataConfig = Field(default_factory=DemoDataConfig)
+    demo: DemoDataConfig = Field(
+        default_factory=DemoDataConfig,
+        description="Sizes and seed of the bundled demo data set (with build_demo: true).",
+    )
     sources: list[AudioSourceConfig] = Field(
         default_factory=list, description="Extra audio folders, besides data_dir's layout."
     )
@@ -120,30 +123,187 @@ class AugmentationConfig(Section):
     enabled: bool = Field(True, description="Augment training clips.")
     positive_copies: int = Field(2, ge=1, description="Augmented copies per positive clip.")
     negative_copies: int = Field(1, ge=1, description="Augmented copies per negative clip.")
-    rir_probability: float = Field(0.5, ge=0, le=1)
-    background_noise_probability: float = Field(0.75, ge=0, le=1)
-    background_snr_db: tuple[float, float] = Field((3.0, 30.0))
-    colored_noise_probability: float = Field(0.2, ge=0, le=1)
-    colored_noise_snr_db: tuple[float, float] = Field((10.0, 40.0))
-    gain_probability: float = Field(1.0, ge=0, le=1)
-    gain_db: tuple[float, float] = Field((-12.0, 6.0))
-    seven_band_eq_probability: float = Field(0.2, ge=0, le=1)
-    seven_band_eq_gain_db: tuple[float, float] = Field((-6.0, 6.0))
-    tanh_distortion_probability: float = Field(0.1, ge=0, le=1)
+    rir_probability: float = Field(
+        0.5, ge=0, le=1, description="Share of windows convolved with a room impulse response."
+    )
+    background_noise_probability: float = Field(
+        0.75, ge=0, le=1, description="Share of windows mixed with a clip from noise/."
+    )
+    background_snr_db: tuple[float, float] = Field(
+        (3.0, 30.0), description="Range of the speech-to-background-noise ratio, in dB."
+    )
+    colored_noise_probability: float = Field(
+        0.2, ge=0, le=1, description="Share of windows mixed with colored (1/f^k) noise."
+    )
+    colored_noise_snr_db: tuple[float, float] = Field(
+        (10.0, 40.0), description="Range of the signal-to-colored-noise ratio, in dB."
+    )
+    gain_probability: float = Field(
+        1.0, ge=0, le=1, description="Share of windows whose level is changed by gain_db."
+    )
+    gain_db: tuple[float, float] = Field(
+        (-12.0, 6.0), description="Range of the gain applied, in dB."
+    )
+    seven_band_eq_probability: float = Field(
+        0.2, ge=0, le=1, description="Share of windows through a random seven-band equalizer."
+    )
+    seven_band_eq_gain_db: tuple[float, float] = Field(
+        (-6.0, 6.0), description="Range of each equalizer band's gain, in dB."
+    )
+    tanh_distortion_probability: float = Field(
+        0.1, ge=0, le=1, description="Share of windows soft-clipped by tanh distortion."
+    )
     tanh_distortion: tuple[float, float] = Field(
         (0.05, 0.4), description="Distortion amount range (0-1)."
     )
-    pitch_shift_probability: float = Field(0.15, ge=0, le=1)
-    pitch_shift_semitones: tuple[float, float] = Field((-2.0, 2.0))
-    band_stop_probability: float = Field(0.1, ge=0, le=1)
-    band_stop_center_hz: tuple[float, float] = Field((200.0, 4000.0))
+    pitch_shift_probability: float = Field(
+        0.15, ge=0, le=1, description="Share of windows pitch-shifted (duration kept)."
+    )
+    pitch_shift_semitones: tuple[float, float] = Field(
+        (-2.0, 2.0), description="Range of the pitch shift, in semitones."
+    )
+    band_stop_probability: float = Field(
+        0.1, ge=0, le=1, description="Share of windows with a band-stop filter (a dull mic)."
+    )
+    band_stop_center_hz: tuple[float, float] = Field(
+        (200.0, 4000.0), description="Range of the band-stop filter's center frequency, in Hz."
+    )
+    # Speaker, room and device variety (issue 15). All off by default so existing features stay
+    # byte-identical; README "Augmentation" has a recipe that turns them on.
+    speed_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows played faster or slower by resampling (Kaldi-style speed "
+        "perturbation: duration, pitch and formants change together). The end of the audio "
+        "stays where it was in the window, so a positive still ends where the word ends.",
+    )
+    speed_factor: tuple[float, float] = Field(
+        (0.85, 1.15),
+        description="Speed range; above 1 is faster (shorter, higher), e.g. 1.1 = 10% faster.",
+    )
+    formant_warp_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows whose formants (the spectral envelope, i.e. vocal tract "
+        "length) are scaled with pitch and duration kept: Praat's 'Change gender' via "
+        "praat-parselmouth, a VTLP-like change of voice.",
+    )
+    formant_warp_factor: tuple[float, float] = Field(
+        (0.9, 1.1),
+        description="Formant scale range; above 1 moves formants up (a shorter vocal tract).",
+    )
+    mic_band_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows band-limited like a cheap microphone or a phone line: "
+        "a 4th-order Butterworth band-pass (24 dB/octave each side), applied after the room, "
+        "noise and EQ transforms.",
+    )
+    mic_low_cut_hz: tuple[float, float] = Field(
+        (100.0, 400.0), description="Range of the band-pass's lower cutoff in Hz."
+    )
+    mic_high_cut_hz: tuple[float, float] = Field(
+        (3000.0, 7500.0),
+        description="Range of the band-pass's upper cutoff in Hz (at most 7950: the Nyquist "
+        "frequency at 16 kHz is 8000).",
+    )
+    loudness_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows scaled, last of all, to a random peak level in "
+        "loudness_peak_dbfs: far speech reaches the device quiet.",
+    )
+    loudness_peak_dbfs: tuple[float, float] = Field(
+        (-40.0, 0.0),
+        description="Range of the window's peak level in dB relative to full scale (0 = the "
+        "loudest sample at +-1.0).",
+    )
+    clipping_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of windows driven past full scale and hard-clipped, as an overloaded "
+        "microphone input does; such a window gets no loudness_peak_dbfs level.",
+    )
+    clipping_overdrive_db: tuple[float, float] = Field(
+        (1.0, 12.0),
+        description="How far past full scale (dB) a clipped window's peak is driven before the "
+        "samples are cut at +-1.0.",
+    )
     seed: int = Field(0, description="Base seed; each clip's seed derives from it and its id.")
+
+    @model_validator(mode="after")
+    def _ranges_make_sense(self) -> AugmentationConfig:
+        problems = _range_problems(self, _RANGE_FIELDS)
+        problems += _limit_problems(
+            self,
+            [
+                ("speed_factor", 0.0, None, "speeds are positive factors, e.g. [0.9, 1.1]"),
+                ("formant_warp_factor", 0.5, 2.0, "keep factors near 1, e.g. [0.9, 1.1]"),
+                ("mic_low_cut_hz", 0.0, None, "cutoffs are positive frequencies"),
+                ("mic_high_cut_hz", 0.0, 7950.0, "at most 7950 Hz (Nyquist is 8000 Hz)"),
+                ("loudness_peak_dbfs", None, 0.0, "use clipping_* for levels above 0 dBFS"),
+                ("clipping_overdrive_db", 0.0, None, "overdrive is dB above full scale"),
+            ],
+        )
+        if self.mic_low_cut_hz[1] >= self.mic_high_cut_hz[0]:
+            problems.append(
+                f"mic_low_cut_hz {list(self.mic_low_cut_hz)} reaches mic_high_cut_hz "
+                f"{list(self.mic_high_cut_hz)}: every low cutoff must be below every high cutoff"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+_RANGE_FIELDS = [
+    "background_snr_db",
+    "colored_noise_snr_db",
+    "gain_db",
+    "seven_band_eq_gain_db",
+    "tanh_distortion",
+    "pitch_shift_semitones",
+    "band_stop_center_hz",
+    "speed_factor",
+    "formant_warp_factor",
+    "mic_low_cut_hz",
+    "mic_high_cut_hz",
+    "loudness_peak_dbfs",
+    "clipping_overdrive_db",
+]
+
+
+def _range_problems(section: Section, names: list[str]) -> list[str]:
+    """One message per ``(low, high)`` field whose low end is above its high end."""
+    return [
+        f"{name} = {list(getattr(section, name))}: give [low, high] with low <= high"
+        for name in names
+        if getattr(section, name)[0] > getattr(section, name)[1]
+    ]
+
+
+def _limit_problems(
+    section: Section, limits: list[tuple[str, float | None, float | None, str]]
+) -> list[str]:
+    """One message per range field outside its limits: low above ``above``, high <= ``below``."""
+    problems = []
+    for name, above, below, fix in limits:
+        low, high = getattr(section, name)
+        if (above is not None and low <= above) or (below is not None and high > below):
+            problems.append(f"{name} = {[low, high]} is out of bounds: {fix}")
+    return problems
 
 
 class FeaturesConfig(Section):
     """TFLite-Micro frontend features and how clips are windowed into training examples."""
 
-    sample_rate_hz: Literal[16000] = 16000
+    sample_rate_hz: Literal[16000] = Field(
+        16000, description="Audio rate of the frontend; other rates are converted on load."
+    )
     window_frames: int = Field(
         160, ge=20, description="Frames (10 ms each) stored per training example."
     )
@@ -166,6 +326,15 @@ class FeaturesConfig(Section):
     strict: bool = Field(
         False, description="Fail on any unusable audio file instead of skipping and reporting it."
     )
+
+    @model_validator(mode="after")
+    def _jitter_in_order(self) -> FeaturesConfig:
+        low, high = self.end_jitter_ms
+        if not 0 <= low <= high:
+            raise ValueError(
+                f"end_jitter_ms {[low, high]}: give [low, high] with 0 <= low <= high"
+            )
+        return self
 
 
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -211,8 +380,10 @@ class ModelConfig(Section):
     preset: str | None = Field(
         None, description="Named shape of the architecture; None = its default preset."
     )
-    first_conv_filters: int = Field(30, ge=1)
-    first_conv_kernel: int = Field(5, ge=1)
+    first_conv_filters: int = Field(30, ge=1, description="Filters of the first convolution.")
+    first_conv_kernel: int = Field(
+        5, ge=1, description="Kernel of the first convolution, in frames (10 ms each)."
+    )
     stride: int = Field(3, ge=1, description="Frames per streaming inference.")
     pointwise_filters: list[int] = Field(
         default_factory=lambda: [60, 60, 60, 60],
@@ -248,6 +419,15 @@ class ModelConfig(Section):
             )
         return {**presets[preset], **data}
 
+    @property
+    def receptive_field(self) -> int:
+        """Input frames one output sees (149 for the official hey_jarvis shape)."""
+        if self.name == "mixednet":
+            steps = sum(max(k) - 1 for k in self.mixconv_kernels) + self.head_frames - 1
+        else:  # inception
+            steps = sum(2 * (k - 1) for k in self.branch_kernels) + self.head_frames - 1
+        return self.first_conv_kernel + self.stride * steps
+
     @model_validator(mode="after")
     def _blocks_match(self) -> ModelConfig:
         blocks = {"pointwise_filters": self.pointwise_filters}
@@ -265,17 +445,60 @@ class ModelConfig(Section):
 class ClassWeights(Section):
     """Loss weight of each example class."""
 
-    positive: float = Field(1.0, ge=0)
-    negative: float = Field(20.0, ge=0)
-    hard_negative: float = Field(40.0, ge=0)
+    positive: float = Field(1.0, ge=0, description="Loss weight of a wake-word window.")
+    negative: float = Field(20.0, ge=0, description="Loss weight of a negative window.")
+    hard_negative: float = Field(
+        40.0, ge=0, description="Loss weight of a mined hard-negative window."
+    )
+
+
+class SpecAugmentConfig(Section):
+    """SpecAugment (Park et al. 2019) on a phase's training features: zeroed time spans and
+    frequency bands, drawn per example from the batch's seed. All 0 (the default) = off.
+    """
+
+    time_masks: int = Field(0, ge=0, description="Time masks per example.")
+    time_mask_max_frames: int = Field(
+        0, ge=0, description="Widest time mask in 10 ms frames; each width is drawn in [0, max]."
+    )
+    freq_masks: int = Field(0, ge=0, description="Frequency masks per example.")
+    freq_mask_max_bins: int = Field(
+        0,
+        ge=0,
+        le=40,
+        description="Widest frequency mask in frontend channels (of 40); each width is drawn "
+        "in [0, max].",
+    )
+
+    @model_validator(mode="after")
+    def _widths_given(self) -> SpecAugmentConfig:
+        problems = [
+            f"{count} is {getattr(self, count)} but {width} is 0: set {width} above 0, "
+            f"or {count}: 0"
+            for count, width in [
+                ("time_masks", "time_mask_max_frames"),
+                ("freq_masks", "freq_mask_max_bins"),
+            ]
+            if getattr(self, count) > 0 and getattr(self, width) == 0
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """True when any mask is drawn."""
+        return self.time_masks > 0 or self.freq_masks > 0
 
 
 class PhaseConfig(Section):
     """One training phase."""
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
-    learning_rate: float = Field(gt=0)
-    class_weights: ClassWeights = Field(default_factory=ClassWeights)
+    learning_rate: float = Field(gt=0, description="Adam's learning rate in this phase.")
+    class_weights: ClassWeights = Field(
+        default_factory=ClassWeights, description="Loss weight of each kind of window."
+    )
     positive_fraction: float = Field(
         0.25, gt=0, lt=1, description="Share of positives in each batch."
     )
@@ -286,6 +509,11 @@ class PhaseConfig(Section):
         description="Share of each batch drawn from the mined hard negatives (when there are "
         "any). 0 draws them like any other negative, so a few dozen mined windows among "
         "thousands are rarely seen.",
+    )
+    spec_augment: SpecAugmentConfig = Field(
+        default_factory=SpecAugmentConfig,
+        description="Time and frequency masks on this phase's training features (off by "
+        "default); validation and test features are never masked.",
     )
 
     @model_validator(mode="after")
@@ -310,19 +538,19 @@ class TrainingConfig(Section):
         min_length=2,
         description="Phase 1 trains from scratch; the last phase adds mined hard negatives.",
     )
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(128, ge=1, description="Windows per optimizer step.")
     eval_step_interval: int = Field(500, ge=1, description="Validate every this many steps.")
     checkpoint_interval: int = Field(250, ge=1, description="Checkpoint every this many steps.")
     target_fah: float = Field(
         2.0, gt=0, description="FAH a validation cutoff must meet when picking the best model."
     )
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the model's initial weights and the batch order.")
 
 
 class MiningConfig(Section):
     """Hard-negative mining with the phase-1 model."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Mine hard negatives with the phase-1 model.")
     threshold: float = Field(
         0.5,
         ge=0,
@@ -356,7 +584,9 @@ class MiningConfig(Section):
 class EvaluationConfig(Section):
     """Streaming evaluation, the way ESPHome fires."""
 
-    sliding_window_size: int = Field(5, ge=1)
+    sliding_window_size: int = Field(
+        5, ge=1, description="Outputs averaged before comparing with the cutoff (the manifest's)."
+    )
     refractory_inferences: int = Field(25, ge=0, description="Inferences ignored after a fire.")
     ignore_first_frames: int = Field(74, ge=0, description="No detection in the first frames.")
     target_fah: float = Field(1.0, gt=0, description="The cutoff is chosen to meet this FAH.")
@@ -371,16 +601,34 @@ class EvaluationConfig(Section):
     )
     gap_s: float = Field(1.5, ge=0.5, description="Silence between concatenated test clips.")
 
+    @model_validator(mode="after")
+    def _cutoffs_are_probabilities(self) -> EvaluationConfig:
+        for name in ("cutoffs", "curve_cutoffs"):
+            bad = [c for c in getattr(self, name) if not 0.0 < c <= 1.0]
+            if bad:
+                raise ValueError(
+                    f"{name} {bad} are not probabilities: every cutoff must be in (0, 1]"
+                )
+        if not self.cutoffs:
+            raise ValueError("cutoffs is empty: give at least one cutoff in (0, 1]")
+        return self
+
 
 class ExportConfig(Section):
     """The ESPHome v2 manifest and quantization."""
 
     wake_word_name: str = Field("Hey Jarvis", description="Name shown in ESPHome.")
-    author: str = "mww"
-    website: str = "https://github.com/"
-    trained_languages: list[str] = Field(default_factory=lambda: ["en"])
-    minimum_esphome_version: str = "2024.7.0"
-    representative_samples: int = Field(500, ge=10)
+    author: str = Field("mww", description="Author named in the manifest.")
+    website: str = Field("https://github.com/", description="Website named in the manifest.")
+    trained_languages: list[str] = Field(
+        default_factory=lambda: ["en"], description="Languages named in the manifest."
+    )
+    minimum_esphome_version: str = Field(
+        "2024.7.0", description="Oldest ESPHome that runs the model (micro_wake_word v2)."
+    )
+    representative_samples: int = Field(
+        500, ge=10, description="Training spectrograms that calibrate int8 quantization."
+    )
 
 
 class PerformanceConfig(Section):
@@ -484,37 +732,127 @@ class RetrainConfig(Section):
 class FullConfig(Section):
     """The whole pipeline's configuration."""
 
-    run_name: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
-    runs_dir: Path = Path("runs")
-    data: DataConfig = Field(default_factory=DataConfig)
-    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
-    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    mining: MiningConfig = Field(default_factory=MiningConfig)
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
-    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    run_name: str = Field(
+        "demo", pattern=r"^[A-Za-z0-9_.-]+$", description="Folder of this run under runs_dir."
+    )
+    runs_dir: Path = Field(Path("runs"), description="Folder holding every run's folder.")
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="Where the audio is, and the demo data set."
+    )
+    augmentation: AugmentationConfig = Field(
+        default_factory=AugmentationConfig, description="Waveform augmentation of training windows."
+    )
+    features: FeaturesConfig = Field(
+        default_factory=FeaturesConfig, description="Frontend features and windowing."
+    )
+    model: ModelConfig = Field(
+        default_factory=ModelConfig, description="The architecture and its shape."
+    )
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="Training phases and their shared settings."
+    )
+    mining: MiningConfig = Field(
+        default_factory=MiningConfig, description="Hard-negative mining between the phases."
+    )
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="Streaming evaluation and the cutoff."
+    )
+    export: ExportConfig = Field(
+        default_factory=ExportConfig, description="The exported model and its manifest."
+    )
+    performance: PerformanceConfig = Field(
+        default_factory=PerformanceConfig, description="Hardware, speed and scale-out."
+    )
+    retrain: RetrainConfig = Field(
+        default_factory=RetrainConfig, description="Retraining on new negatives."
+    )
 
     @property
     def run_dir(self) -> Path:
         """Folder holding every stage's outputs for this run."""
         return self.runs_dir / self.run_name
 
+    @model_validator(mode="after")
+    def _windows_cover_the_model(self) -> FullConfig:
+        needed = self.model.receptive_field
+        if self.features.window_frames < needed:
+            raise ValueError(
+                f"features.window_frames ({self.features.window_frames}) is shorter than the "
+                f"model's receptive field ({needed} frames): set features.window_frames to at "
+                f"least {needed} or choose a smaller model"
+            )
+        return self
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message lists every problem."""
 
 
-def _format_errors(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: {err.error_count()} problem(s) in the config:"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        value = e.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        lines.append(f"  - {where} = {shown[:80]}: {e['msg']}")
-    return "\n".join(lines)
+def _error_line(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    value = error.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    return f"  - {where} = {shown[:80]}: {error['msg']}"
+
+
+def _within_bounds(error: dict) -> Any:
+    """A value that meets the numeric bound an error names (``greater_than: 0`` -> 1)."""
+    ctx = error.get("ctx") or {}
+    for key, step in (("gt", 1), ("ge", 0), ("lt", -1), ("le", 0)):
+        if isinstance(ctx.get(key), int | float):
+            return ctx[key] + step
+    return None
+
+
+def _set_aside(data: dict, error: dict) -> bool:
+    """Replace a bad value: with one within its bound, else by removing it (its default)."""
+    loc = tuple(error["loc"])
+    node: Any = data
+    for key in loc[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if not (isinstance(node, dict) and loc and loc[-1] in node):
+        return False
+    bounded = _within_bounds(error)
+    if bounded is None:
+        del node[loc[-1]]
+    else:
+        node[loc[-1]] = bounded
+    return True
+
+
+def config_problems(raw: dict[str, Any]) -> list[str]:
+    """Every problem of a config, cross-field ones included, as ``field.path = value: why``.
+
+    pydantic skips a section's cross-field checks while one of its fields is bad. So each bad
+    value is set aside (a value within its bound, or its default, takes its place) and the
+    config is validated again, until
+    nothing new turns up: a config with a bad value and a bad combination reports both at once.
+    """
+    data = json.loads(json.dumps(raw, default=str))
+    lines: list[str] = []
+    dropped: set[tuple] = set()
+    for _ in range(10):
+        try:
+            FullConfig.model_validate(data)
+            break
+        except ValidationError as err:
+            errors = [
+                e for e in err.errors()
+                if not (e["type"] == "missing" and tuple(e["loc"]) in dropped)
+            ]  # fmt: skip
+            new = [line for line in map(_error_line, errors) if line not in lines]
+            lines += new
+            progress = False
+            for error in errors:
+                if error["type"] != "missing" and _set_aside(data, error):
+                    dropped.add(tuple(error["loc"]))
+                    progress = True
+            if not new or not progress:
+                break
+    return lines
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> FullConfig:
@@ -543,5 +881,66 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> FullConfig:
     raw.update(overrides)
     try:
         return FullConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(source, err)) from None
+    except ValidationError:
+        problems = config_problems(raw)
+        lines = [f"{source}: {len(problems)} problem(s) in the config:", *problems]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation)
+    for module in ("typing.", "pathlib.", f"{__name__}."):
+        text = text.replace(module, "")
+    return text
+
+
+def describe_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """``(field path, type, default, description)`` of every field of a section, nested
+    sections (and the items of lists of sections) included."""
+    rows = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = _section_of(info.annotation)
+        if info.is_required():
+            default = "(required)"
+        elif info.default_factory is not None:
+            made = info.default_factory()
+            if isinstance(made, BaseModel):
+                default = "(fields below)"
+            elif isinstance(made, list) and made and isinstance(made[0], BaseModel):
+                default = f"{len(made)} entries: " + json.dumps([m.model_dump(mode="json",
+                    exclude_defaults=True) for m in made])  # fmt: skip
+            else:
+                default = json.dumps(made, default=str)
+        else:
+            default = json.dumps(info.default, default=str)
+        rows.append((path, _type_name(info.annotation), default, info.description or ""))
+        if nested is not None:
+            item = "[]." if getattr(info.annotation, "__origin__", None) is list else "."
+            rows += describe_fields(nested, path + item)
+    return rows
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    """The config section a field holds (itself, or as the items of a list), if any."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def explain_config(section: str | None = None) -> list[tuple[str, str, str, str]]:
+    """The rows of ``describe_fields`` for the whole config or one section (``training``).
+
+    Raises:
+        ConfigError: No section has that name.
+    """
+    if section is None:
+        return describe_fields(FullConfig)
+    fields = FullConfig.model_fields
+    nested = _section_of(fields[section].annotation) if section in fields else None
+    if nested is None:
+        sections = [n for n, f in fields.items() if _section_of(f.annotation) is not None]
+        raise ConfigError(f"no config section {section!r}; choose one of {', '.join(sections)}")
+    return describe_fields(nested, f"{section}.")

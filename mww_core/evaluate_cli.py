@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from mww_core import evaluation
+from mww_core import evaluation, runtime_pymicro
 from mww_core.audio import AudioError, list_audio_files, load_audio
 from mww_core.config import EvaluationConfig
 from mww_core.frontend import SAMPLE_RATE_HZ
@@ -26,6 +26,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 log = logging.getLogger(__name__)
 KINDS = ("positive", "negative", "ambient")
+RUNTIMES = ("mww", "pymicro-wakeword")
+Audio = tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]]
+"""Positive clips, negative clips and ambient recordings."""
+PYMICRO_CAPTION = (
+    "pymicro-wakeword: a clip is detected when the mean of the last sliding-window outputs "
+    f"exceeds the cutoff; ambient activations at least {runtime_pymicro.REFRACTORY_S:g} s apart "
+    "(wyoming-microwakeword's refractory period)"
+)
 
 
 def collect_audio_dirs(
@@ -81,6 +89,7 @@ def evaluate_model(
     ambient: Sequence[np.ndarray] = (),
     target_fah: float = 1.0,
     reference_kernels: bool = True,
+    runtime: str = "mww",
 ) -> dict[str, Any]:
     """Score an ESPHome v2 model on clips and ambient audio, as the device fires.
 
@@ -90,31 +99,39 @@ def evaluate_model(
         negatives: Clips that must not fire.
         ambient: Long recordings for false activations per hour.
         target_fah: FAH target for the suggested cutoff (with ambient audio only).
-        reference_kernels: Device-exact TFLite reference kernels (slower).
+        reference_kernels: Device-exact TFLite reference kernels (slower; ``mww`` runtime only).
+        runtime: ``mww`` (our streaming runner with ESPHome's firing rule) or
+            ``pymicro-wakeword`` (pymicro-wakeword's features, kernels and firing rule, see
+            ``runtime_pymicro``).
 
     Returns:
-        JSON-serializable: the manifest's ``cutoff`` and its sweep row ``at_manifest_cutoff``,
-        ``suggested`` (cutoff meeting ``target_fah``, or None without ambient audio), per-clip
-        ``positive_clip_max_scores``, counts, and the full ``sweep``.
+        JSON-serializable: the ``runtime``, the manifest's ``cutoff`` and its sweep row
+        ``at_manifest_cutoff``, ``suggested`` (cutoff meeting ``target_fah``, or None without
+        ambient audio), per-clip ``positive_clip_max_scores``, counts, and the full ``sweep``.
     """
     tflite, micro = evaluation.load_manifest(manifest_path)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if not positives and not negatives and not ambient:
         raise ValueError("no audio to evaluate: every folder given was empty")
     cutoff = float(micro["probability_cutoff"])
     config = EvaluationConfig(sliding_window_size=micro["sliding_window_size"])
     cutoffs = sorted({cutoff, *evaluation.sweep_cutoffs(config)})
-    model = evaluation.StreamingTFLiteModel(tflite, reference_kernels=reference_kernels)
-    scored = evaluation.score_streams(model, positives, negatives, ambient, config, model.stride)
-    rows = evaluation.sweep(scored, config, cutoffs)
+    audio = (positives, negatives, ambient)
+    if runtime == "mww":
+        scored, rows, window = _score_mww(tflite, audio, config, cutoffs, reference_kernels)
+    else:
+        scored, rows, window = _score_pymicro(manifest_path, audio, config, cutoffs)
     at_manifest = next(r for r in rows if r["cutoff"] == cutoff)
     suggested = None
     if scored.ambient_duration_s > 0:
         row, met = evaluation.choose_cutoff(rows, target_fah, config.cutoffs)
         suggested = {**row, "target_fah": target_fah, "target_met": met}
     max_scores = evaluation.clip_max_scores(
-        scored.positive_probs, scored.positive_spans, model.stride, config.sliding_window_size
+        scored.positive_probs, scored.positive_spans, scored.stride, window
     )
     return {
+        "runtime": runtime,
         "model": str(tflite),
         "manifest": str(manifest_path),
         "cutoff": cutoff,
@@ -129,13 +146,42 @@ def evaluate_model(
     }
 
 
+def _score_mww(
+    tflite: Path,
+    audio: Audio,
+    config: EvaluationConfig,
+    cutoffs: list[float],
+    reference_kernels: bool,
+) -> tuple[evaluation.ScoredStreams, list[dict[str, Any]], int]:
+    """Our runner and ESPHome's rule: the scored streams, the sweep and the window to average."""
+    model = evaluation.StreamingTFLiteModel(tflite, reference_kernels=reference_kernels)
+    scored = evaluation.score_streams(model, *audio, config, model.stride)
+    return scored, evaluation.sweep(scored, config, cutoffs), config.sliding_window_size
+
+
+def _score_pymicro(
+    manifest_path: Path, audio: Audio, config: EvaluationConfig, cutoffs: list[float]
+) -> tuple[evaluation.ScoredStreams, list[dict[str, Any]], int]:
+    """pymicro-wakeword's runtime and rule; its scores are window means already (window 1)."""
+    model = runtime_pymicro.PymicroWakeWordModel(manifest_path)
+    try:
+        scored = runtime_pymicro.score_streams(model, *audio, config.gap_s)
+    finally:
+        model.close()
+    return scored, runtime_pymicro.sweep(scored, cutoffs), 1
+
+
 def _rate(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
 def render(result: dict[str, Any], console: Console) -> None:
     """Rich tables: the figures at the manifest's (and the suggested) cutoff, then the sweep."""
-    summary = Table(title=f"{result['manifest']}  (sliding window {result['sliding_window_size']})")
+    summary = Table(
+        title=f"{result['manifest']}  (sliding window {result['sliding_window_size']}, "
+        f"runtime {result.get('runtime', 'mww')})",
+        caption=PYMICRO_CAPTION if result.get("runtime") == "pymicro-wakeword" else None,
+    )
     for column in ("cutoff", "recall", "false accepts", "ambient activations", "FAH"):
         summary.add_column(column, justify="right")
     summary.add_column("")
@@ -185,7 +231,12 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--target-fah", type=float, default=1.0,
                      help="FAH target for the suggested cutoff (default 1.0)")  # fmt: skip
     cmd.add_argument("--fast", action="store_true",
-                     help="optimized kernels: ~7x faster, may differ from the device")  # fmt: skip
+                     help="optimized kernels (mww runtime): ~7x faster, may differ from "
+                     "the device")  # fmt: skip
+    cmd.add_argument("--runtime", choices=RUNTIMES, default="mww",
+                     help="mww: our runner, bit-exact with the device, and ESPHome's firing rule "
+                     "(default); pymicro-wakeword: the host runtime of Home Assistant and "
+                     "wyoming-microwakeword, with its own features, kernels and rule")  # fmt: skip
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
@@ -204,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%d positive, %d negative clips, %.1f min of ambient audio",
                  len(audio["positive"]), len(audio["negative"]), seconds / 60)  # fmt: skip
         result = evaluate_model(args.manifest, audio["positive"], audio["negative"],
-                                audio["ambient"], args.target_fah, not args.fast)  # fmt: skip
+                                audio["ambient"], args.target_fah, not args.fast,
+                                args.runtime)  # fmt: skip
     except (evaluation.ManifestError, FileNotFoundError, AudioError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
         sys.exit(2)

@@ -213,18 +213,11 @@ def plan_shards(config: FullConfig, jobs: list[WindowJob]) -> list[ShardPlan]:
     plans = []
     for shard in group_into_shards(config, jobs):
         sources = sorted({j.source for j in shard})
-        stats = [(s, *_stat(data_dir / s)) for s in sources]
+        stats = [(s, stages.file_digest(data_dir / s)) for s in sources]
         fp = stages.fingerprint(common, stats, [astuple(j) for j in shard])
         plans.append(ShardPlan(shard[0].kind, tuple(shard), fp))
+    stages.file_hashes().save()
     return plans
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (-1, -1)
-    return (st.st_size, st.st_mtime_ns)
 
 
 # --- worker side -------------------------------------------------------------------------------

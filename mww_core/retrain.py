@@ -17,7 +17,6 @@ import numpy as np
 from mww_core import pipeline, stages
 from mww_core.atomic import atomic_write_text
 from mww_core.config import FullConfig, RetrainConfig
-from mww_core.pipeline import STAGE_CODE
 from mww_core.stages import StageRecord, fingerprint, run_stage
 
 # TensorFlow and the TFLite interpreter are imported inside the steps that need them, so a
@@ -29,12 +28,6 @@ Progress = Callable[[str, int, int], None]
 STATE = "state.json"
 CURRENT = "current.json"
 
-# mww_core modules each retraining step runs: their source is part of the step's fingerprint.
-RETRAIN_CODE = {
-    "features": ("retrain", *STAGE_CODE["features"]),
-    "mine": ("retrain", *STAGE_CODE["mine"]),
-    "fine_tune": ("retrain", *STAGE_CODE["train"]),
-}
 # The joined stream of a round's new clips (its source name in the stored streams).
 INBOX_SOURCE = "inbox"
 
@@ -206,7 +199,7 @@ def run_inbox_features(config: FullConfig, scan: InboxScan) -> StageRecord:
     fp = fingerprint(
         scan.new_files,
         config.features.fingerprint(),
-        stages.code_fingerprint(*RETRAIN_CODE["features"]),
+        stages.code_fingerprint(__name__),
     )
 
     def compute(stage_dir: Path) -> dict:
@@ -240,7 +233,7 @@ def run_inbox_mining(
         config.mining.fingerprint(),
         config.augmentation.fingerprint(),
         copies,
-        stages.code_fingerprint(*RETRAIN_CODE["mine"]),
+        stages.code_fingerprint(__name__),
     )
 
     def compute(stage_dir: Path) -> dict:
@@ -370,7 +363,7 @@ def run_fine_tune(
         config.retrain.fingerprint(),
         tuned.training.fingerprint(),
         config.model.fingerprint(),
-        stages.code_fingerprint(*RETRAIN_CODE["fine_tune"]),
+        stages.code_fingerprint(__name__),
     )
 
     def compute(stage_dir: Path) -> dict:

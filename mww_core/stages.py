@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -51,26 +53,138 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def file_listing(folder: Path) -> list[tuple[str, int, int]]:
-    """``(relative path, size, mtime_ns)`` of every file below ``folder``, sorted."""
+class FileHashes:
+    """Content hashes of files, remembered by (path, size, mtime) so a re-run hashes nothing.
+
+    Fingerprints use a file's content, not its modification time: a data folder copied or
+    rebuilt byte for byte reuses every stage. The memo lives in ``path`` (default
+    ``$MWW_CACHE_DIR/file-hashes.json``, ``~/.cache/mww`` when unset) and is written atomically.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._dirty = False
+        try:
+            self._known: dict[str, str] = json.loads(path.read_text())
+        except (OSError, ValueError):  # missing or torn: start afresh, it is only a memo
+            self._known = {}
+
+    def digest(self, file: Path) -> str:
+        """The first 16 hex digits of the SHA-256 of the file's bytes."""
+        st = file.stat()
+        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        found = self._known.get(key)
+        if found is None:
+            sha = hashlib.sha256()
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(block)
+            found = self._known[key] = sha.hexdigest()[:16]
+            self._dirty = True
+        return found
+
+    def save(self) -> None:
+        """Write the memo when something new was hashed (never fails the caller)."""
+        if not self._dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self._known))
+            self._dirty = False
+        except OSError as exc:
+            log.warning("could not save the file hash memo %s: %s", self.path, exc)
+
+
+_HASHES: dict[Path, FileHashes] = {}
+
+
+def file_hashes() -> FileHashes:
+    """This process's ``FileHashes`` (one per memo file)."""
+    root = os.environ.get("MWW_CACHE_DIR") or Path.home() / ".cache" / "mww"
+    path = Path(root) / "file-hashes.json"
+    if path not in _HASHES:
+        _HASHES[path] = FileHashes(path)
+    return _HASHES[path]
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of one file (see ``FileHashes``); ``"missing"`` when it cannot be read."""
+    try:
+        return file_hashes().digest(path)
+    except OSError:
+        return "missing"
+
+
+def file_listing(folder: Path) -> list[tuple[str, int, str]]:
+    """``(relative path, size, content hash)`` of every file below ``folder``, sorted."""
     if not folder.exists():
         return []
-    return sorted(
-        (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+    hashes = file_hashes()
+    listing = sorted(
+        (p.relative_to(folder).as_posix(), p.stat().st_size, hashes.digest(p))
         for p in folder.rglob("*")
         if p.is_file() and not p.name.startswith(".")
     )
+    hashes.save()
+    return listing
 
 
-def code_fingerprint(*modules: str) -> str:
-    """Hash of the source of ``mww_core`` modules a stage runs, so code changes re-run it."""
-    root = Path(mww_core.__file__).parent
+def module_path(module: str, root: Path | None = None) -> Path | None:
+    """The source file of an ``mww_core`` module (``mww_core.x.y``), or None if there is none."""
+    root = root or Path(mww_core.__file__).parent
+    parts = module.split(".")[1:]
+    for path in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        if parts and path.is_file():
+            return path
+    return root / "__init__.py" if not parts else None
+
+
+def _imported_modules(module: str, path: Path) -> set[str]:
+    """``mww_core`` modules a module's source imports, at the top or inside functions."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x / from ..y import z
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            # ``from mww_core import evaluation``: the names may be modules themselves.
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {m for m in found if m == "mww_core" or m.startswith("mww_core.")}
+
+
+def module_closure(*modules: str, root: Path | None = None) -> dict[str, Path]:
+    """Every ``mww_core`` module the given ones reach through imports, transitively.
+
+    Imports inside functions count: stages import their heavy modules lazily. A package's
+    ``__init__`` counts only when something imports the package itself (``from mww_core.model
+    import build_model``), not merely because a module inside it was imported.
+    """
+    seen: dict[str, Path] = {}
+    todo = [m if m.startswith("mww_core") else f"mww_core.{m}" for m in modules]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = module_path(name, root)
+        if path is None:  # an attribute such as mww_core.config.FullConfig, not a module
+            continue
+        seen[name] = path
+        todo.extend(_imported_modules(name, path) - seen.keys())
+    return seen
+
+
+def code_fingerprint(*modules: str, root: Path | None = None) -> str:
+    """Hash of the source of every ``mww_core`` module the given modules reach (imports,
+    transitively), so that any code change a stage could run re-runs it."""
     digest = hashlib.sha256()
-    for name in sorted(modules):
-        path = root / f"{name.replace('.', '/')}.py"
-        if not path.exists():
-            path = root / name.replace(".", "/") / "__init__.py"
-        digest.update(path.read_bytes())
+    for name, path in sorted(module_closure(*modules, root=root).items()):
+        digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import json
 import re
 import subprocess
 import time
@@ -71,9 +72,22 @@ def _inline_images(markdown_path: Path) -> str:
     return re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, markdown_path.read_text())
 
 
-def _link_model(tflite: str, key: str, label: str) -> None:
+def _link_model(tflite: str, key: str, label: str, cutoff: float | None = None) -> None:
+    """A model artifact: a link when the model sits at a URL, else a table of where it is."""
+    description = f"{label}: the ESPHome model and its manifest"
+    if "://" in tflite and not tflite.startswith("file://"):
+        create_link_artifact(tflite, link_text=label, key=key, description=description)
+        return
     path = Path(tflite).resolve()
-    create_link_artifact(path.as_uri(), link_text=f"{label}: {path}", key=key)
+    row = {"model": label, "path": str(path), "bytes": path.stat().st_size}
+    manifest = path.with_suffix(".json")
+    if manifest.exists():
+        micro = json.loads(manifest.read_text()).get("micro", {})
+        row |= {"manifest": str(manifest), "probability_cutoff": micro.get("probability_cutoff"),
+                "tensor_arena_size": micro.get("tensor_arena_size")}  # fmt: skip
+    elif cutoff is not None:
+        row["probability_cutoff"] = cutoff
+    create_table_artifact([row], key=key, description=description)
 
 
 def stage_config(config_path: str, run_name: str | None) -> FullConfig:
@@ -107,113 +121,116 @@ def _finish(record: StageRecord) -> dict:
     return record.to_dict()
 
 
-@task(name="prepare-data", **TRANSIENT_RETRIES)
-def prepare_data(config_path: str, run_name: str | None = None) -> dict:
-    """Build (demo) or check the audio data folder."""
-    cfg = stage_config(config_path, run_name)
-    return _finish(pipeline.prepare_data(cfg, log_progress("data")))
+class FeatureProgress:
+    """The features stage's progress as log lines and the ``features-progress`` artifact.
 
-
-@task(name="features", **TRANSIENT_RETRIES)
-def features(config_path: str, run_name: str | None, data: dict) -> dict:
-    """Augment and featurize audio into the Parquet store.
-
-    Progress goes to log lines and to the ``features-progress`` Prefect progress artifact:
-    train windows fill 0-90 %, the validation/test streams the rest; updated at most every
+    Train windows fill 0-90 %, the validation/test streams the rest; updated at most every
     2 s or 5 points, and set to 100 when the stage is done (or was reused).
     """
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    cfg = stage_config(config_path, run_name)
-    log = log_progress("features")
-    artifact = create_progress_artifact(0.0, key="features-progress", description="features")
-    last = {"t": time.monotonic(), "pct": 0.0}
+    def __init__(self) -> None:
+        from prefect.artifacts import create_progress_artifact
 
-    def report(what: str, done: int, total: int) -> None:
-        log(what, done, total)
+        self.log = log_progress("features")
+        self.artifact = create_progress_artifact(
+            0.0, key="features-progress", description="features: share of windows and streams done"
+        )
+        self.last = {"t": time.monotonic(), "pct": 0.0}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        self.log(what, done, total)
         share = done / max(total, 1)
-        pct = last["pct"]  # other steps (importing feature sets) hold the bar
+        pct = self.last["pct"]  # other steps (importing feature sets) hold the bar
         if what == "train windows":
             pct = 90.0 * share
         elif what.startswith("streams"):
             pct = 90.0 + 10.0 * share
         now = time.monotonic()
-        if pct >= last["pct"] + 5.0 or (pct > last["pct"] and now - last["t"] >= 2.0):
-            update_progress_artifact(artifact, round(pct, 1), f"features: {what} {done}/{total}")
-            last.update(t=now, pct=pct)
+        if pct >= self.last["pct"] + 5.0 or (pct > self.last["pct"] and now - self.last["t"] >= 2):
+            message = f"features: {what} {done}/{total}"
+            update_progress_artifact(self.artifact, round(pct, 1), message)
+            self.last.update(t=now, pct=pct)
 
-    record = pipeline.run_features(cfg, StageRecord(**data), report)
-    update_progress_artifact(artifact, 100.0, "features: done")
+    def close(self) -> None:
+        """Mark the stage done."""
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(self.artifact, 100.0, "features: done")
+
+
+def _rounded(row: dict) -> dict:
+    """A metrics row as the report shows it: rates to 3 places, FAH to 2, the rest as is."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, float):
+            value = round(value, 2 if key in ("fah", "cutoff") else 3)
+        out[key] = value
+    return out
+
+
+def publish_features(record: StageRecord) -> None:
+    """Warn about every audio file the features stage skipped."""
     for bad in record.metrics.get("bad_files", []):
         get_run_logger().warning("features: skipped %s", bad)
-    return _finish(record)
 
 
-@task(
-    name="train-phase",
-    cache_policy=NO_CACHE,
-    task_run_name="train-phase-{phase_index}",
-    retries=1,  # a retry resumes from the phase's last checkpoint
-    retry_condition_fn=retry_if_transient,
-)
-def train_phase(
-    config_path: str,
-    run_name: str | None,
-    phase_index: int,
-    feats: dict,
-    previous: dict | None = None,
-    mined: dict | None = None,
-) -> dict:
-    """Train one phase (resumes from its last checkpoint after a crash)."""
-    cfg = stage_config(config_path, run_name)
-    record = pipeline.run_train_phase(
-        cfg,
-        phase_index,
-        StageRecord(**feats),
-        StageRecord(**previous) if previous else None,
-        StageRecord(**mined) if mined else None,
-        log_progress(f"train phase {phase_index + 1}", every_s=15.0),
-    )
-    return _finish(record)
-
-
-@task(name="mine-hard-negatives", cache_policy=NO_CACHE)
-def mine_hard_negatives(config_path: str, run_name: str | None, feats: dict, phase: dict) -> dict:
-    """Keep the negative windows the phase-1 model falsely accepts."""
-    cfg = stage_config(config_path, run_name)
-    record = pipeline.run_mining(cfg, StageRecord(**feats), StageRecord(**phase))
-    get_run_logger().info("mining: %s", record.metrics.get("kept"))
-    return _finish(record)
-
-
-SPLITS = ("validation", "test")
-
-
-@task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate(config_path: str, run_name: str | None, feats: dict, phase: dict) -> dict:
-    """Stream the quantized model over validation and test audio; publish the report."""
-    cfg = stage_config(config_path, run_name)
-    record = pipeline.run_evaluation(cfg, StageRecord(**feats), StageRecord(**phase))
-    # Published on every run, also when the stage was reused, so each flow run shows its model.
+def publish_evaluation(record: StageRecord) -> None:
+    """The report and a metrics table (published on every run, also when the stage was reused,
+    so each flow run shows its model)."""
     create_markdown_artifact(
-        _inline_images(Path(record.outputs["report"])), key="evaluation-report"
+        _inline_images(Path(record.outputs["report"])),
+        key="evaluation-report",
+        description="Streaming evaluation as the device fires: recall, FAH, cutoff table, DET",
     )
     shipped = record.metrics.get("shipped", "phase 2")
     rows = [{"model": f"{shipped} (shipped)", "split": s, **record.metrics[s]} for s in SPLITS]
     if shipped != "phase 2":  # phase 1's weights ship: show what phase 2 learned beside them
         learned = record.metrics["phase_2"]
         rows += [{"model": "phase 2 (not shipped)", "split": s, **learned[s]} for s in SPLITS]
-    create_table_artifact(rows, key="evaluation-metrics")
-    return _finish(record)
+    create_table_artifact(
+        [_rounded(r) for r in rows],
+        key="evaluation-metrics",
+        description="Validation and test figures at the chosen cutoff",
+    )
 
 
-@task(name="export", cache_policy=NO_CACHE)
-def export(config_path: str, run_name: str | None, evaluated: dict) -> dict:
-    """Write the ESPHome model and manifest."""
-    cfg = stage_config(config_path, run_name)
-    record = pipeline.run_export(cfg, StageRecord(**evaluated))
+def publish_export(record: StageRecord) -> None:
+    """Where the exported model is, its size, cutoff and tensor arena."""
     _link_model(record.outputs["tflite"], "wakeword-model", "exported ESPHome model")
+
+
+SPLITS = ("validation", "test")
+# What each stage publishes besides its log lines.
+PUBLISH: dict[str, Callable[[StageRecord], None]] = {
+    "features": publish_features,
+    "evaluate": publish_evaluation,
+    "export": publish_export,
+}
+
+
+@task(name="stage", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def run_stage_task(config_path: str, run_name: str | None, stage_name: str, inputs: dict) -> dict:
+    """Run (or reuse) one stage of the graph on its input records; publish its artifacts."""
+    cfg = stage_config(config_path, run_name)
+    stage = next(s for s in pipeline.stage_graph(cfg) if s.name == stage_name)
+    records = {name: StageRecord(**record) for name, record in inputs.items()}
+    progress = FeatureProgress() if stage.name == "features" else log_progress(stage.label, 15.0)
+    record = stage(cfg, records, pipeline.Hooks(progress))
+    if isinstance(progress, FeatureProgress):
+        progress.close()
+    if stage.name in PUBLISH:
+        PUBLISH[stage.name](record)
     return _finish(record)
+
+
+def stage_task(stage: pipeline.Stage):
+    """The Prefect task of one stage, named as the logs and folders name it (train-phase-1)."""
+    name = stage.label.replace(" ", "-")
+    return run_stage_task.with_options(
+        name=name, task_run_name=name, retries=stage.retries, retry_delay_seconds=5
+    )
 
 
 # --- retraining on new negatives ----------------------------------------------------------------

@@ -10,6 +10,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+# A model whose receptive field (27 frames) fits the short windows of feature-only tests.
+SMALL_MODEL = {"first_conv_kernel": 3, "mixconv_kernels": [[3], [3], [3], [3]], "head_frames": 1}
+
+
 def write_tiny_config(folder, **changes):
     """A config that runs the whole pipeline in a minute or two on 2 cores."""
     config = {

@@ -73,3 +73,10 @@ def load_weights(model, path) -> None:
     """Load weights written by ``save_weights`` (same architecture)."""
     with np.load(path) as data:
         model.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])
+
+
+def load_model(config: ModelConfig, weights) -> keras.Model:
+    """The configured architecture with the weights of ``weights`` (an ``.npz`` file)."""
+    model = build_model(config)
+    load_weights(model, weights)
+    return model

@@ -22,9 +22,8 @@ Buffer = Callable[[str, object], object]
 
 
 def receptive_field(config: ModelConfig) -> int:
-    """Input frames one output sees (149 with the ``microwakeword`` preset)."""
-    steps = sum(2 * (k - 1) for k in config.branch_kernels) + config.head_frames - 1
-    return config.first_conv_kernel + config.stride * steps
+    """Input frames one output sees (``ModelConfig.receptive_field``)."""
+    return config.receptive_field
 
 
 def _layers(config: ModelConfig) -> dict[str, keras.layers.Layer]:

@@ -11,9 +11,8 @@ from mww_core.frontend import NUM_CHANNELS
 
 
 def receptive_field(config: ModelConfig) -> int:
-    """Input frames one output sees (149 for the official hey_jarvis shape)."""
-    steps = sum(max(k) - 1 for k in config.mixconv_kernels) + config.head_frames - 1
-    return config.first_conv_kernel + config.stride * steps
+    """Input frames one output sees (``ModelConfig.receptive_field``)."""
+    return config.receptive_field
 
 
 def _block_layers(config: ModelConfig, index: int) -> tuple[list[keras.layers.Layer], ...]:

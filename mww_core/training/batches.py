@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mww_core.config import ClassWeights, PhaseConfig
+from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig
 from mww_core.frontend import features_to_float
 from mww_core.store import Stream, Windows
 
@@ -83,7 +83,9 @@ class TrainingData:
         return np.concatenate(parts)
 
     def batch(self, phase_index: int, step: int, batch_size: int, phase: PhaseConfig) -> Batch:
-        """Features ``[batch, frames, 40]``, labels and sample weights for one step."""
+        """Features ``[batch, frames, 40]`` (with the phase's SpecAugment masks), labels and
+        sample weights for one step.
+        """
         rng = np.random.default_rng([self.seed, phase_index, step])
         rows = self._rows(rng, batch_size, phase)
         total = self.windows.features.shape[1]
@@ -98,7 +100,36 @@ class TrainingData:
         if len(self.focus_rows):
             in_focus = np.isin(rows, self.focus_rows)
             w[in_focus] = self.focus_weight
+        if phase.spec_augment.enabled:  # drawn last: with it off, every draw above is unchanged
+            x = spec_augment(x, rng, phase.spec_augment)
         return x, y, w
+
+
+def spec_augment(x: np.ndarray, rng: np.random.Generator, masks: SpecAugmentConfig) -> np.ndarray:
+    """Features ``[batch, frames, channels]`` with SpecAugment's masks set to 0, per example.
+
+    Each example gets ``masks.time_masks`` spans of frames and ``masks.freq_masks`` bands of
+    channels, each of a width drawn in ``[0, max]`` at a position drawn so it fits (Park et al.
+    2019, https://arxiv.org/abs/1904.08779). 0 is the quietest feature value, as in
+    microWakeWord's masks.
+    """
+    batch, frames, channels = x.shape
+    hidden = _mask_spans(rng, batch, frames, masks.time_masks, masks.time_mask_max_frames)
+    bands = _mask_spans(rng, batch, channels, masks.freq_masks, masks.freq_mask_max_bins)
+    return np.where(hidden[:, :, None] | bands[:, None, :], np.float32(0), x)
+
+
+def _mask_spans(
+    rng: np.random.Generator, batch: int, length: int, count: int, max_width: int
+) -> np.ndarray:
+    """``[batch, length]`` booleans: ``count`` spans per row, each up to ``max_width`` long."""
+    if count == 0:
+        return np.zeros((batch, length), bool)
+    widths = rng.integers(0, min(max_width, length) + 1, (batch, count))
+    starts = rng.integers(0, length - widths + 1)
+    position = np.arange(length)[None, None, :]
+    inside = (position >= starts[..., None]) & (position < (starts + widths)[..., None])
+    return inside.any(axis=1)
 
 
 @dataclass

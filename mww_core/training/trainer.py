@@ -529,28 +529,3 @@ class Trainer:
             "devices": ", ".join(d.device_type for d in tf.config.list_physical_devices()),
         }
 
-
-def train(
-    config: FullConfig | str | Path,
-    run_name: str | None = None,
-    progress: Progress | None = None,
-    logger: TrainingLogger | None = None,
-) -> dict:
-    """Data, features, every training phase and mining, as stages (no Prefect); the last record.
-
-    Stages with unchanged inputs are skipped and an interrupted phase resumes, as in the flow.
-    """
-    from mww_core import pipeline
-    from mww_core.config import load_config
-
-    if not isinstance(config, FullConfig):
-        config = load_config(config, **({"run_name": run_name} if run_name else {}))
-    records = pipeline.run_all(config, progress, logger or TrainingLogger(), last="train")
-    return records["train"].to_dict()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``mww-train`` (see ``mww_core.cli.train_main``)."""
-    from mww_core.cli import train_main
-
-    train_main(argv)

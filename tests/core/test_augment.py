@@ -1,12 +1,24 @@
-"""Augmentation: every transform configured, seeded results, identical across worker counts."""
+"""Augmentation: every transform configured and measured, seeded, identical across workers."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
+import pytest
+import scipy.linalg
+import scipy.signal
 
 from mww_core.audio import write_wav
-from mww_core.augment import AudioAugmentationPipeline, ParallelAugmenter
+from mww_core.augment import (
+    AudioAugmentationPipeline,
+    ParallelAugmenter,
+    band_limit,
+    change_speed,
+    warp_formants,
+)
 from mww_core.config import AugmentationConfig
+from mww_core.features import place_clip
 
 
 def _folders(tmp_path):
@@ -46,8 +58,6 @@ def test_all_eight_transforms_with_configured_probabilities(tmp_path):
 
 
 def test_room_transforms_match_audiomentations_without_librosa(tmp_path):
-    import random
-
     import audiomentations as am
 
     from mww_core.augment import BackgroundNoise, ImpulseResponse
@@ -96,3 +106,191 @@ def test_parallel_batches_match_sequential_and_rerun(tmp_path):
     for a, b in zip(seeded, reversed_, strict=True):  # a clip's result follows its seed only
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], seeded[0])
+
+
+# --- speaker and device variety (issue 15): tiny synthetic vowels measured with an FFT or LPC ---
+
+SR = 16000
+
+
+def _vowel(f0=120.0, formants=(700.0, 1200.0, 2600.0), seconds=0.6):
+    """A vowel-like sound: a 120 Hz pulse train through three formant resonators."""
+    x = np.zeros(int(seconds * SR))
+    x[:: int(SR / f0)] = 1.0
+    for hz in formants:
+        r, theta = np.exp(-np.pi * 80 / SR), 2 * np.pi * hz / SR
+        x = scipy.signal.lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], x)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def _window(clip, end_gap=2400):
+    return place_clip(clip, 24000, end_gap)  # 1.5 s, as the features stage places a positive
+
+
+def _spectrum(x):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), 8 * len(x)))
+    return np.fft.rfftfreq(8 * len(x), 1 / SR), spec
+
+
+def _dominant_hz(x, low=0.0, high=SR / 2):
+    hz, spec = _spectrum(x)
+    band = (hz > low) & (hz < high)
+    return hz[band][np.argmax(spec[band])]
+
+
+def _formants_hz(x, order=10):
+    """The first three resonances of an LPC fit to the middle 128 ms of ``x``."""
+    mid = len(x) // 2
+    x = x[mid - 1024 : mid + 1024].astype(np.float64)
+    x = np.append(x[0], x[1:] - 0.9 * x[:-1]) * np.hamming(len(x))  # pre-emphasis
+    r = np.correlate(x, x, "full")[len(x) - 1 :]
+    a = scipy.linalg.solve_toeplitz(r[:order], r[1 : order + 1])
+    roots = [z for z in np.roots(np.r_[1, -a]) if z.imag > 0]
+    return np.sort(np.angle(roots) * SR / (2 * np.pi))[:3]
+
+
+def _voiced(x):
+    """First and one-past-last sample above -40 dB of the peak."""
+    loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+    return loud[0], loud[-1] + 1
+
+
+def _peak_dbfs(x):
+    return 20 * np.log10(np.abs(x).max())
+
+
+ALL_OFF = dict(
+    rir_probability=0.0,
+    background_noise_probability=0.0,
+    colored_noise_probability=0.0,
+    gain_probability=0.0,
+    seven_band_eq_probability=0.0,
+    tanh_distortion_probability=0.0,
+    pitch_shift_probability=0.0,
+    band_stop_probability=0.0,
+)
+
+
+def _only(**fields):
+    """A pipeline running only the given transforms (no room or noise folders)."""
+    return AudioAugmentationPipeline(AugmentationConfig(**{**ALL_OFF, **fields}), None, None)
+
+
+def test_new_transforms_are_off_by_default_and_leave_the_old_pipeline_exact(tmp_path):
+    config = AugmentationConfig(pitch_shift_probability=0.5, tanh_distortion_probability=0.5)
+    assert (
+        config.speed_probability,
+        config.formant_warp_probability,
+        config.mic_band_probability,
+        config.loudness_probability,
+        config.clipping_probability,
+    ) == (0, 0, 0, 0, 0)
+    pipeline = AudioAugmentationPipeline(config, *_folders(tmp_path))
+    clip = _window(_vowel())
+    for seed in range(6):
+        # The pipeline before issue 15: audiomentations alone, seeded from the clip's seed.
+        random.seed(seed)
+        np.random.seed(seed)
+        before = np.clip(pipeline.compose(samples=clip, sample_rate=SR), -1.0, 1.0)
+        np.testing.assert_array_equal(pipeline(clip, seed), before)
+
+
+def test_speed_changes_duration_and_pitch_and_keeps_the_end():
+    window = _window(_vowel())
+    start, end = _voiced(window)
+    for factor in (0.85, 1.15):
+        out = change_speed(window, factor)
+        out_start, out_end = _voiced(out)
+        assert out.shape == window.shape
+        assert abs(out_end - end) <= 8  # the word still ends where it ended
+        assert (out_end - out_start) / (end - start) == pytest.approx(1 / factor, rel=0.01)
+        ratio = _dominant_hz(out[out_start:out_end]) / _dominant_hz(window[start:end])
+        assert ratio == pytest.approx(factor, rel=0.01)
+    fast = _only(speed_probability=1.0, speed_factor=(1.1, 1.15))
+    a, b = fast(window, 3), fast(window, 3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, fast(window, 4))
+    a_start, a_end = _voiced(a)
+    assert 1.1 <= (end - start) / (a_end - a_start) <= 1.16
+
+
+def test_speed_slowed_past_the_window_keeps_the_end_and_drops_the_start():
+    window = _window(_vowel(seconds=1.4), end_gap=0)
+    out = change_speed(window, 0.85)
+    assert _voiced(out) == (0, len(window)) and out.shape == window.shape
+
+
+def test_formant_warp_moves_the_envelope_and_keeps_pitch_and_length():
+    vowel = _vowel()
+    before = _formants_hz(vowel)
+    for factor in (0.9, 1.1):
+        out = warp_formants(vowel, factor, seed=1)
+        assert out.shape == vowel.shape
+        np.testing.assert_allclose(_formants_hz(out) / before, factor, atol=0.035)
+        assert _dominant_hz(out, 80, 200) == pytest.approx(_dominant_hz(vowel, 80, 200), abs=1)
+    blip = vowel[:600]  # under 40 ms: too short for Praat's pitch analysis, left as it is
+    np.testing.assert_array_equal(warp_formants(blip, 1.1), blip)
+    warped = _only(formant_warp_probability=1.0, formant_warp_factor=(1.1, 1.1))
+    window = _window(vowel)
+    a = warped(window, 7)
+    np.testing.assert_array_equal(a, warped(window, 7))
+    assert a.shape == window.shape and not np.array_equal(a, window)
+
+
+def test_mic_band_removes_energy_outside_the_cutoffs():
+    t = np.arange(SR) / SR
+    tones = {60: 0.0, 1000: 0.0, 7500: 0.0}
+    clip = sum(0.2 * np.sin(2 * np.pi * hz * t) for hz in tones).astype(np.float32)
+    mic = _only(mic_band_probability=1.0, mic_low_cut_hz=(300, 300), mic_high_cut_hz=(3400, 3400))
+    out = mic(clip, 0)
+    hz, before = _spectrum(clip[4000:])
+    _, after = _spectrum(out[4000:])  # past the filter's start-up
+    for tone in tones:
+        k = np.argmin(np.abs(hz - tone))
+        tones[tone] = 20 * np.log10(after[k] / before[k])
+    assert tones[60] < -40 and tones[7500] < -40  # 2.2 and 1.1 octaves outside the band
+    assert abs(tones[1000]) < 1
+    np.testing.assert_array_equal(out, band_limit(clip, 300, 3400))
+
+
+def test_loudness_sets_the_peak_within_range_and_clipping_cuts_at_full_scale():
+    window = _window(_vowel())
+    quiet = _only(loudness_probability=1.0, loudness_peak_dbfs=(-40.0, -20.0))
+    levels = [_peak_dbfs(quiet(window, seed)) for seed in range(20)]
+    assert all(-40.01 <= level <= -19.99 for level in levels)
+    assert np.ptp(levels) > 10  # drawn, not fixed
+    assert levels == [_peak_dbfs(quiet(window, seed)) for seed in range(20)]
+    clipped = _only(clipping_probability=1.0, clipping_overdrive_db=(6.0, 6.0))(window, 0)
+    assert np.abs(clipped).max() == 1.0
+    assert np.mean(np.abs(clipped) == 1.0) > 0.001  # the peaks are cut flat
+    silence = np.zeros(8000, np.float32)
+    np.testing.assert_array_equal(quiet(silence, 0), silence)
+
+
+def test_everything_on_is_reproducible_in_worker_processes(tmp_path):
+    config = AugmentationConfig(
+        speed_probability=0.8,
+        formant_warp_probability=0.8,
+        mic_band_probability=0.8,
+        loudness_probability=0.8,
+        clipping_probability=0.1,
+    )
+    pipeline = AudioAugmentationPipeline(config, *_folders(tmp_path))
+    clips = [_window(_vowel(f0=100 + 20 * i)) for i in range(4)]
+    sequential = ParallelAugmenter(pipeline, 1).augment_batch(clips)
+    with ParallelAugmenter(pipeline, 2) as augmenter:
+        parallel = augmenter.augment_batch(clips)
+    for s, p, clip in zip(sequential, parallel, clips, strict=True):
+        np.testing.assert_array_equal(s, p)
+        assert s.shape == clip.shape and np.abs(s).max() <= 1.0
+
+
+def test_bad_ranges_name_the_field_and_the_fix():
+    with pytest.raises(ValueError) as err:
+        AugmentationConfig(
+            speed_factor=(1.2, 0.9), mic_high_cut_hz=(3000, 9000), loudness_peak_dbfs=(-20, 3)
+        )
+    message = str(err.value)
+    assert "speed_factor = [1.2, 0.9]: give [low, high] with low <= high" in message
+    assert "mic_high_cut_hz" in message and "7950 Hz" in message
+    assert "loudness_peak_dbfs" in message and "clipping_" in message

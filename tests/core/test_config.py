@@ -34,3 +34,59 @@ def test_every_problem_listed(tmp_path):
 def test_missing_file_names_presets(tmp_path):
     with pytest.raises(ConfigError, match="demo"):
         load_config(tmp_path / "nope.yaml")
+
+
+def _problems(tmp_path, text: str) -> str:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    return str(err.value)
+
+
+def test_field_and_cross_field_problems_in_one_go(tmp_path):
+    # A bad value and a bad combination in the same phase, and a range out of order.
+    text = _problems(
+        tmp_path,
+        "training:\n  phases:\n    - {steps: 0, learning_rate: 0.001, positive_fraction: 0.6,"
+        " hard_negative_fraction: 0.5}\n    - {steps: 10, learning_rate: 0.001}\n"
+        "augmentation:\n  gain_probability: 2\n  gain_db: [6, -12]\n",
+    )
+    assert "training.phases.0.steps" in text
+    assert "positive_fraction (0.6) + hard_negative_fraction (0.5)" in text
+    assert "augmentation.gain_probability" in text and "gain_db" in text
+    assert "4 problem(s)" in text
+
+
+def test_windows_shorter_than_the_model_are_refused_with_the_fix(tmp_path):
+    text = _problems(tmp_path, "features:\n  window_frames: 100\n")
+    assert "features.window_frames (100)" in text and "at least 149" in text
+
+
+def test_cutoffs_and_jitter_are_checked(tmp_path):
+    text = _problems(
+        tmp_path, "evaluation:\n  cutoffs: [0.5, 1.5]\nfeatures:\n  end_jitter_ms: [300, 0]\n"
+    )
+    assert "evaluation" in text and "[1.5]" in text and "(0, 1]" in text
+    assert "end_jitter_ms [300, 0]" in text
+
+
+def test_every_field_has_a_description():
+    from mww_core.config import explain_config
+
+    rows = explain_config()
+    assert len(rows) > 100
+    assert [path for path, _, _, description in rows if not description] == []
+
+
+def test_explain_config_prints_a_section(capsys):
+    from mww_core.cli import train_main
+    from mww_core.config import TrainingConfig, explain_config
+
+    train_main(["--explain-config", "training"])
+    out = capsys.readouterr().out
+    for name in TrainingConfig.model_fields:
+        assert f"training.{name}" in out
+    assert {r[0] for r in explain_config("training")} >= {"training.phases[].learning_rate"}
+    with pytest.raises(ConfigError, match="choose one of"):
+        explain_config("trainig")

@@ -19,6 +19,7 @@ from mww_core.features import (
     plan_window_jobs,
 )
 from mww_core.store import read_streams, read_windows
+from tests.conftest import SMALL_MODEL
 
 
 def _noise(rng, seconds, rate=16000):
@@ -42,6 +43,7 @@ def _config(root, **features):
             "data": {"data_dir": str(root), "build_demo": False},
             "augmentation": {"positive_copies": 2, "negative_copies": 1},
             "features": {"window_frames": 60, "shard_rows": 8, "num_workers": 1, **features},
+            "model": SMALL_MODEL,
         }
     )
 

@@ -8,13 +8,15 @@ import pytest
 from mww_core.config import FullConfig
 from mww_core.mining import HardExampleMiner, deduplicate, min_separation_inferences
 from mww_core.store import Stream
+from tests.conftest import SMALL_MODEL
 
 FRAMES = 30  # window frames in these tests; stride 3 -> a full window from inference 9
 
 
 def make_config(**mining) -> FullConfig:
     return FullConfig.model_validate(
-        {"features": {"window_frames": FRAMES}, "mining": {"threshold": 0.5, **mining}}
+        {"features": {"window_frames": FRAMES}, "model": SMALL_MODEL,
+         "mining": {"threshold": 0.5, **mining}}
     )
 
 
@@ -158,6 +160,7 @@ def test_mined_windows_are_remade_with_augmentation(tmp_path):
         {
             "data": {"data_dir": str(data), "build_demo": False},
             "features": {"window_frames": 60, "num_workers": 1},
+            "model": SMALL_MODEL,
         }
     )
     # One window of an ambient file, one that starts before its clip, one with no file behind it.

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
 POOL = "mww-process"
-STAGES = {"data", "features", "train", "mine", "evaluate", "export"}
+STAGES = {"data", "features", "train_phase_1", "mine", "train_phase_2", "evaluate", "export"}
 
 
 def _free_port() -> int:
@@ -122,14 +122,19 @@ def tiny_config(tmp_path_factory):
     return write_tiny_config(tmp_path_factory.mktemp("tiny"))
 
 
-def test_train_deployment_runs_on_worker(prefect_server, tiny_config):
-    output = prefect_server.cli(
+@pytest.fixture(scope="module")
+def deployed_run(prefect_server, tiny_config) -> str:
+    """The tiny run trained by ``prefect deployment run`` on the worker; the CLI's output."""
+    return prefect_server.cli(
         "deployment", "run", "train-wakeword/demo",
         "--param", f"config={tiny_config}", "--param", "run_name=tiny",
         "--watch", "--watch-timeout", "900",
         timeout_s=960,
     )  # fmt: skip
-    assert "Completed" in output, output
+
+
+def test_train_deployment_runs_on_worker(deployed_run, tiny_config):
+    assert "Completed" in deployed_run, deployed_run
     export = tiny_config.parent / "runs" / "tiny" / "export"
     manifest = json.loads((export / "hey_jarvis.json").read_text())
     assert manifest["model"] == "hey_jarvis.tflite"
@@ -143,10 +148,12 @@ def test_retrain_schedule_is_listed(prefect_server):
     assert "30 3 * * *" in output, output
 
 
-def test_run_folder_alone_resumes_without_prefect_database(prefect_server, tiny_config):
+def test_run_folder_alone_resumes_without_prefect_database(
+    prefect_server, tiny_config, deployed_run
+):
     """A fresh PREFECT_HOME (no database, no cache) still skips every finished stage."""
     export = tiny_config.parent / "runs" / "tiny" / "export" / "stage.json"
-    assert export.exists(), "needs the run trained by test_train_deployment_runs_on_worker"
+    assert export.exists(), deployed_run
     # The run was made through the module's server, whose database is in its own PREFECT_HOME;
     # this run gets an empty one (no PREFECT_API_URL: a temporary server on a new database).
     home = prefect_server.folder / "empty-home"

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from prefect import flow
 
-from mww_core import fanout, fsstore
+from mww_core import fanout, fsstore, pipeline
 from mww_core.audio import write_wav
 from mww_core.config import load_config
 from tasks import feature_fanout, stages
@@ -104,10 +104,11 @@ def _config_file(tmp_path, name, **performance):
 def features_stage(config_path: str) -> dict:
     """What flows/train_wakeword.py does up to the features stage."""
     cfg = stages.stage_config(config_path, None)
-    data = stages.prepare_data(config_path, None)
+    graph = {stage.name: stage for stage in pipeline.stage_graph(cfg)}
+    data = stages.stage_task(graph["data"])(config_path, None, "data", {})
     if cfg.performance.task_runner != "threads":
         feature_fanout.fan_out_shards(cfg)
-    return stages.features(config_path, None, data)
+    return stages.stage_task(graph["features"])(config_path, None, "features", {"data": data})
 
 
 def _content(record: dict) -> dict[str, str]:

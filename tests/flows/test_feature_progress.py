@@ -10,6 +10,7 @@ from mww_core import pipeline
 from mww_core.audio import write_wav
 from mww_core.config import load_config
 from tasks import stages
+from tests.conftest import SMALL_MODEL
 
 
 def _tiny_data(root):
@@ -33,6 +34,7 @@ def _config(tmp_path):
         "data": {"data_dir": str(tmp_path / "data"), "build_demo": False},
         "augmentation": {"positive_copies": 2, "negative_copies": 1},
         "features": {"window_frames": 60, "shard_rows": 8, "num_workers": 1},
+        "model": SMALL_MODEL,
     }
     path = tmp_path / "progress.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -71,7 +73,9 @@ def test_features_task_reports_progress_artifact(tmp_path, prefect_harness):
 
     @flow
     def features_only():
-        future = stages.features.submit(str(config_path), None, data)
+        graph = {s.name: s for s in pipeline.stage_graph(load_config(config_path))}
+        task = stages.stage_task(graph["features"])
+        future = task.submit(str(config_path), None, "features", {"data": data})
         return future.task_run_id, future.result()
 
     task_run_id, record = features_only()

@@ -184,6 +184,6 @@ def test_sigkill_at_random_points_then_same_model(tmp_path):
     got = (run_dir / "export/hey_jarvis.tflite").read_bytes()
     assert got == expected, "the resumed run exported a different model"
     history = json.loads((run_dir / "train_phase_1/stage.json").read_text())
-    assert history["name"] == "train"
+    assert history["name"].startswith("train_phase_")
     assert resumed, f"no kill landed in a phase after its first checkpoint: {killed_in}"
     print("rounds:", rounds, "killed in:", killed_in, "resumed:", resumed)

@@ -1,0 +1,213 @@
+"""The evaluate stage: quantize, stream validation (cutoff) and test (report) like the device."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mww_core import stages
+from mww_core.atomic import atomic_write_text
+from mww_core.config import FullConfig
+from mww_core.stages import StageRecord, fingerprint, run_stage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+def representative_spectrograms(config: FullConfig, feats: StageRecord) -> list[np.ndarray]:
+    """Float training windows for quantization, half positive, chosen with the seed."""
+    from mww_core.frontend import features_to_float
+    from mww_core.store import read_windows
+
+    paths = [p for p, _ in feats.outputs["train_windows"].values()]
+    windows = read_windows(paths)
+    rng = np.random.default_rng(config.training.seed)
+    n = max(2, config.export.representative_samples // 50)
+    pos = np.flatnonzero(windows.label == 1)
+    neg = np.flatnonzero(windows.label == 0)
+    rows = np.concatenate(
+        [rng.choice(pos, min(n // 2, len(pos)), False), rng.choice(neg, min(n, len(neg)), False)]
+    )
+    return [features_to_float(windows.features[i]) for i in rows]
+
+
+EQUAL_RECALL_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def _evaluate_weights(
+    config: FullConfig, feats: StageRecord, weights: str, model_path: Path, done: Callable
+) -> dict:
+    """Quantize one model, stream validation and test audio; sweeps and the scored streams."""
+    from mww_core import evaluation, export
+    from mww_core.model import load_model
+    from mww_core.store import read_streams
+    from mww_core.training.trainer import score_feature_streams
+
+    model = load_model(config.model, weights)
+    tflite = export.convert_streaming_tflite(
+        model, config.model, representative_spectrograms(config, feats)
+    )
+    export.atomic_write_bytes(model_path, tflite)
+    runner = evaluation.StreamingTFLiteModel(model_path)
+    sweeps, scored = {}, {}
+    for split in ("validation", "test"):
+        streams = read_streams(Path(feats.outputs["streams"][split]))
+        scored[split] = score_feature_streams(runner, streams, runner.stride)
+        sweeps[split] = evaluation.sweep(
+            scored[split], config.evaluation, evaluation.sweep_cutoffs(config.evaluation)
+        )
+        done()
+    chosen, met = evaluation.choose_cutoff(
+        sweeps["validation"], config.evaluation.target_fah, config.evaluation.cutoffs
+    )
+    test_row = next(r for r in sweeps["test"] if r["cutoff"] == chosen["cutoff"])
+    summary = {
+        "cutoff": chosen["cutoff"],
+        "target_met_on_validation": met,
+        "validation": chosen,
+        "test": test_row,
+    }
+    return {"summary": summary, "sweeps": sweeps, "scored": scored}
+
+
+def _test_voice_groups(config: FullConfig, hits: list[bool]) -> dict:
+    """Recall per voice group of the test positives, when the data set's manifest names voices."""
+    from mww_core import evaluation
+    from mww_core.audio import list_audio_files
+
+    data_dir = config.data.data_dir
+    manifest = data_dir / "dataset.json"
+    folder = data_dir / "test" / "positive"
+    if not manifest.exists() or not folder.is_dir():
+        return {}
+    files = json.loads(manifest.read_text()).get("files", {})
+    names = [p.relative_to(data_dir).as_posix() for p in list_audio_files(folder)]
+    if len(names) != len(hits) or not all(n in files for n in names):
+        log.info("recall per voice group skipped: %s does not describe every test clip", manifest)
+        return {}
+    groups = [evaluation.voice_group(files[n]) for n in names]
+    return evaluation.recall_by_group(hits, groups)
+
+
+def _evaluation_metrics(
+    config: FullConfig, final: dict, first: dict | None, learned: dict | None = None
+) -> dict:
+    """The evaluate stage's metrics: final model at its cutoff, phase 1 beside it, comparisons.
+
+    ``learned`` is phase 2's own best when the final model is phase 1's carried-over weights.
+    """
+    from mww_core import evaluation
+
+    cfg = config.evaluation
+    summary, scored = final["summary"], final["scored"]
+    stride = scored["test"].stride
+    test = scored["test"]
+    detections = evaluation.detect_with_config(test.positive_probs, summary["cutoff"], cfg, stride)
+    hits = [bool(h) for h in evaluation.clip_hits(detections, test.positive_spans, stride)]
+    sweeps = {"phase 2": (learned or final)["sweeps"]}
+    sweeps |= {"phase 1": first["sweeps"]} if first else {}
+    # Fixed levels, plus every high recall either model reaches (where the models differ).
+    reached = {r["recall"] for s in sweeps.values() for r in s["test"] if (r["recall"] or 0) >= 0.9}
+    levels = sorted({*EQUAL_RECALL_LEVELS, summary["test"]["recall"] or 0.0, *reached})
+    return {
+        **summary,
+        "target_fah": cfg.target_fah,
+        "ambient_hours": {s: v.ambient_duration_s / 3600.0 for s, v in scored.items()},
+        "clips": {
+            s: {"positive": len(v.positive_spans), "negative": len(v.negative_spans)}
+            for s, v in scored.items()
+        },
+        "confusion_matrix": evaluation.confusion_matrix(
+            summary["test"], len(test.positive_spans), len(test.negative_spans)
+        ),
+        "voice_groups": _test_voice_groups(config, hits),
+        "firing": {
+            "stride": stride,
+            "sliding_window_size": cfg.sliding_window_size,
+            "refractory_inferences": cfg.refractory_inferences,
+            "ignore_first_inferences": evaluation.ignored_inferences(
+                cfg.ignore_first_frames, stride
+            ),
+        },
+        "phase_1": first["summary"] if first else None,
+        "shipped": "phase 1" if learned else "phase 2",
+        "phase_2": (learned or final)["summary"],
+        "equal_recall": (
+            evaluation.compare_at_equal_recall({n: s["test"] for n, s in sweeps.items()}, levels)
+            if first
+            else []
+        ),
+    }
+
+
+def run_evaluation(
+    config: FullConfig,
+    feats: StageRecord,
+    phase: StageRecord,
+    progress: Progress | None = None,
+    phase_1: StageRecord | None = None,
+) -> StageRecord:
+    """Quantize the best model, stream validation (cutoff) and test (report) like the device.
+
+    The phase-1 model (``phase_1``, when ``phase`` is a later phase) is evaluated the same way
+    so the report shows what mining and phase 2 changed.
+    """
+    first = phase_1 if phase_1 is not None and phase_1.fingerprint != phase.fingerprint else None
+    fp = fingerprint(
+        feats.fingerprint,
+        phase.fingerprint,
+        first.fingerprint if first else None,
+        config.evaluation.fingerprint(),
+        config.export.representative_samples,
+        stages.code_fingerprint(__name__),
+    )
+
+    def compute(stage_dir: Path) -> dict:
+        from mww_core.reports import write_report
+
+        total = 4 if first else 2
+        count = iter(range(1, total + 1))
+
+        def done() -> None:
+            if progress:
+                progress("evaluate", next(count), total)
+
+        model_path = stage_dir / "model.tflite"
+        own = phase.outputs.get("own_best_weights")
+        carried = bool(first and own and (phase.metrics.get("best") or {}).get("carried_over"))
+        # A carried-over phase ships phase 1's weights: evaluate those once, and what it learned.
+        shipped = first.outputs["best_weights"] if carried else phase.outputs["best_weights"]
+        final = _evaluate_weights(config, feats, shipped, model_path, done)
+        earlier = learned = None
+        if first and carried:
+            earlier = final
+            learned = _evaluate_weights(
+                config, feats, own, stage_dir / "phase_2_model.tflite", done
+            )
+        elif first:
+            weights = first.outputs["best_weights"]
+            earlier = _evaluate_weights(
+                config, feats, weights, stage_dir / "phase_1_model.tflite", done
+            )
+        metrics = _evaluation_metrics(config, final, earlier, learned)
+        sweeps = {"phase 2": (learned or final)["sweeps"]}
+        sweeps |= {"phase 1": earlier["sweeps"]} if earlier else {}
+        metrics_path = stage_dir / "metrics.json"
+        atomic_write_text(metrics_path, json.dumps({**metrics, "sweeps": sweeps}, indent=2))
+        report = write_report(stage_dir, metrics, sweeps)
+        log.info(
+            "evaluation: cutoff %.2f, test recall %s, FAH %s",
+            metrics["cutoff"], metrics["test"]["recall"], metrics["test"]["fah"],
+        )  # fmt: skip
+        return {
+            "outputs": {"model": str(model_path), "metrics": str(metrics_path), **report},
+            "metrics": metrics,
+        }
+
+    return run_stage(config.run_dir / "evaluate", "evaluate", fp, compute)
+

@@ -1,0 +1,76 @@
+"""A training phase as a stage: seeded batches, validation like the device, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from mww_core import stages
+from mww_core.atomic import atomic_write_text
+from mww_core.config import FullConfig
+from mww_core.stages import StageRecord, fingerprint, run_stage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _train_fingerprint(config: FullConfig, phase_index: int, *upstream: str) -> str:
+    phase = config.training.phases[phase_index]
+    shared = config.training.model_copy(update={"phases": []})
+    return fingerprint(
+        *upstream,
+        phase.fingerprint(),
+        shared.fingerprint(),
+        config.model.fingerprint(),
+        config.performance.fingerprint(),
+        stages.code_fingerprint(__name__),
+    )
+
+
+def run_train_phase(
+    config: FullConfig,
+    phase_index: int,
+    feats: StageRecord,
+    previous: StageRecord | None = None,
+    mined: StageRecord | None = None,
+    progress: Progress | None = None,
+    training_logger=None,
+) -> StageRecord:
+    """One training phase; later phases start from the previous best weights.
+
+    ``training_logger`` (a ``mww_core.training.display.TrainingLogger``) receives the
+    training events; by default they become log lines.
+    """
+    upstream = [feats.fingerprint] + [r.fingerprint for r in (previous, mined) if r]
+    fp = _train_fingerprint(config, phase_index, *upstream)
+
+    def compute(stage_dir: Path) -> dict:
+        from mww_core.store import read_streams, read_windows
+        from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
+
+        paths = [p for p, _ in feats.outputs["train_windows"].values()]
+        if mined is not None:
+            paths.append(Path(mined.outputs["hard_negatives"]))
+        trainer = Trainer(config, stage_dir, progress, training_logger)
+        data = TrainingData(read_windows(paths), trainer.input_frames, config.training.seed)
+        validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
+        init = Path(previous.outputs["best_weights"]) if previous else None
+        init_best = previous.metrics.get("best") if previous else None
+        result = trainer.train_phase(phase_index, data, validation, init, init_best=init_best)
+        history = stage_dir / "history.json"
+        atomic_write_text(history, json.dumps(trainer.history, indent=2))
+        return {
+            "outputs": {
+                "best_weights": result["best_weights"],
+                "own_best_weights": result["own_best_weights"],
+                "history": str(history),
+                "tensorboard": str(stage_dir / "tensorboard"),
+            },
+            "metrics": {"best": result["best"], "seconds": result["seconds"]},
+        }
+
+    name = f"train_phase_{phase_index + 1}"
+    return run_stage(config.run_dir / name, name, fp, compute)

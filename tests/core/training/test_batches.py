@@ -1,0 +1,78 @@
+"""Training batches: SpecAugment masks per phase, seeded like the rest of the batch."""
+
+import numpy as np
+import pytest
+
+from mww_core.config import PhaseConfig, SpecAugmentConfig
+from mww_core.store import Windows
+from mww_core.training.batches import TrainingData, spec_augment
+
+
+def _data(frames=149):
+    rng = np.random.default_rng(0)
+    n = 64
+    label = (np.arange(n) % 4 == 0).astype(np.int8)
+    windows = Windows(
+        # 1..399: no feature is 0 before masking, so every 0 in a batch is a mask
+        features=rng.integers(1, 400, (n, 160, 40)).astype(np.uint16),
+        label=label,
+        weight_class=np.where(label == 1, "positive", "negative").astype(object),
+        source=np.array(["s"] * n, dtype=object),
+        offset_s=np.zeros(n, np.float32),
+        seed=np.zeros(n, np.int64),
+    )
+    return TrainingData(windows, frames, seed=7)
+
+
+def _phase(**spec_augment):
+    return PhaseConfig(steps=10, learning_rate=0.001, spec_augment=spec_augment)
+
+
+def test_spec_augment_off_draws_nothing_and_on_only_zeroes_masked_cells():
+    data = _data()
+    plain = data.batch(0, 5, 32, _phase())
+    zero = data.batch(0, 5, 32, _phase(time_masks=0, freq_masks=0))
+    masked = data.batch(0, 5, 32, _phase(time_masks=2, time_mask_max_frames=20))
+    for a, b in zip(plain, zero, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The masks are drawn after rows and crops: every unmasked value, the labels and the
+    # weights are those of the unmasked batch, so a phase without masks is unchanged.
+    hidden = masked[0] == 0
+    assert hidden.any() and not (plain[0] == 0).any()
+    np.testing.assert_array_equal(masked[0][~hidden], plain[0][~hidden])
+    np.testing.assert_array_equal(masked[1], plain[1])
+    np.testing.assert_array_equal(masked[2], plain[2])
+
+
+def test_time_and_frequency_masks_hide_whole_frames_and_bins():
+    data = _data()
+    phase = _phase(time_masks=2, time_mask_max_frames=15, freq_masks=1, freq_mask_max_bins=6)
+    x, _, _ = data.batch(1, 3, 64, phase)
+    frames = np.all(x == 0, axis=2)  # [batch, frames]: frames masked in every channel
+    bins = np.all(x == 0, axis=1)  # [batch, channels]: channels masked in every frame
+    assert ((x == 0) == (frames[:, :, None] | bins[:, None, :])).all()  # nothing else is 0
+    assert frames.sum(axis=1).max() <= 2 * 15 and bins.sum(axis=1).max() <= 6
+    assert frames.any(axis=1).mean() > 0.5 and bins.any(axis=1).mean() > 0.5
+    assert len({tuple(np.flatnonzero(row)) for row in frames}) > 10  # drawn per example
+    np.testing.assert_array_equal(x, data.batch(1, 3, 64, phase)[0])  # (seed, phase, step)
+    assert not np.array_equal(x, data.batch(1, 4, 64, phase)[0])
+
+
+def test_mask_spans_are_contiguous_and_never_wider_than_the_maximum():
+    rng = np.random.default_rng(0)
+    x = np.ones((200, 50, 40), np.float32)
+    out = spec_augment(x, rng, SpecAugmentConfig(time_masks=1, time_mask_max_frames=8))
+    for row in np.all(out == 0, axis=2):
+        hidden = np.flatnonzero(row)
+        if len(hidden):
+            assert hidden[-1] - hidden[0] + 1 == len(hidden) <= 8
+    widths = np.all(out == 0, axis=2).sum(axis=1)
+    assert set(widths) == set(range(9))  # every width 0..8 occurs
+    assert (x == 1).all()  # the input is not changed in place
+
+
+def test_masks_without_a_width_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match="set freq_mask_max_bins above 0, or freq_masks: 0"):
+        SpecAugmentConfig(freq_masks=2)
+    with pytest.raises(ValueError, match="less than or equal to 40"):
+        SpecAugmentConfig(freq_masks=1, freq_mask_max_bins=41)
