@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, Thr
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,15 @@ from scipy.signal import fftconvolve
 
 from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k, write_wav
 from mww_core.config import DataConfig
+from mww_core.confusables import Confusable, generate_confusables
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
 # Bump when the generated audio changes for the same config: it is part of the fingerprint.
-DEMO_DATA_VERSION = 3  # 2: near-miss speech in the ambient audio; 3: train/mining recordings
+# 2: near-miss speech in the ambient audio; 3: train/mining recordings; 4: generated near misses
+DEMO_DATA_VERSION = 4
 MANIFEST_NAME = "dataset.json"
 SPLITS = ("train", "validation", "test")
 SR = SAMPLE_RATE_HZ
@@ -65,7 +67,8 @@ ESPEAK_VARIANTS = (
     "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis", "victor", "zac",
 )  # fmt: skip
 
-# Phrases that sound like "hey jarvis" but are not it; used only for that wake word.
+# Hand-written phrases that sound like "hey jarvis" but are not it, used besides the generated
+# ones (mww_core.confusables) for that wake word.
 NEAR_MISS_PHRASES = (
     "hey travis", "jarvis", "hey service", "hey marvis", "hey harvest", "hey jars",
     "hey darling", "hey there", "harvest", "hey jealous", "a jar of this", "hey marvin",
@@ -265,7 +268,8 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     started = time.perf_counter()
     _require_espeak()
     demo = data.demo
-    clips = _plan_clips(data)
+    near_miss = near_miss_phrases(data)
+    clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
     espeak_clips = [c for c in clips if c.generator == "espeak-ng"]
     files: dict[str, dict[str, Any]] = {}
@@ -278,7 +282,8 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
     minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
     files.update(_write_ambient(root, minutes, pools, demo.seed, clock))
-    return _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
+    manifest = _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
+    return {**manifest, "near_miss_phrases": [asdict(c) for c in near_miss]}
 
 
 def _manifest(
@@ -319,16 +324,19 @@ def _manifest(
 # --------------------------------------------------------------------------- planning
 
 
-def _plan_clips(data: DataConfig) -> list[_Clip]:
-    """Every utterance to synthesize, in a fixed order, with splits sharing no utterance."""
+def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> list[_Clip]:
+    """Every utterance to synthesize, in a fixed order, with splits sharing no utterance.
+
+    ``near_miss`` defaults to ``near_miss_phrases(data)``.
+    """
     demo = data.demo
     fractions = _split_fractions(demo.split_fractions)
     _check_ambient_minutes(demo.ambient_minutes)
     rng = _rng(demo.seed, "plan")
     voices = _split_espeak_voices(rng, fractions)
     wake = _normalize(data.wake_word)
-    near_miss = NEAR_MISS_PHRASES if wake == "hey jarvis" else ()
-    n_near = demo.near_miss_negatives if near_miss else 0
+    phrases = [c.text for c in (near_miss_phrases(data) if near_miss is None else near_miss)]
+    n_near = demo.near_miss_negatives if phrases else 0
     n_speech = demo.speech_negatives + demo.near_miss_negatives - n_near
     sentences = [s for s in SENTENCES if not _mentions(s, wake)]
     pool_sizes = {
@@ -339,8 +347,8 @@ def _plan_clips(data: DataConfig) -> list[_Clip]:
     plan = [
         ("positive", "piper", demo.piper_positives, _wake_word_variants(data.wake_word)),
         ("positive", "espeak-ng", demo.espeak_positives, _wake_word_variants(data.wake_word)),
-        ("negative", "piper", n_near // 2, near_miss),
-        ("negative", "espeak-ng", n_near - n_near // 2, near_miss),
+        ("negative", "piper", n_near // 2, phrases),
+        ("negative", "espeak-ng", n_near - n_near // 2, phrases),
         ("negative", "piper", n_speech // 2, sentences),
         ("negative", "espeak-ng", n_speech - n_speech // 2, sentences),
     ]
@@ -352,7 +360,7 @@ def _plan_clips(data: DataConfig) -> list[_Clip]:
         planner.add("speech", "piper", split, n_piper, sentences)
         planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_piper, sentences)
     # Planned last, so adding them left every other clip (and its random draws) as it was.
-    carriers = _near_miss_sentences([p for p in near_miss if not _mentions(p, wake)], sentences)
+    carriers = _near_miss_sentences(phrases, sentences)
     for split in SPLITS:
         minutes = demo.ambient_minutes.get(split, 0.0)
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if minutes > 0 else 0
@@ -379,6 +387,25 @@ def _plan_mining_pool(
     if carriers:
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes))
         planner.add("confusable", "espeak-ng", MINING_POOL, size, carriers)
+
+
+def near_miss_phrases(data: DataConfig) -> list[Confusable]:
+    """The demo's near misses of ``data.wake_word`` (hand-written ones too for "hey jarvis").
+
+    Args:
+        data: The data config (wake word, ``demo`` distance limit, phrase count and seed).
+
+    Returns:
+        Phrases that sound like the wake word without containing it, with their distances.
+    """
+    demo = data.demo
+    return generate_confusables(
+        data.wake_word,
+        max_distance=demo.near_miss_max_phoneme_distance,
+        count=demo.near_miss_phrases,
+        seed=demo.seed,
+        extra=NEAR_MISS_PHRASES if _normalize(data.wake_word) == "hey jarvis" else (),
+    )
 
 
 def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
