@@ -64,6 +64,18 @@ class DemoDataConfig(Section):
         default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
         description="Share of the clips in each split; no utterance appears in two splits.",
     )
+    validation_espeak_voices: list[str] = Field(
+        default_factory=lambda: ["en-gb-x-gbclan"],
+        description="espeak-ng base voices (of mww_core.demo_data.ESPEAK_VOICES) heard in "
+        "validation and never in training, beside the training voices with variants of "
+        "validation's own: picking the best model then rewards voices it never heard.",
+    )
+    test_espeak_voices: list[str] = Field(
+        default_factory=lambda: ["en-us-nyc", "en-029", "en-gb-scotland"],
+        description="espeak-ng base voices heard only in the test split, with variants of its "
+        "own. The test's Piper speech also comes from settings (length, noise, formant shift) "
+        "and its positives from rooms and noises that training and validation never use.",
+    )
     rirs: int = Field(
         24, ge=0, description="Room impulse responses simulated with pyroomacoustics."
     )
