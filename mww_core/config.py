@@ -25,12 +25,27 @@ class Section(BaseModel):
 
 
 class DemoDataConfig(Section):
-    """Size and seed of the bundled, offline "hey jarvis" demo data set."""
+    """Size and seed of the bundled, offline demo data set for any wake word."""
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
     espeak_positives: int = Field(240, ge=0, description="Positive clips from espeak-ng voices.")
     near_miss_negatives: int = Field(
         300, ge=0, description="Clips of phrases that sound like the wake word."
+    )
+    near_miss_phrases: int = Field(
+        40,
+        ge=0,
+        description="Near-miss phrases generated for the wake word by replacing its words with "
+        "dictionary words that sound alike (mww_core.confusables). Each word of the wake word "
+        "said alone comes on top, and for hey jarvis a hand-written list too. They are said in "
+        "the near-miss clips and, inside everyday sentences, in the ambient and mining audio.",
+    )
+    near_miss_max_phoneme_distance: int = Field(
+        2,
+        ge=1,
+        description="Largest phoneme edit distance (insertions, deletions, substitutions) "
+        "between a generated near-miss phrase and the wake word, in the CMU dictionary's "
+        "pronunciations and as espeak-ng says them. 1 or 2 sound alike; more drifts away.",
     )
     speech_negatives: int = Field(150, ge=0, description="Clips of read-aloud sentences.")
     ambient_minutes: dict[str, float] = Field(
@@ -48,6 +63,18 @@ class DemoDataConfig(Section):
     split_fractions: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
         description="Share of the clips in each split; no utterance appears in two splits.",
+    )
+    validation_espeak_voices: list[str] = Field(
+        default_factory=lambda: ["en-gb-x-gbclan"],
+        description="espeak-ng base voices (of mww_core.demo_data.ESPEAK_VOICES) heard in "
+        "validation and never in training, beside the training voices with variants of "
+        "validation's own: picking the best model then rewards voices it never heard.",
+    )
+    test_espeak_voices: list[str] = Field(
+        default_factory=lambda: ["en-us-nyc", "en-029", "en-gb-scotland"],
+        description="espeak-ng base voices heard only in the test split, with variants of its "
+        "own. The test's Piper speech also comes from settings (length, noise, formant shift) "
+        "and its positives from rooms and noises that training and validation never use.",
     )
     rirs: int = Field(
         24, ge=0, description="Room impulse responses simulated with pyroomacoustics."

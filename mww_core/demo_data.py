@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, Thr
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,23 @@ from scipy.signal import fftconvolve
 
 from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k, write_wav
 from mww_core.config import DataConfig
+from mww_core.confusables import Confusable, generate_confusables
+from mww_core.demo_conditions import (
+    CONDITIONS,
+    HELD_OUT_NOISES,
+    Room,
+    apply_condition,
+    shift_formants,
+)
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
 # Bump when the generated audio changes for the same config: it is part of the fingerprint.
-DEMO_DATA_VERSION = 3  # 2: near-miss speech in the ambient audio; 3: train/mining recordings
+# 2: near-miss speech in the ambient audio; 3: train/mining recordings; 4: generated near
+# misses; 5: a test split of held-out voices, Piper settings, rooms and conditions
+DEMO_DATA_VERSION = 5
 MANIFEST_NAME = "dataset.json"
 SPLITS = ("train", "validation", "test")
 SR = SAMPLE_RATE_HZ
@@ -65,7 +75,8 @@ ESPEAK_VARIANTS = (
     "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis", "victor", "zac",
 )  # fmt: skip
 
-# Phrases that sound like "hey jarvis" but are not it; used only for that wake word.
+# Hand-written phrases that sound like "hey jarvis" but are not it, used besides the generated
+# ones (mww_core.confusables) for that wake word.
 NEAR_MISS_PHRASES = (
     "hey travis", "jarvis", "hey service", "hey marvis", "hey harvest", "hey jars",
     "hey darling", "hey there", "harvest", "hey jealous", "a jar of this", "hey marvin",
@@ -142,11 +153,48 @@ SENTENCES = (
     "The clock in the hall is five minutes fast.",
 )
 
+# Requests said after the wake word in the test's "command" condition.
+COMMANDS = (
+    "turn on the lights", "what time is it", "set a timer for ten minutes", "play some music",
+    "turn off the kitchen lights", "what is the weather like today", "stop the music",
+    "lock the front door",
+)  # fmt: skip
+
+# Piper's one voice is held out by its settings: the test draws length, noise and noise_w
+# scales from ranges that training and validation never draw, and shifts the voice's formants
+# (a speaker perturbation no other split has). Ranges by parameter; a value is drawn from one.
+PIPER_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
+    "train": {
+        "length_scale": ((0.8, 1.25),), "noise_scale": ((0.35, 0.85),),
+        "noise_w_scale": ((0.4, 1.0),),
+    },
+    "test": {
+        "length_scale": ((0.66, 0.76), (1.3, 1.45)), "noise_scale": ((0.9, 1.1),),
+        "noise_w_scale": ((1.05, 1.35),), "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
+    },
+}  # fmt: skip
+# Rooms: the training RIRs (and train/validation ambient rooms) are shoeboxes of these sizes;
+# the test's rooms lie outside them: halls (longer reverberation, talker near or far) and
+# small tiled rooms. Sizes in metres (length, width, height), RT60 and talker distance.
+TRAIN_ROOM_M = ((3.0, 10.0), (2.5, 8.0), (2.4, 4.0))
+TEST_ROOMS = {
+    "hall": {"size_m": ((11.0, 16.0), (8.5, 12.0), (4.2, 6.0)), "rt60_s": (0.9, 1.4),
+             "distance_m": (0.7, 3.0)},
+    "small": {"size_m": ((1.6, 2.8), (1.4, 2.3), (2.0, 2.35)), "rt60_s": (0.3, 0.6),
+              "distance_m": (0.7, 2.0)},
+    "far": {"size_m": ((11.0, 16.0), (8.5, 12.0), (4.2, 6.0)), "rt60_s": (0.9, 1.4),
+            "distance_m": (4.0, 7.0)},
+}  # fmt: skip
+
 # Core (speech, without margins) duration limits in seconds; a clip outside is re-timed.
+# "command" is a test positive of the wake word followed by a request.
 _CORE_LIMITS_S = {
     "positive": (0.42, 1.3), "negative": (0.2, 2.8), "speech": (0.4, 8.0), "confusable": (0.4, 8.0),
+    "command": (0.9, 3.4),
 }  # fmt: skip
-_MAX_CLIP_S = {"positive": 1.4, "negative": 3.0, "speech": 8.2, "confusable": 8.2}
+_MAX_CLIP_S = {
+    "positive": 1.4, "negative": 3.0, "speech": 8.2, "confusable": 8.2, "command": 3.5,
+}  # fmt: skip
 _POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, never written alone
 _MIN_POSITIVE_S = 0.6
 _MAX_MARGIN_S = 0.1
@@ -186,6 +234,12 @@ class _Clip:
     peak: float = 0.9
     floor_db: float = -70.0  # a faint microphone noise floor instead of digital silence
     floor_seed: int = 0
+    condition: str = ""  # test positives: one of demo_conditions.CONDITIONS
+
+    @property
+    def timing(self) -> str:
+        """The key of its duration limits: the kind, or "command" for a wake word + request."""
+        return "command" if self.condition == "command" else self.kind
 
 
 @dataclass
@@ -265,20 +319,62 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     started = time.perf_counter()
     _require_espeak()
     demo = data.demo
-    clips = _plan_clips(data)
+    near_miss = near_miss_phrases(data)
+    clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
     espeak_clips = [c for c in clips if c.generator == "espeak-ng"]
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
         rendered = _render_espeak(espeak_clips, clock)
         files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock))
+        test_rooms = _held_out_rooms(_rng(demo.seed, "test-rooms"))
         rendered.update(piper.collect(clock))
-    files.update(_write_clips(root, clips, rendered, clock))
+    files.update(_write_clips(root, clips, rendered, test_rooms, clock))
     pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in (*SPLITS, MINING_POOL)}
     files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
     minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
     files.update(_write_ambient(root, minutes, pools, demo.seed, clock))
-    return _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
+    manifest = _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
+    return {
+        **manifest,
+        "near_miss_phrases": [asdict(c) for c in near_miss],
+        "held_out": _held_out_description(data, test_rooms),
+    }
+
+
+def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -> dict:
+    """What each split's speech and rooms are drawn from, and a one-line summary of the test's."""
+    bases = held_out_voices(data)
+    voices = _split_espeak_voices(
+        _voice_rng(data), _split_fractions(data.demo.split_fractions), bases
+    )
+    out: dict[str, Any] = {}
+    for split in SPLITS:
+        out[split] = {
+            "espeak_voices": bases[split],
+            "espeak_variants": sorted({v.split("+", 1)[1] for v in voices[split]}),
+            "piper": PIPER_RANGES[_piper_region(split)],
+        }
+    out["train"]["room_m"] = TRAIN_ROOM_M
+    test = PIPER_RANGES["test"]
+    out["test"].update(
+        rooms=[room.meta for use in test_rooms.values() for room in use],
+        noises=list(HELD_OUT_NOISES),
+        conditions=list(CONDITIONS),
+        summary=(
+            f"espeak-ng {', '.join(bases['test'])} with "
+            f"{len(out['test']['espeak_variants'])} variants of their own; Piper at length_scale "
+            f"{_spans(test['length_scale'])}, noise_scale {_spans(test['noise_scale'])}, "
+            f"noise_w_scale {_spans(test['noise_w_scale'])}, formants shifted "
+            f"x{_spans(test['formant_ratio'])}; halls and small rooms outside the training "
+            f"rooms' sizes; {', '.join(HELD_OUT_NOISES)} noise"
+        ),
+    )
+    return out
+
+
+def _spans(spans: tuple[tuple[float, float], ...]) -> str:
+    return " or ".join(f"{low:g}-{high:g}" for low, high in spans)
 
 
 def _manifest(
@@ -319,28 +415,32 @@ def _manifest(
 # --------------------------------------------------------------------------- planning
 
 
-def _plan_clips(data: DataConfig) -> list[_Clip]:
-    """Every utterance to synthesize, in a fixed order, with splits sharing no utterance."""
+def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> list[_Clip]:
+    """Every utterance to synthesize, in a fixed order, with splits sharing no utterance.
+
+    ``near_miss`` defaults to ``near_miss_phrases(data)``.
+    """
     demo = data.demo
     fractions = _split_fractions(demo.split_fractions)
     _check_ambient_minutes(demo.ambient_minutes)
     rng = _rng(demo.seed, "plan")
-    voices = _split_espeak_voices(rng, fractions)
+    voices = _split_espeak_voices(_voice_rng(data), fractions, held_out_voices(data))
     wake = _normalize(data.wake_word)
-    near_miss = NEAR_MISS_PHRASES if wake == "hey jarvis" else ()
-    n_near = demo.near_miss_negatives if near_miss else 0
+    phrases = [c.text for c in (near_miss_phrases(data) if near_miss is None else near_miss)]
+    n_near = demo.near_miss_negatives if phrases else 0
     n_speech = demo.speech_negatives + demo.near_miss_negatives - n_near
     sentences = [s for s in SENTENCES if not _mentions(s, wake)]
     pool_sizes = {
         s: max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * demo.ambient_minutes.get(s, 0.0)))
         for s in SPLITS
     }
-    planner = _Planner(rng, voices)
+    commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
+    planner = _Planner(rng, voices, commands)
     plan = [
         ("positive", "piper", demo.piper_positives, _wake_word_variants(data.wake_word)),
         ("positive", "espeak-ng", demo.espeak_positives, _wake_word_variants(data.wake_word)),
-        ("negative", "piper", n_near // 2, near_miss),
-        ("negative", "espeak-ng", n_near - n_near // 2, near_miss),
+        ("negative", "piper", n_near // 2, phrases),
+        ("negative", "espeak-ng", n_near - n_near // 2, phrases),
         ("negative", "piper", n_speech // 2, sentences),
         ("negative", "espeak-ng", n_speech - n_speech // 2, sentences),
     ]
@@ -352,7 +452,7 @@ def _plan_clips(data: DataConfig) -> list[_Clip]:
         planner.add("speech", "piper", split, n_piper, sentences)
         planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_piper, sentences)
     # Planned last, so adding them left every other clip (and its random draws) as it was.
-    carriers = _near_miss_sentences([p for p in near_miss if not _mentions(p, wake)], sentences)
+    carriers = _near_miss_sentences(phrases, sentences)
     for split in SPLITS:
         minutes = demo.ambient_minutes.get(split, 0.0)
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if minutes > 0 else 0
@@ -381,6 +481,25 @@ def _plan_mining_pool(
         planner.add("confusable", "espeak-ng", MINING_POOL, size, carriers)
 
 
+def near_miss_phrases(data: DataConfig) -> list[Confusable]:
+    """The demo's near misses of ``data.wake_word`` (hand-written ones too for "hey jarvis").
+
+    Args:
+        data: The data config (wake word, ``demo`` distance limit, phrase count and seed).
+
+    Returns:
+        Phrases that sound like the wake word without containing it, with their distances.
+    """
+    demo = data.demo
+    return generate_confusables(
+        data.wake_word,
+        max_distance=demo.near_miss_max_phoneme_distance,
+        count=demo.near_miss_phrases,
+        seed=demo.seed,
+        extra=NEAR_MISS_PHRASES if _normalize(data.wake_word) == "hey jarvis" else (),
+    )
+
+
 def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
     """Near-miss phrases said inside everyday sentences: as a greeting, or after a remark.
 
@@ -398,11 +517,18 @@ def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
 
 
 class _Planner:
-    """Draws voices, parameters and texts for clips; never repeats an utterance."""
+    """Draws voices, parameters and texts for clips; never repeats an utterance.
 
-    def __init__(self, rng: np.random.Generator, voices: dict[str, list[str]]) -> None:
+    Test positives take the conditions of ``CONDITIONS`` in turn; those in the "command"
+    condition say one of ``commands`` (the wake word and a request) instead of their text.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, voices: dict[str, list[str]], commands: list[str]
+    ) -> None:
         self.rng = rng
         self.voices = voices
+        self.commands = commands
         self.clips: list[_Clip] = []
         self.seen: set[str] = set()
         self.counters: dict[str, int] = {}
@@ -416,19 +542,33 @@ class _Planner:
         for i in range(count):
             voice = "joe" if generator == "piper" else self.voices[split][order[i % len(order)]]
             text = texts[text_order[i % len(texts)]]
+            condition = self._next_condition(kind, split)
+            if condition == "command" and self.commands:
+                text = self.commands[self._count("commands") % len(self.commands)]
             for _ in range(100):
-                params = self._draw_params(kind, generator)
+                params = self._draw_params(generator, split)
                 key = _utterance_key(generator, voice, dict(params), text)
                 if key not in self.seen:
                     break
             self.seen.add(key)
-            self.clips.append(self._clip(kind, generator, split, voice, text, params))
+            clip = self._clip(kind, generator, split, voice, text, params)
+            self.clips.append(replace(clip, condition=condition))
+
+    def _count(self, name: str) -> int:
+        """How many times ``name`` was counted before (and count it once more)."""
+        n = self.counters.get(name, 0)
+        self.counters[name] = n + 1
+        return n
+
+    def _next_condition(self, kind: str, split: str) -> str:
+        if kind != "positive" or split != "test":
+            return ""
+        return CONDITIONS[self._count("test conditions") % len(CONDITIONS)]
 
     def _clip(self, kind, generator, split, voice, text, params) -> _Clip:
         prefix = "piper" if generator == "piper" else "espeak"
         folder = "pool" if kind in _POOL_KINDS else kind
-        n = self.counters.get(f"{split}/{folder}/{prefix}", 0)
-        self.counters[f"{split}/{folder}/{prefix}"] = n + 1
+        n = self._count(f"{split}/{folder}/{prefix}")
         lead, trail = self.rng.uniform(0.02, _MAX_MARGIN_S, size=2).round(3)
         peak = float(10 ** (self.rng.uniform(-12.0, -1.0) / 20))
         floor_db = round(float(self.rng.uniform(-80.0, -62.0)), 1)
@@ -439,15 +579,11 @@ class _Planner:
             floor_seed=int(self.rng.integers(2**31)),
         )  # fmt: skip
 
-    def _draw_params(self, kind: str, generator: str) -> tuple[tuple[str, float], ...]:
+    def _draw_params(self, generator: str, split: str) -> tuple[tuple[str, float], ...]:
         rng = self.rng
         if generator == "piper":
-            low, high = {"positive": (0.75, 1.4), "negative": (0.8, 1.3)}.get(kind, (0.85, 1.2))
-            return (
-                ("length_scale", round(float(rng.uniform(low, high)), 3)),
-                ("noise_scale", round(float(rng.uniform(0.3, 1.0)), 3)),
-                ("noise_w_scale", round(float(rng.uniform(0.4, 1.2)), 3)),
-            )
+            ranges = PIPER_RANGES[_piper_region(split)]
+            return tuple((name, _draw_in(rng, spans)) for name, spans in ranges.items())
         return (
             ("pitch", int(rng.integers(20, 81))),
             ("speed", int(rng.integers(140, 211))),
@@ -455,17 +591,74 @@ class _Planner:
         )
 
 
+def _voice_rng(data: DataConfig) -> np.random.Generator:
+    """The generator that deals voices to splits (its own, so the manifest can deal again)."""
+    return _rng(data.demo.seed, "voices")
+
+
+def _piper_region(split: str) -> str:
+    """Which of ``PIPER_RANGES`` a split draws from (validation and mining: training's)."""
+    return "test" if split == "test" else "train"
+
+
+def _draw_in(rng: np.random.Generator, spans: tuple[tuple[float, float], ...]) -> float:
+    """A value drawn uniformly over the union of ``spans``."""
+    widths = np.array([high - low for low, high in spans])
+    low, high = spans[int(rng.choice(len(spans), p=widths / widths.sum()))]
+    return round(float(rng.uniform(low, high)), 3)
+
+
+def held_out_voices(data: DataConfig) -> dict[str, list[str]]:
+    """The espeak-ng base voices of each split: test's and validation's own, training the rest.
+
+    Validation also hears the training voices (with variants of its own), and so does the test
+    split when ``test_espeak_voices`` is empty.
+
+    Raises:
+        ValueError: A named voice is not in ``ESPEAK_VOICES``, is named for both splits, or
+            no voice is left for training.
+    """
+    demo = data.demo
+    named = {"validation": demo.validation_espeak_voices, "test": demo.test_espeak_voices}
+    known = ", ".join(ESPEAK_VOICES)
+    problems = [
+        f"data.demo.{split}_espeak_voices names {v!r}, which is not one of {known}"
+        for split, voices in named.items()
+        for v in voices
+        if v not in ESPEAK_VOICES
+    ]
+    both = sorted(set(named["validation"]) & set(named["test"]))
+    if both:
+        problems.append(
+            f"{', '.join(both)} named in both validation_espeak_voices and "
+            "test_espeak_voices: a voice is held out for one split only"
+        )
+    train = [v for v in ESPEAK_VOICES if v not in {*named["validation"], *named["test"]}]
+    if not train:
+        problems.append("every espeak-ng voice is held out: leave at least one for training")
+    if problems:
+        raise ValueError("; ".join(problems))
+    # With no voice named for test, the test split keeps variants of its own only.
+    return {"train": train, "validation": train + list(named["validation"]),
+            "test": list(named["test"]) or train}  # fmt: skip
+
+
 def _split_espeak_voices(
-    rng: np.random.Generator, fractions: dict[str, float]
+    rng: np.random.Generator, fractions: dict[str, float], bases: dict[str, list[str]]
 ) -> dict[str, list[str]]:
-    """Deal the voice+variant pairs to the splits: no pair is heard in two splits."""
-    pairs = [f"{v}+{var}" for v in ESPEAK_VOICES for var in _available_variants()]
-    shuffled = [pairs[i] for i in rng.permutation(len(pairs))]
-    counts = _split_counts(len(shuffled), fractions)
+    """Deal voice+variant pairs to the splits, so that no pair is heard in two splits.
+
+    Each split gets variants of its own, said by its base voices in ``bases``.
+    """
+    variants = _available_variants()
+    variants = [variants[i] for i in rng.permutation(len(variants))]
+    counts = _split_counts(len(variants), fractions)
     out, start = {}, 0
     for split in SPLITS:
-        out[split] = shuffled[start : start + max(counts[split], 0)] or shuffled[:1]
+        own = variants[start : start + counts[split]] or variants[:1]
         start += counts[split]
+        pairs = [f"{base}+{variant}" for base in bases[split] for variant in own]
+        out[split] = [pairs[i] for i in rng.permutation(len(pairs))]
     return out
 
 
@@ -563,26 +756,35 @@ def _espeak_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray
 
 
 def _render(clip: _Clip, synthesize: Callable[[dict[str, float]], np.ndarray]) -> _Rendered:
-    """Synthesize a clip, re-timing (faster/slower) up to three times to fit its limits."""
+    """Synthesize a clip, re-timing (faster/slower) up to three times to fit its limits.
+
+    A ``formant_ratio`` parameter (the test's Piper speaker) moves the voice's formants.
+    """
     params = dict(clip.params)
-    low, high = _CORE_LIMITS_S[clip.kind]
+    low, high = _CORE_LIMITS_S[clip.timing]
     for attempt in range(4):
         audio = synthesize(params)
+        if "formant_ratio" in params:
+            audio = shift_formants(audio, params["formant_ratio"]).astype(np.float32)
         start, end = _speech_bounds(audio)
         core_s = (end - start) / SR
         if low <= core_s <= high or attempt == 3:
             break
-        params = _retimed(clip.generator, params, faster=core_s > high)
+        params = _retimed(clip, params, faster=core_s > high)
     if end <= start:
         raise RuntimeError(f"{clip.generator} produced silence for {clip.voice!r} {clip.text!r}")
     return _Rendered(audio=audio, start=start, end=end, params=params)
 
 
-def _retimed(generator: str, params: dict[str, float], faster: bool) -> dict[str, float]:
+def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, float]:
+    """Faster or slower settings; Piper's stay within the range of its split they came from."""
     params = dict(params)
-    if generator == "piper":
-        scale = params["length_scale"] * (0.85 if faster else 1.2)
-        params["length_scale"] = round(float(np.clip(scale, 0.5, 2.0)), 3)
+    if clip.generator == "piper":
+        scale = params["length_scale"]
+        spans = PIPER_RANGES[_piper_region(clip.split)]["length_scale"]
+        low, high = next((a, b) for a, b in spans if a <= scale <= b)
+        scale *= 0.85 if faster else 1.2
+        params["length_scale"] = round(float(np.clip(scale, low, high)), 3)
     else:
         speed = params["speed"] * (1.2 if faster else 0.85)
         params["speed"] = int(np.clip(round(speed), 80, 450))
@@ -734,10 +936,33 @@ def _speech_bounds(audio: np.ndarray, rel_db: float = -40.0) -> tuple[int, int]:
     return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
 
 
-def _finish_clip(clip: _Clip, rendered: _Rendered) -> np.ndarray:
+def _finish_clip(
+    clip: _Clip, rendered: _Rendered, rooms: dict[str, list[Room]] | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The clip as written: cut, levelled, in its test condition (if any), over a noise floor.
+
+    Args:
+        clip: The planned clip.
+        rendered: Its synthesized speech.
+        rooms: The test's held-out rooms (for the reverberant and far-field conditions).
+
+    Returns:
+        The audio and the condition's parameters (empty without a condition).
+    """
+    out = _cut_clip(clip, rendered)
+    params: dict[str, Any] = {}
+    if clip.condition:
+        out, params = apply_condition(
+            clip.condition, out, _rng(clip.floor_seed, "condition"), rooms or {}
+        )
+    floor = _colored_noise(np.random.default_rng(clip.floor_seed), len(out), 1.0)
+    return (out + _at_level(floor, clip.floor_db)).astype(np.float32), params
+
+
+def _cut_clip(clip: _Clip, rendered: _Rendered) -> np.ndarray:
     """Cut the speech with short margins (at most 100 ms each side) and set the peak level."""
     audio, start, end = rendered.audio, rendered.start, rendered.end
-    max_core = int((_MAX_CLIP_S[clip.kind] - 0.04) * SR)
+    max_core = int((_MAX_CLIP_S[clip.timing] - 0.04) * SR)
     end = min(end, start + max_core)
     core = end - start
     lead, trail = int(clip.lead_s * SR), int(clip.trail_s * SR)
@@ -745,16 +970,14 @@ def _finish_clip(clip: _Clip, rendered: _Rendered) -> np.ndarray:
         missing = int(_MIN_POSITIVE_S * SR) - core - lead - trail
         lead = min(lead + missing // 2, int(_MAX_MARGIN_S * SR))
         trail = min(trail + missing - missing // 2, int(_MAX_MARGIN_S * SR))
-    spare = int(_MAX_CLIP_S[clip.kind] * SR) - core
+    spare = int(_MAX_CLIP_S[clip.timing] * SR) - core
     if lead + trail > spare:
         lead, trail = lead * spare // (lead + trail), trail * spare // (lead + trail)
     left, right = start - lead, end + trail
     out = audio[max(0, left) : min(len(audio), right)].astype(np.float64)
     out = np.pad(out, (max(0, -left), max(0, right - len(audio))))
     out = _fade(out, int(0.005 * SR), int(0.03 * SR) if end < rendered.end else int(0.005 * SR))
-    out *= clip.peak / max(np.abs(out).max(), 1e-9)
-    floor = _colored_noise(np.random.default_rng(clip.floor_seed), len(out), 1.0)
-    return (out + _at_level(floor, clip.floor_db)).astype(np.float32)
+    return out * (clip.peak / max(np.abs(out).max(), 1e-9))
 
 
 def _fade(x: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
@@ -767,15 +990,21 @@ def _fade(x: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
 
 
 def _write_clips(
-    root: Path, clips: list[_Clip], rendered: dict[str, _Rendered], clock: _StageClock
+    root: Path,
+    clips: list[_Clip],
+    rendered: dict[str, _Rendered],
+    rooms: dict[str, list[Room]],
+    clock: _StageClock,
 ) -> dict[str, dict[str, Any]]:
     files = {}
     written = [c for c in clips if c.kind not in _POOL_KINDS]
     with clock.stage("writing clips", len(written)) as tick:
         for clip in written:
-            audio = _finish_clip(clip, rendered[clip.name])
+            audio, condition = _finish_clip(clip, rendered[clip.name], rooms)
             write_wav(root / clip.name, audio)
             files[clip.name] = _clip_meta(clip, rendered[clip.name], len(audio))
+            if clip.condition:
+                files[clip.name].update(condition=clip.condition, condition_params=condition)
             tick()
     return files
 
@@ -819,17 +1048,27 @@ def _speech_pools(
 
 
 def _simulate_rir(
-    rng: np.random.Generator, rt60_s: tuple[float, float]
+    rng: np.random.Generator,
+    rt60_s: tuple[float, float],
+    size_m: tuple[tuple[float, float], ...] = TRAIN_ROOM_M,
+    distance_m: tuple[float, float] = (0.7, math.inf),
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """One shoebox room impulse response (pyroomacoustics image sources), peak-normalized."""
+    """One shoebox room impulse response (pyroomacoustics image sources), peak-normalized.
+
+    Args:
+        rng: The generator of the room's size, RT60 and talker and microphone positions.
+        rt60_s: Range of the reverberation time.
+        size_m: Ranges of length, width and height.
+        distance_m: Range of the talker-to-microphone distance.
+    """
     import pyroomacoustics as pra
 
     while True:
-        dims = np.array([rng.uniform(3, 10), rng.uniform(2.5, 8), rng.uniform(2.4, 4)])
+        dims = np.array([rng.uniform(low, high) for low, high in size_m])
         rt60 = float(rng.uniform(*rt60_s))
         source = rng.uniform(0.5, dims - 0.5)
         mic = rng.uniform(0.5, dims - 0.5)
-        if np.linalg.norm(source - mic) < 0.7:
+        if not distance_m[0] <= np.linalg.norm(source - mic) <= distance_m[1]:
             continue
         try:
             absorption, max_order = pra.inverse_sabine(rt60, dims)
@@ -846,8 +1085,27 @@ def _simulate_rir(
     meta = {
         "room_m": dims.round(2).tolist(), "rt60_s": round(rt60, 3),
         "source_m": source.round(2).tolist(), "mic_m": mic.round(2).tolist(),
+        "distance_m": round(float(np.linalg.norm(source - mic)), 2),
     }  # fmt: skip
     return rir, meta
+
+
+def _held_out_rooms(rng: np.random.Generator, near: int = 4, far: int = 3) -> dict[str, list]:
+    """The test's rooms (``TEST_ROOMS``), of sizes the training rooms never have.
+
+    Returns:
+        ``{"near": [...], "far": [...]}`` of ``Room``: halls and small rooms alternating with
+        the talker within 3 m, and halls with the talker 4-7 m away.
+    """
+    kinds = {"near": ["hall", "small"] * (near // 2) + ["hall"] * (near % 2), "far": ["far"] * far}
+    out: dict[str, list[Room]] = {}
+    for use, names in kinds.items():
+        out[use] = []
+        for name in names:
+            spec = TEST_ROOMS[name]
+            rir, meta = _simulate_rir(rng, spec["rt60_s"], spec["size_m"], spec["distance_m"])
+            out[use].append(Room(rir, {"room": name, **meta}))
+    return out
 
 
 def _trim_rir(rir: np.ndarray) -> np.ndarray:
@@ -931,9 +1189,7 @@ def _write_ambient(
         n_files = max(1, round(total_s / _AMBIENT_FILE_S)) if total_s > 0 else 0
         jobs += [(split, i, total_s / n_files) for i in range(n_files)]
     rooms = {
-        s: [_simulate_rir(_rng(seed, f"ambient-rooms-{s}"), (0.2, 0.7))[0] for _ in range(4)]
-        for s in (*SPLITS, MINING_POOL)
-        if any(j[0] == s for j in jobs)
+        s: _ambient_rooms(seed, s) for s in (*SPLITS, MINING_POOL) if any(j[0] == s for j in jobs)
     }
     files = {}
     with clock.stage("ambient audio", len(jobs)) as tick:
@@ -952,6 +1208,14 @@ def _write_ambient(
             files[name] = {**meta, "kind": name.split("/")[1], **made}
             tick()
     return files
+
+
+def _ambient_rooms(seed: int, split: str) -> list[np.ndarray]:
+    """Four rooms a split's ambient audio is heard in; the test's are held-out rooms."""
+    rng = _rng(seed, f"ambient-rooms-{split}")
+    if split == "test":
+        return [room.rir for room in _held_out_rooms(rng, near=4, far=0)["near"]]
+    return [_simulate_rir(rng, (0.2, 0.7))[0] for _ in range(4)]
 
 
 def _compose_ambient(

@@ -673,6 +673,15 @@ def voice_group(entry: dict[str, Any]) -> str:
     return f"{generator} {voice}".strip()
 
 
+def clip_condition(entry: dict[str, Any]) -> str:
+    """How a test positive described in a demo ``dataset.json`` is heard (``"clean"`` if unsaid).
+
+    ``{"condition": "far_field", ...}`` -> ``far_field``; the demo's test positives are clean,
+    noisy, reverberant, far_field, pitch_shifted or command (the wake word and a request).
+    """
+    return str(entry.get("condition") or "clean")
+
+
 # --------------------------------------------------------------------------------------------
 # ESPHome manifests
 

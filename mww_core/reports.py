@@ -311,6 +311,32 @@ def _voice_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _condition_table(metrics: dict[str, Any]) -> list[str]:
+    conditions = metrics.get("conditions") or {}
+    if not conditions:
+        return []
+    lines = [
+        f"## Recall per condition (test, cutoff {metrics['cutoff']:.2f})",
+        "",
+        "| condition | clips | detected | recall |",
+        "|---|---|---|---|",
+    ]
+    for name, c in sorted(conditions.items(), key=lambda kv: (kv[1]["recall"], kv[0])):
+        lines.append(f"| {name} | {c['clips']} | {c['detected']} | {c['recall']:.3f} |")
+    return lines
+
+
+def _held_out_line(metrics: dict[str, Any]) -> list[str]:
+    held_out = metrics.get("test_held_out")
+    if not held_out:
+        return []
+    return [
+        "The test split's voices, engine settings and rooms are never used in training or "
+        f"validation ({held_out}).",
+        "",
+    ]
+
+
 def _cutoff_table(rows: Rows, chosen: float, positive_clips: int, model: str) -> list[str]:
     lines = [
         f"## Cutoff table (test, {model}: the shipped model)",
@@ -359,6 +385,7 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
         f"best recall at no more than {metrics['target_fah']} false activations per hour"
         f"{target}.",
         "",
+        *_held_out_line(metrics),
         *_results_table(metrics),
         "",
     ]
@@ -373,7 +400,7 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
     headline = _headline_table(metrics)
     lines += [*headline, ""] if headline else []
     lines += [*_confusion_table(metrics), ""]
-    for section in (_comparison_table(metrics), _voice_table(metrics)):
+    for section in (_comparison_table(metrics), _voice_table(metrics), _condition_table(metrics)):
         if section:
             lines += [*section, ""]
     lines += [

@@ -75,8 +75,11 @@ def _evaluate_weights(
     return {"summary": summary, "sweeps": sweeps, "scored": scored}
 
 
-def _test_voice_groups(config: FullConfig, hits: list[bool]) -> dict:
-    """Recall per voice group of the test positives, when the data set's manifest names voices."""
+def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
+    """Test recall per voice group and per condition, and what the test split holds out.
+
+    Read from the data set's ``dataset.json``; ``{}`` unless it describes every test positive.
+    """
     from mww_core import evaluation
     from mww_core.audio import list_audio_files
 
@@ -85,13 +88,19 @@ def _test_voice_groups(config: FullConfig, hits: list[bool]) -> dict:
     folder = data_dir / "test" / "positive"
     if not manifest.exists() or not folder.is_dir():
         return {}
-    files = json.loads(manifest.read_text()).get("files", {})
+    described = json.loads(manifest.read_text())
+    files = described.get("files", {})
     names = [p.relative_to(data_dir).as_posix() for p in list_audio_files(folder)]
     if len(names) != len(hits) or not all(n in files for n in names):
         log.info("recall per voice group skipped: %s does not describe every test clip", manifest)
         return {}
-    groups = [evaluation.voice_group(files[n]) for n in names]
-    return evaluation.recall_by_group(hits, groups)
+    voices = [evaluation.voice_group(files[n]) for n in names]
+    out = {"voice_groups": evaluation.recall_by_group(hits, voices)}
+    if any("condition" in files[n] for n in names):
+        conditions = [evaluation.clip_condition(files[n]) for n in names]
+        out["conditions"] = evaluation.recall_by_group(hits, conditions)
+    summary = described.get("held_out", {}).get("test", {}).get("summary")
+    return {**out, "test_held_out": summary} if summary else out
 
 
 def _evaluation_metrics(
@@ -125,7 +134,7 @@ def _evaluation_metrics(
         "confusion_matrix": evaluation.confusion_matrix(
             summary["test"], len(test.positive_spans), len(test.negative_spans)
         ),
-        "voice_groups": _test_voice_groups(config, hits),
+        **_test_groups(config, hits),
         "firing": {
             "stride": stride,
             "sliding_window_size": cfg.sliding_window_size,

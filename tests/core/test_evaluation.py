@@ -17,6 +17,7 @@ from mww_core.evaluation import (
     ScoredStreams,
     StreamingTFLiteModel,
     choose_cutoff,
+    clip_condition,
     clip_hits,
     clip_max_scores,
     cutoff_to_uint8,
@@ -27,9 +28,11 @@ from mww_core.evaluation import (
     ignored_inferences,
     load_manifest,
     recall,
+    recall_by_group,
     sliding_mean,
     stream_clips,
     sweep,
+    voice_group,
 )
 from mww_core.frontend import compute_features, frames_for_samples, quantize_like_device
 from tests.reference_models import HEY_JARVIS, OKAY_NABU, REFERENCE_DIR, needs_reference_models
@@ -418,3 +421,23 @@ def test_exported_model_evaluates_like_keras(real_audio, tmp_path):
     device_max = clip_max_scores(device, clip_spans, 3, 5)
     float_max = clip_max_scores(float_probs, clip_spans, 3, 5)
     np.testing.assert_allclose(device_max, float_max, atol=1.5 / 256)
+
+
+def test_recall_per_condition_and_voice_group_from_manifest_entries():
+    entries = [
+        {"generator": "piper", "voice": "joe", "condition": "far_field"},
+        {"generator": "piper", "voice": "joe", "condition": "far_field"},
+        {"generator": "espeak-ng", "voice": "en-029+f3", "condition": "noisy"},
+        {"generator": "espeak-ng", "voice": "en-029+m1"},  # no condition recorded: clean
+    ]
+    hits = [True, False, False, True]
+    by_condition = recall_by_group(hits, [clip_condition(e) for e in entries])
+    assert by_condition == {
+        "clean": {"clips": 1, "detected": 1, "recall": 1.0},
+        "far_field": {"clips": 2, "detected": 1, "recall": 0.5},
+        "noisy": {"clips": 1, "detected": 0, "recall": 0.0},
+    }
+    by_voice = recall_by_group(hits, [voice_group(e) for e in entries])
+    assert by_voice["espeak-ng en-029"] == {"clips": 2, "detected": 1, "recall": 0.5}
+    with pytest.raises(ValueError, match="3 clip results for 4 group labels"):
+        recall_by_group(hits[:3], [clip_condition(e) for e in entries])

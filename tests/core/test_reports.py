@@ -45,6 +45,11 @@ def make_metrics() -> tuple[dict, dict]:
             "piper joe": {"clips": 12, "detected": 12, "recall": 1.0},
             "espeak-ng en-us": {"clips": 8, "detected": 7, "recall": 0.875},
         },
+        "conditions": {
+            "clean": {"clips": 10, "detected": 10, "recall": 1.0},
+            "far_field": {"clips": 10, "detected": 9, "recall": 0.9},
+        },
+        "test_held_out": "espeak-ng en-029 with 3 variants of their own",
         "firing": {
             "stride": 3,
             "sliding_window_size": 5,
@@ -109,6 +114,13 @@ def test_write_report_files_and_content(tmp_path):
     )
     assert headline.count("\n| 0.") == 2
     assert "| espeak-ng en-us | 8 | 7 | 0.875 |" in text
+    conditions = text.split("## Recall per condition (test, cutoff 0.50)")[1].split("\n## ")[0]
+    assert conditions.index("| far_field | 10 | 9 | 0.900 |") < conditions.index("| clean |")
+    held_out = [line for line in text.splitlines() if "never used in training" in line]
+    assert held_out == [
+        "The test split's voices, engine settings and rooms are never used in training or "
+        "validation (espeak-ng en-029 with 3 variants of their own)."
+    ]
     assert "| 0.50 **← chosen** |" in text
     assert text.count("\n| 0.") >= 4 + 3  # full cutoff table and comparison rows
     for name in ("det.png", "roc.png"):
