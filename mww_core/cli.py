@@ -149,7 +149,8 @@ def _explain(section: str | None) -> None:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
     table = Table(title=f"config: {section or 'every section'}", show_lines=False)
-    for column in ("field", "type", "default", "description"):
+    table.add_column("field", no_wrap=True)
+    for column in ("type", "default", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)

@@ -13,6 +13,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+def probability(default: float, description: str) -> Any:
+    """A field holding a probability (0 to 1)."""
+    return Field(default, ge=0, le=1, description=description)
+
+
+def span(default: tuple[float, float], description: str) -> Any:
+    """A field holding a ``[low, high]`` range values are drawn from."""
+    return Field(default, description=description)
+
+
+def section(kind: type, description: str) -> Any:
+    """A field holding a whole section, its defaults when not given."""
+    return Field(default_factory=kind, description=description)
+
+
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, not silently ignored."""
 
@@ -150,58 +165,52 @@ class AugmentationConfig(Section):
     enabled: bool = Field(True, description="Augment training clips.")
     positive_copies: int = Field(2, ge=1, description="Augmented copies per positive clip.")
     negative_copies: int = Field(1, ge=1, description="Augmented copies per negative clip.")
-    rir_probability: float = Field(
-        0.5, ge=0, le=1, description="Share of windows convolved with a room impulse response."
+    rir_probability: float = probability(
+        0.5, "Share of windows convolved with a room impulse response."
     )
-    background_noise_probability: float = Field(
-        0.75, ge=0, le=1, description="Share of windows mixed with a clip from noise/."
+    background_noise_probability: float = probability(
+        0.75, "Share of windows mixed with a clip from noise/."
     )
-    background_snr_db: tuple[float, float] = Field(
-        (3.0, 30.0), description="Range of the speech-to-background-noise ratio, in dB."
+    background_snr_db: tuple[float, float] = span(
+        (3.0, 30.0), "Range of the speech-to-background-noise ratio, in dB."
     )
-    colored_noise_probability: float = Field(
-        0.2, ge=0, le=1, description="Share of windows mixed with colored (1/f^k) noise."
+    colored_noise_probability: float = probability(
+        0.2, "Share of windows mixed with colored (1/f^k) noise."
     )
-    colored_noise_snr_db: tuple[float, float] = Field(
-        (10.0, 40.0), description="Range of the signal-to-colored-noise ratio, in dB."
+    colored_noise_snr_db: tuple[float, float] = span(
+        (10.0, 40.0), "Range of the signal-to-colored-noise ratio, in dB."
     )
-    gain_probability: float = Field(
-        1.0, ge=0, le=1, description="Share of windows whose level is changed by gain_db."
+    gain_probability: float = probability(
+        1.0, "Share of windows whose level is changed by gain_db."
     )
-    gain_db: tuple[float, float] = Field(
-        (-12.0, 6.0), description="Range of the gain applied, in dB."
+    gain_db: tuple[float, float] = span((-12.0, 6.0), "Range of the gain applied, in dB.")
+    seven_band_eq_probability: float = probability(
+        0.2, "Share of windows through a random seven-band equalizer."
     )
-    seven_band_eq_probability: float = Field(
-        0.2, ge=0, le=1, description="Share of windows through a random seven-band equalizer."
+    seven_band_eq_gain_db: tuple[float, float] = span(
+        (-6.0, 6.0), "Range of each equalizer band's gain, in dB."
     )
-    seven_band_eq_gain_db: tuple[float, float] = Field(
-        (-6.0, 6.0), description="Range of each equalizer band's gain, in dB."
+    tanh_distortion_probability: float = probability(
+        0.1, "Share of windows soft-clipped by tanh distortion."
     )
-    tanh_distortion_probability: float = Field(
-        0.1, ge=0, le=1, description="Share of windows soft-clipped by tanh distortion."
+    tanh_distortion: tuple[float, float] = span((0.05, 0.4), "Distortion amount range (0-1).")
+    pitch_shift_probability: float = probability(
+        0.15, "Share of windows pitch-shifted (duration kept)."
     )
-    tanh_distortion: tuple[float, float] = Field(
-        (0.05, 0.4), description="Distortion amount range (0-1)."
+    pitch_shift_semitones: tuple[float, float] = span(
+        (-2.0, 2.0), "Range of the pitch shift, in semitones."
     )
-    pitch_shift_probability: float = Field(
-        0.15, ge=0, le=1, description="Share of windows pitch-shifted (duration kept)."
+    band_stop_probability: float = probability(
+        0.1, "Share of windows with a band-stop filter (a dull mic)."
     )
-    pitch_shift_semitones: tuple[float, float] = Field(
-        (-2.0, 2.0), description="Range of the pitch shift, in semitones."
-    )
-    band_stop_probability: float = Field(
-        0.1, ge=0, le=1, description="Share of windows with a band-stop filter (a dull mic)."
-    )
-    band_stop_center_hz: tuple[float, float] = Field(
-        (200.0, 4000.0), description="Range of the band-stop filter's center frequency, in Hz."
+    band_stop_center_hz: tuple[float, float] = span(
+        (200.0, 4000.0), "Range of the band-stop filter's center frequency, in Hz."
     )
     # Speaker, room and device variety (issue 15). All off by default so existing features stay
     # byte-identical; README "Augmentation" has a recipe that turns them on.
-    speed_probability: float = Field(
+    speed_probability: float = probability(
         0.0,
-        ge=0,
-        le=1,
-        description="Share of windows played faster or slower by resampling (Kaldi-style speed "
+        "Share of windows played faster or slower by resampling (Kaldi-style speed "
         "perturbation: duration, pitch and formants change together). The end of the audio "
         "stays where it was in the window, so a positive still ends where the word ends.",
     )
@@ -209,11 +218,9 @@ class AugmentationConfig(Section):
         (0.85, 1.15),
         description="Speed range; above 1 is faster (shorter, higher), e.g. 1.1 = 10% faster.",
     )
-    formant_warp_probability: float = Field(
+    formant_warp_probability: float = probability(
         0.0,
-        ge=0,
-        le=1,
-        description="Share of windows whose formants (the spectral envelope, i.e. vocal tract "
+        "Share of windows whose formants (the spectral envelope, i.e. vocal tract "
         "length) are scaled with pitch and duration kept: Praat's 'Change gender' via "
         "praat-parselmouth, a VTLP-like change of voice.",
     )
@@ -221,27 +228,23 @@ class AugmentationConfig(Section):
         (0.9, 1.1),
         description="Formant scale range; above 1 moves formants up (a shorter vocal tract).",
     )
-    mic_band_probability: float = Field(
+    mic_band_probability: float = probability(
         0.0,
-        ge=0,
-        le=1,
-        description="Share of windows band-limited like a cheap microphone or a phone line: "
+        "Share of windows band-limited like a cheap microphone or a phone line: "
         "a 4th-order Butterworth band-pass (24 dB/octave each side), applied after the room, "
         "noise and EQ transforms.",
     )
-    mic_low_cut_hz: tuple[float, float] = Field(
-        (100.0, 400.0), description="Range of the band-pass's lower cutoff in Hz."
+    mic_low_cut_hz: tuple[float, float] = span(
+        (100.0, 400.0), "Range of the band-pass's lower cutoff in Hz."
     )
     mic_high_cut_hz: tuple[float, float] = Field(
         (3000.0, 7500.0),
         description="Range of the band-pass's upper cutoff in Hz (at most 7950: the Nyquist "
         "frequency at 16 kHz is 8000).",
     )
-    loudness_probability: float = Field(
+    loudness_probability: float = probability(
         0.0,
-        ge=0,
-        le=1,
-        description="Share of windows scaled, last of all, to a random peak level in "
+        "Share of windows scaled, last of all, to a random peak level in "
         "loudness_peak_dbfs: far speech reaches the device quiet.",
     )
     loudness_peak_dbfs: tuple[float, float] = Field(
@@ -249,11 +252,9 @@ class AugmentationConfig(Section):
         description="Range of the window's peak level in dB relative to full scale (0 = the "
         "loudest sample at +-1.0).",
     )
-    clipping_probability: float = Field(
+    clipping_probability: float = probability(
         0.0,
-        ge=0,
-        le=1,
-        description="Share of windows driven past full scale and hard-clipped, as an overloaded "
+        "Share of windows driven past full scale and hard-clipped, as an overloaded "
         "microphone input does; such a window gets no loudness_peak_dbfs level.",
     )
     clipping_overdrive_db: tuple[float, float] = Field(
@@ -358,9 +359,7 @@ class FeaturesConfig(Section):
     def _jitter_in_order(self) -> FeaturesConfig:
         low, high = self.end_jitter_ms
         if not 0 <= low <= high:
-            raise ValueError(
-                f"end_jitter_ms {[low, high]}: give [low, high] with 0 <= low <= high"
-            )
+            raise ValueError(f"end_jitter_ms {[low, high]}: give [low, high] with 0 <= low <= high")
         return self
 
 
@@ -578,11 +577,9 @@ class MiningConfig(Section):
     """Hard-negative mining with the phase-1 model."""
 
     enabled: bool = Field(True, description="Mine hard negatives with the phase-1 model.")
-    threshold: float = Field(
+    threshold: float = probability(
         0.5,
-        ge=0,
-        le=1,
-        description="Keep windows scoring above this. 0.5 = the lowest cutoff the manifest can get "
+        "Keep windows scoring above this. 0.5 = the lowest cutoff the manifest can get "
         "(evaluation.cutoffs): every window that could start a false activation is kept.",
     )
     max_per_source: int = Field(
@@ -747,9 +744,7 @@ class RetrainConfig(Section):
         default_factory=FineTuneConfig,
         description="The fine-tune, started from the current model's weights.",
     )
-    recall_tolerance: float = Field(
-        0.02, ge=0, le=1, description="Largest drop in test recall that still promotes."
-    )
+    recall_tolerance: float = probability(0.02, "Largest drop in test recall that still promotes.")
     fah_tolerance: float = Field(
         0.5, ge=0, description="Largest rise in test false activations per hour that promotes."
     )
@@ -763,36 +758,18 @@ class FullConfig(Section):
         "demo", pattern=r"^[A-Za-z0-9_.-]+$", description="Folder of this run under runs_dir."
     )
     runs_dir: Path = Field(Path("runs"), description="Folder holding every run's folder.")
-    data: DataConfig = Field(
-        default_factory=DataConfig, description="Where the audio is, and the demo data set."
+    data: DataConfig = section(DataConfig, "Where the audio is, and the demo data set.")
+    augmentation: AugmentationConfig = section(
+        AugmentationConfig, "Waveform augmentation of training windows."
     )
-    augmentation: AugmentationConfig = Field(
-        default_factory=AugmentationConfig, description="Waveform augmentation of training windows."
-    )
-    features: FeaturesConfig = Field(
-        default_factory=FeaturesConfig, description="Frontend features and windowing."
-    )
-    model: ModelConfig = Field(
-        default_factory=ModelConfig, description="The architecture and its shape."
-    )
-    training: TrainingConfig = Field(
-        default_factory=TrainingConfig, description="Training phases and their shared settings."
-    )
-    mining: MiningConfig = Field(
-        default_factory=MiningConfig, description="Hard-negative mining between the phases."
-    )
-    evaluation: EvaluationConfig = Field(
-        default_factory=EvaluationConfig, description="Streaming evaluation and the cutoff."
-    )
-    export: ExportConfig = Field(
-        default_factory=ExportConfig, description="The exported model and its manifest."
-    )
-    performance: PerformanceConfig = Field(
-        default_factory=PerformanceConfig, description="Hardware, speed and scale-out."
-    )
-    retrain: RetrainConfig = Field(
-        default_factory=RetrainConfig, description="Retraining on new negatives."
-    )
+    features: FeaturesConfig = section(FeaturesConfig, "Frontend features and windowing.")
+    model: ModelConfig = section(ModelConfig, "The architecture and its shape.")
+    training: TrainingConfig = section(TrainingConfig, "Training phases and their shared settings.")
+    mining: MiningConfig = section(MiningConfig, "Hard-negative mining between the phases.")
+    evaluation: EvaluationConfig = section(EvaluationConfig, "Streaming evaluation and the cutoff.")
+    export: ExportConfig = section(ExportConfig, "The exported model and its manifest.")
+    performance: PerformanceConfig = section(PerformanceConfig, "Hardware, speed and scale-out.")
+    retrain: RetrainConfig = section(RetrainConfig, "Retraining on new negatives.")
 
     @property
     def run_dir(self) -> Path:

@@ -296,14 +296,15 @@ def _comparison_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _voice_table(metrics: dict[str, Any]) -> list[str]:
-    groups = metrics.get("voice_groups") or {}
+def _group_table(metrics: dict[str, Any], key: str, what: str) -> list[str]:
+    """Recall per group of the test positives (voice group, condition) at the chosen cutoff."""
+    groups = metrics.get(key) or {}
     if not groups:
         return []
     lines = [
-        f"## Recall per voice group (test, cutoff {metrics['cutoff']:.2f})",
+        f"## Recall per {what} (test, cutoff {metrics['cutoff']:.2f})",
         "",
-        "| voice group | clips | detected | recall |",
+        f"| {what} | clips | detected | recall |",
         "|---|---|---|---|",
     ]
     for name, g in sorted(groups.items(), key=lambda kv: (kv[1]["recall"], kv[0])):
@@ -311,19 +312,12 @@ def _voice_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _voice_table(metrics: dict[str, Any]) -> list[str]:
+    return _group_table(metrics, "voice_groups", "voice group")
+
+
 def _condition_table(metrics: dict[str, Any]) -> list[str]:
-    conditions = metrics.get("conditions") or {}
-    if not conditions:
-        return []
-    lines = [
-        f"## Recall per condition (test, cutoff {metrics['cutoff']:.2f})",
-        "",
-        "| condition | clips | detected | recall |",
-        "|---|---|---|---|",
-    ]
-    for name, c in sorted(conditions.items(), key=lambda kv: (kv[1]["recall"], kv[0])):
-        lines.append(f"| {name} | {c['clips']} | {c['detected']} | {c['recall']:.3f} |")
-    return lines
+    return _group_table(metrics, "conditions", "condition")
 
 
 def _held_out_line(metrics: dict[str, Any]) -> list[str]:
