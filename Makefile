@@ -8,13 +8,17 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: demo test test-fast lint system-deps install clean-demo
+.PHONY: demo test test-one-thread test-fast lint system-deps install clean-demo
 
 demo: install
 	$(PY) flows/train_wakeword.py --config configs/demo.yaml
 
 test: install
 	$(PY) -m pytest -q -ra
+
+# The suite with one TensorFlow/OpenMP thread: results must not hang on thread counts.
+test-one-thread: install
+	TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra
 
 test-fast: install
 	$(PY) -m pytest -q -ra -m "not slow"

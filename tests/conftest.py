@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Deterministic TensorFlow kernels everywhere in the suite (the Trainer enables them too).
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
