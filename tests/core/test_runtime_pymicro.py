@@ -217,20 +217,42 @@ def test_official_model_window_means_match_ours(audio):
 
 
 @pytest.fixture(scope="module")
-def trained_manifest(tmp_path_factory):
-    """The manifest of a tiny model our pipeline trains (400 steps) and exports: 70-90 s."""
+def trained(tmp_path_factory):
+    """A tiny model our pipeline trains (400 steps, half of each batch positives, so that it
+    fires) and exports, and six of the wake-word clips it trained on: 70-90 s."""
     from mww_core import pipeline
+    from mww_core.audio import load_audio
     from mww_core.config import load_config
     from tests.conftest import write_tiny_config
 
-    phases = [{"steps": 300, "learning_rate": 0.003}, {"steps": 100, "learning_rate": 0.001}]
-    config = write_tiny_config(tmp_path_factory.mktemp("pipeline"), **{"training.phases": phases})
-    records = pipeline.run_all(load_config(config))
-    return Path(records["export"].outputs["manifest"])
+    phase = {"learning_rate": 0.003, "positive_fraction": 0.5, "class_weights": {"negative": 2.0}}
+    phases = [{"steps": 300, **phase}, {"steps": 100, **phase, "learning_rate": 0.001}]
+    config = load_config(
+        write_tiny_config(tmp_path_factory.mktemp("pipeline"), **{"training.phases": phases})
+    )
+    records = pipeline.run_all(config)
+    # Clips it trained on: a tiny model fires on those on any CPU; unseen voices it may miss.
+    folder = config.data.data_dir / "train" / "positive"
+    clips = [load_audio(p) for p in sorted(folder.glob("*.wav"))[:6]]
+    return Path(records["export"].outputs["manifest"]), clips
+
+
+@pytest.fixture(scope="module")
+def trained_manifest(trained):
+    """The manifest of the tiny model."""
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def own_clips(trained):
+    """Six wake-word clips the tiny model trained on, clean and in pink noise."""
+    clean = trained[1]
+    noisy = [np.clip(c + _pink_noise(len(c), 0.02, i), -1, 1) for i, c in enumerate(clean)]
+    return {"clean": clean, "noisy": noisy}
 
 
 @pytest.mark.slow
-def test_our_model_runs_in_pymicro_wakeword(trained_manifest, audio):
+def test_our_model_runs_in_pymicro_wakeword(trained_manifest, own_clips, audio):
     micro = json.loads(trained_manifest.read_text())["micro"]
     model = MicroWakeWord.from_config(trained_manifest)
     assert model.stride == 3
@@ -238,7 +260,7 @@ def test_our_model_runs_in_pymicro_wakeword(trained_manifest, audio):
     assert model.sliding_window_size == micro["sliding_window_size"]
     quiet = _pink_noise(16000, rms=0.003, seed=9)
     verdicts, means = stream_through_pymicro(trained_manifest, np.concatenate(
-        [quiet, audio["clean"][2], quiet]))  # fmt: skip
+        [quiet, own_clips["clean"][2], quiet]))  # fmt: skip
     assert any(verdicts), max(means)  # it fires on the wake word
     # PymicroWakeWordModel's decisions are process_streaming's, inference by inference.
     assert verdicts == [mean > model.probability_cutoff for mean in means]
@@ -247,15 +269,15 @@ def test_our_model_runs_in_pymicro_wakeword(trained_manifest, audio):
 
 
 @pytest.mark.slow
-def test_our_model_verdicts_agree_with_ours(trained_manifest, audio, tmp_path, capsys):
-    ours, theirs = per_clip_verdicts(trained_manifest, audio["clean"] + audio["noisy"],
+def test_our_model_verdicts_agree_with_ours(trained_manifest, own_clips, audio, tmp_path, capsys):
+    ours, theirs = per_clip_verdicts(trained_manifest, own_clips["clean"] + own_clips["noisy"],
                                      audio["near_misses"])  # fmt: skip
     assert ours[:6].sum() >= 4  # the tiny model detects most clean clips
     # The rules differ near the cutoff (uint8 sums against a truncated cutoff vs a float mean)
     # and so do the kernels: one clip scoring in between may split the runtimes.
     assert (ours != theirs).sum() <= 1, (ours.astype(int), theirs.astype(int))
 
-    kinds = {"positive": audio["clean"], "negative": audio["near_misses"],
+    kinds = {"positive": own_clips["clean"], "negative": audio["near_misses"],
              "ambient": [audio["ambient"]]}  # fmt: skip
     for kind, clips in kinds.items():
         (tmp_path / kind).mkdir()
