@@ -21,7 +21,7 @@ from mww_core import fsstore, stages
 from mww_core.audio import AudioError, list_audio_files, load_audio
 from mww_core.augment import AudioAugmentationPipeline
 from mww_core.config import FullConfig
-from mww_core.evaluation import stream_clips
+from mww_core.evaluation.streams import stream_clips
 from mww_core.frontend import NUM_CHANNELS, SAMPLE_RATE_HZ, compute_features, samples_for_frames
 from mww_core.store import (
     Stream,

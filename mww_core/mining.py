@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mww_core.config import FullConfig
-from mww_core.evaluation import detection_samples
+from mww_core.evaluation.firing import detection_samples
 from mww_core.frontend import FEATURE_STEP_SAMPLES, SAMPLE_RATE_HZ
 from mww_core.store import Stream, Windows, empty_windows, read_windows, write_windows
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -155,6 +156,10 @@ def _imported_modules(module: str, path: Path) -> set[str]:
             found.add(base)
             # ``from mww_core import evaluation``: the names may be modules themselves.
             found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # importlib.import_module("mww_core.evaluation.runner"): a lazy import.
+            if re.fullmatch(r"mww_core(\.\w+)+", node.value):
+                found.add(node.value)
     return {m for m in found if m == "mww_core" or m.startswith("mww_core.")}
 
 

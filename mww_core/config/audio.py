@@ -1,0 +1,213 @@
+"""Waveform augmentation and the frontend's features and windowing."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mww_core.config.base import Section, probability, span
+
+
+class AugmentationConfig(Section):
+    """Waveform augmentation applied before the frontend (training split only)."""
+
+    enabled: bool = Field(True, description="Augment training clips.")
+    positive_copies: int = Field(2, ge=1, description="Augmented copies per positive clip.")
+    negative_copies: int = Field(1, ge=1, description="Augmented copies per negative clip.")
+    rir_probability: float = probability(
+        0.5, "Share of windows convolved with a room impulse response."
+    )
+    background_noise_probability: float = probability(
+        0.75, "Share of windows mixed with a clip from noise/."
+    )
+    background_snr_db: tuple[float, float] = span(
+        (3.0, 30.0), "Range of the speech-to-background-noise ratio, in dB."
+    )
+    colored_noise_probability: float = probability(
+        0.2, "Share of windows mixed with colored (1/f^k) noise."
+    )
+    colored_noise_snr_db: tuple[float, float] = span(
+        (10.0, 40.0), "Range of the signal-to-colored-noise ratio, in dB."
+    )
+    gain_probability: float = probability(
+        1.0, "Share of windows whose level is changed by gain_db."
+    )
+    gain_db: tuple[float, float] = span((-12.0, 6.0), "Range of the gain applied, in dB.")
+    seven_band_eq_probability: float = probability(
+        0.2, "Share of windows through a random seven-band equalizer."
+    )
+    seven_band_eq_gain_db: tuple[float, float] = span(
+        (-6.0, 6.0), "Range of each equalizer band's gain, in dB."
+    )
+    tanh_distortion_probability: float = probability(
+        0.1, "Share of windows soft-clipped by tanh distortion."
+    )
+    tanh_distortion: tuple[float, float] = span((0.05, 0.4), "Distortion amount range (0-1).")
+    pitch_shift_probability: float = probability(
+        0.15, "Share of windows pitch-shifted (duration kept)."
+    )
+    pitch_shift_semitones: tuple[float, float] = span(
+        (-2.0, 2.0), "Range of the pitch shift, in semitones."
+    )
+    band_stop_probability: float = probability(
+        0.1, "Share of windows with a band-stop filter (a dull mic)."
+    )
+    band_stop_center_hz: tuple[float, float] = span(
+        (200.0, 4000.0), "Range of the band-stop filter's center frequency, in Hz."
+    )
+    # Speaker, room and device variety (issue 15). All off by default so existing features stay
+    # byte-identical; README "Augmentation" has a recipe that turns them on.
+    speed_probability: float = probability(
+        0.0,
+        "Share of windows played faster or slower by resampling (Kaldi-style speed "
+        "perturbation: duration, pitch and formants change together). The end of the audio "
+        "stays where it was in the window, so a positive still ends where the word ends.",
+    )
+    speed_factor: tuple[float, float] = Field(
+        (0.85, 1.15),
+        description="Speed range; above 1 is faster (shorter, higher), e.g. 1.1 = 10% faster.",
+    )
+    formant_warp_probability: float = probability(
+        0.0,
+        "Share of windows whose formants (the spectral envelope, i.e. vocal tract "
+        "length) are scaled with pitch and duration kept: Praat's 'Change gender' via "
+        "praat-parselmouth, a VTLP-like change of voice.",
+    )
+    formant_warp_factor: tuple[float, float] = Field(
+        (0.9, 1.1),
+        description="Formant scale range; above 1 moves formants up (a shorter vocal tract).",
+    )
+    mic_band_probability: float = probability(
+        0.0,
+        "Share of windows band-limited like a cheap microphone or a phone line: "
+        "a 4th-order Butterworth band-pass (24 dB/octave each side), applied after the room, "
+        "noise and EQ transforms.",
+    )
+    mic_low_cut_hz: tuple[float, float] = span(
+        (100.0, 400.0), "Range of the band-pass's lower cutoff in Hz."
+    )
+    mic_high_cut_hz: tuple[float, float] = Field(
+        (3000.0, 7500.0),
+        description="Range of the band-pass's upper cutoff in Hz (at most 7950: the Nyquist "
+        "frequency at 16 kHz is 8000).",
+    )
+    loudness_probability: float = probability(
+        0.0,
+        "Share of windows scaled, last of all, to a random peak level in "
+        "loudness_peak_dbfs: far speech reaches the device quiet.",
+    )
+    loudness_peak_dbfs: tuple[float, float] = Field(
+        (-40.0, 0.0),
+        description="Range of the window's peak level in dB relative to full scale (0 = the "
+        "loudest sample at +-1.0).",
+    )
+    clipping_probability: float = probability(
+        0.0,
+        "Share of windows driven past full scale and hard-clipped, as an overloaded "
+        "microphone input does; such a window gets no loudness_peak_dbfs level.",
+    )
+    clipping_overdrive_db: tuple[float, float] = Field(
+        (1.0, 12.0),
+        description="How far past full scale (dB) a clipped window's peak is driven before the "
+        "samples are cut at +-1.0.",
+    )
+    seed: int = Field(0, description="Base seed; each clip's seed derives from it and its id.")
+
+    @model_validator(mode="after")
+    def _ranges_make_sense(self) -> AugmentationConfig:
+        problems = _range_problems(self, _RANGE_FIELDS)
+        problems += _limit_problems(
+            self,
+            [
+                ("speed_factor", 0.0, None, "speeds are positive factors, e.g. [0.9, 1.1]"),
+                ("formant_warp_factor", 0.5, 2.0, "keep factors near 1, e.g. [0.9, 1.1]"),
+                ("mic_low_cut_hz", 0.0, None, "cutoffs are positive frequencies"),
+                ("mic_high_cut_hz", 0.0, 7950.0, "at most 7950 Hz (Nyquist is 8000 Hz)"),
+                ("loudness_peak_dbfs", None, 0.0, "use clipping_* for levels above 0 dBFS"),
+                ("clipping_overdrive_db", 0.0, None, "overdrive is dB above full scale"),
+            ],
+        )
+        if self.mic_low_cut_hz[1] >= self.mic_high_cut_hz[0]:
+            problems.append(
+                f"mic_low_cut_hz {list(self.mic_low_cut_hz)} reaches mic_high_cut_hz "
+                f"{list(self.mic_high_cut_hz)}: every low cutoff must be below every high cutoff"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+_RANGE_FIELDS = [
+    "background_snr_db",
+    "colored_noise_snr_db",
+    "gain_db",
+    "seven_band_eq_gain_db",
+    "tanh_distortion",
+    "pitch_shift_semitones",
+    "band_stop_center_hz",
+    "speed_factor",
+    "formant_warp_factor",
+    "mic_low_cut_hz",
+    "mic_high_cut_hz",
+    "loudness_peak_dbfs",
+    "clipping_overdrive_db",
+]
+
+
+def _range_problems(section: Section, names: list[str]) -> list[str]:
+    """One message per ``(low, high)`` field whose low end is above its high end."""
+    return [
+        f"{name} = {list(getattr(section, name))}: give [low, high] with low <= high"
+        for name in names
+        if getattr(section, name)[0] > getattr(section, name)[1]
+    ]
+
+
+def _limit_problems(
+    section: Section, limits: list[tuple[str, float | None, float | None, str]]
+) -> list[str]:
+    """One message per range field outside its limits: low above ``above``, high <= ``below``."""
+    problems = []
+    for name, above, below, fix in limits:
+        low, high = getattr(section, name)
+        if (above is not None and low <= above) or (below is not None and high > below):
+            problems.append(f"{name} = {[low, high]} is out of bounds: {fix}")
+    return problems
+
+
+class FeaturesConfig(Section):
+    """TFLite-Micro frontend features and how clips are windowed into training examples."""
+
+    sample_rate_hz: Literal[16000] = Field(
+        16000, description="Audio rate of the frontend; other rates are converted on load."
+    )
+    window_frames: int = Field(
+        160, ge=20, description="Frames (10 ms each) stored per training example."
+    )
+    end_jitter_ms: tuple[int, int] = Field(
+        (0, 300), description="A positive's end lands this far before the window end."
+    )
+    ambient_hop_s: float = Field(
+        1.0, gt=0, description="Hop between negative windows cut from long ambient audio."
+    )
+    stream_gap_s: float = Field(
+        1.5, ge=0.5, description="Faint noise between clips joined into evaluation streams."
+    )
+    shard_rows: int = Field(
+        2048, ge=1, description="Examples per Parquet shard (on average; shards follow sources)."
+    )
+    row_group_rows: int = Field(
+        512, ge=16, description="Rows per Parquet row group, the unit streaming readers load."
+    )
+    num_workers: int = Field(2, ge=1, description="Processes computing features.")
+    strict: bool = Field(
+        False, description="Fail on any unusable audio file instead of skipping and reporting it."
+    )
+
+    @model_validator(mode="after")
+    def _jitter_in_order(self) -> FeaturesConfig:
+        low, high = self.end_jitter_ms
+        if not 0 <= low <= high:
+            raise ValueError(f"end_jitter_ms {[low, high]}: give [low, high] with 0 <= low <= high")
+        return self

@@ -1,0 +1,130 @@
+"""Where the audio is: the data folder, extra sources and feature sets, the demo data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mww_core.config.base import Section
+
+
+class DemoDataConfig(Section):
+    """Size and seed of the bundled, offline demo data set for any wake word."""
+
+    piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
+    espeak_positives: int = Field(240, ge=0, description="Positive clips from espeak-ng voices.")
+    near_miss_negatives: int = Field(
+        300, ge=0, description="Clips of phrases that sound like the wake word."
+    )
+    near_miss_phrases: int = Field(
+        40,
+        ge=0,
+        description="Near-miss phrases generated for the wake word by replacing its words with "
+        "dictionary words that sound alike (mww_core.confusables). Each word of the wake word "
+        "said alone comes on top, and for hey jarvis a hand-written list too. They are said in "
+        "the near-miss clips and, inside everyday sentences, in the ambient and mining audio.",
+    )
+    near_miss_max_phoneme_distance: int = Field(
+        2,
+        ge=1,
+        description="Largest phoneme edit distance (insertions, deletions, substitutions) "
+        "between a generated near-miss phrase and the wake word, in the CMU dictionary's "
+        "pronunciations and as espeak-ng says them. 1 or 2 sound alike; more drifts away.",
+    )
+    speech_negatives: int = Field(150, ge=0, description="Clips of read-aloud sentences.")
+    ambient_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"train": 20.0, "validation": 30.0, "test": 60.0},
+        description="Minutes of long ambient audio (noise, babble, speech, near misses) per "
+        "split. One false activation in 30 minutes is 2 FAH, in 60 minutes 1 FAH: less audio "
+        "cannot tell a model that meets a 1 FAH target from one that does not.",
+    )
+    mining_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="Minutes of talk-heavy recordings in train/mining/ (train voices, their own "
+        "utterances, two near misses a minute) that only hard-negative mining scans.",
+    )
+    split_fractions: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
+        description="Share of the clips in each split; no utterance appears in two splits.",
+    )
+    validation_espeak_voices: list[str] = Field(
+        default_factory=lambda: ["en-gb-x-gbclan"],
+        description="espeak-ng base voices (of mww_core.demo_data.ESPEAK_VOICES) heard in "
+        "validation and never in training, beside the training voices with variants of "
+        "validation's own: picking the best model then rewards voices it never heard.",
+    )
+    test_espeak_voices: list[str] = Field(
+        default_factory=lambda: ["en-us-nyc", "en-029", "en-gb-scotland"],
+        description="espeak-ng base voices heard only in the test split, with variants of its "
+        "own. The test's Piper speech also comes from settings (length, noise, formant shift) "
+        "and its positives from rooms and noises that training and validation never use.",
+    )
+    rirs: int = Field(
+        24, ge=0, description="Room impulse responses simulated with pyroomacoustics."
+    )
+    noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
+    seed: int = Field(1234, description="Seed for every random choice in the demo data.")
+
+
+class AudioSourceConfig(Section):
+    """An extra folder of audio (wav/flac/ogg/mp3, any rate or channel count) for one split."""
+
+    path: Path = Field(description="Folder of audio files, searched recursively.")
+    kind: Literal["positive", "negative", "ambient", "mining"] = Field(
+        description="positive = wake-word clips; negative = other clips; ambient = long "
+        "recordings cut into windows every features.ambient_hop_s; mining = long negative "
+        "recordings (podcasts, TV) that only hard-negative mining scans (train split only)."
+    )
+    split: Literal["train", "validation", "test"] = Field("train", description="Which split.")
+    copies: int | None = Field(
+        None, ge=1, description="Augmented copies per window; default from augmentation."
+    )
+
+    @model_validator(mode="after")
+    def _mining_is_train(self) -> AudioSourceConfig:
+        if self.kind == "mining" and self.split != "train":
+            raise ValueError(
+                f"{self.path}: kind 'mining' folders are scanned for hard negatives of the train "
+                f"split only; set split: train (got {self.split})"
+            )
+        return self
+
+
+class FeatureSetConfig(Section):
+    """Precomputed microWakeWord features (RaggedMmap folders from mmap_ninja) to import."""
+
+    path: Path = Field(description="A RaggedMmap folder, or a folder holding several.")
+    weight_class: Literal["negative", "hard_negative"] = Field(
+        "negative", description="Loss weight class of the imported (negative) windows."
+    )
+    hop_frames: int = Field(
+        100, ge=1, description="Hop between windows cut from spectrograms longer than a window."
+    )
+
+
+class DataConfig(Section):
+    """Where the audio comes from.
+
+    ``data_dir`` holds ``{train,validation,test}/{positive,negative,ambient}/*.wav`` plus
+    ``rirs/`` and ``noise/`` folders used by augmentation.
+    """
+
+    wake_word: str = Field("hey jarvis", min_length=1, description="The phrase to detect.")
+    data_dir: Path = Field(Path("data/demo"), description="Root folder of the audio data set.")
+    build_demo: bool = Field(
+        True, description="Build the bundled demo data set into data_dir when it is missing."
+    )
+    demo: DemoDataConfig = Field(
+        default_factory=DemoDataConfig,
+        description="Sizes and seed of the bundled demo data set (with build_demo: true).",
+    )
+    sources: list[AudioSourceConfig] = Field(
+        default_factory=list, description="Extra audio folders, besides data_dir's layout."
+    )
+    feature_sets: list[FeatureSetConfig] = Field(
+        default_factory=list,
+        description="microWakeWord feature sets imported as training negatives.",
+    )

@@ -1,0 +1,262 @@
+"""Cutoff sweeps, the cutoff choice for a FAH target, comparisons and recall per group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mww_core.config import EvaluationConfig
+from mww_core.evaluation.firing import (
+    clip_hits,
+    clip_max_scores,
+    cutoff_to_uint8,
+    detect_with_config,
+    false_activations_per_hour,
+    ignored_inferences,
+    recall,
+)
+from mww_core.evaluation.streams import ScoredStreams, Scorer, score_streams
+
+logger = logging.getLogger(__name__)
+
+
+def sweep(
+    scored: ScoredStreams, config: EvaluationConfig, cutoffs: Sequence[float] | None = None
+) -> list[dict[str, Any]]:
+    """Recall, false accepts and FAH at each cutoff (``config.cutoffs`` unless given).
+
+    Rows hold ``cutoff``, ``cutoff_uint8``, ``positives_detected``, ``recall`` (None without
+    positives), ``false_accepts`` (negative clips with a hit), ``false_accept_rate`` (None
+    without negatives), ``ambient_activations`` and ``fah`` (None without ambient audio).
+    """
+    stride = scored.stride
+
+    def clips_hit(probs: np.ndarray, spans: list[tuple[int, int]], cutoff: float) -> int:
+        return int(
+            clip_hits(detect_with_config(probs, cutoff, config, stride), spans, stride).sum()
+        )
+
+    rows = []
+    for cutoff in cutoffs if cutoffs is not None else config.cutoffs:
+        detected = clips_hit(scored.positive_probs, scored.positive_spans, cutoff)
+        false_accepts = clips_hit(scored.negative_probs, scored.negative_spans, cutoff)
+        activations = sum(
+            len(detect_with_config(probs, cutoff, config, stride)) for probs in scored.ambient_probs
+        )
+        n_pos, n_neg = len(scored.positive_spans), len(scored.negative_spans)
+        rows.append(
+            {
+                "cutoff": float(cutoff),
+                "cutoff_uint8": cutoff_to_uint8(cutoff),
+                "positives_detected": detected,
+                "recall": recall(detected, n_pos) if n_pos else None,
+                "false_accepts": false_accepts,
+                "false_accept_rate": false_accepts / n_neg if n_neg else None,
+                "ambient_activations": int(activations),
+                "fah": (
+                    false_activations_per_hour(activations, scored.ambient_duration_s)
+                    if scored.ambient_duration_s > 0
+                    else None
+                ),
+            }
+        )
+    return rows
+
+
+def sweep_cutoffs(config: EvaluationConfig) -> list[float]:
+    """The manifest candidates ``config.cutoffs`` and the curve-only ``curve_cutoffs``, sorted."""
+    return sorted({round(float(c), 4) for c in [*config.cutoffs, *config.curve_cutoffs]})
+
+
+def choose_cutoff(
+    sweep_rows: Sequence[dict[str, Any]],
+    target_fah: float,
+    cutoffs: Sequence[float] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """The sweep row whose cutoff goes into the manifest, and whether it meets ``target_fah``.
+
+    Among rows with ``fah <= target_fah``: highest recall, then lowest FAH, then highest cutoff.
+    If none meets the target: the lowest FAH (then the highest cutoff), flagged ``False``.
+    ``cutoffs`` restricts the choice to these cutoffs (e.g. ``config.cutoffs``).
+    """
+    allowed = None if cutoffs is None else {round(float(c), 4) for c in cutoffs}
+    rows = [
+        row
+        for row in sweep_rows
+        if row.get("fah") is not None
+        and (allowed is None or round(float(row["cutoff"]), 4) in allowed)
+    ]
+    if not rows:
+        raise ValueError("cannot choose a cutoff: the sweep has no FAH (no ambient audio)")
+    meeting = [row for row in rows if row["fah"] <= target_fah]
+    if meeting:
+        best = max(meeting, key=lambda r: (r["recall"] or 0.0, -r["fah"], r["cutoff"]))
+        return best, True
+    best = min(rows, key=lambda r: (r["fah"], -r["cutoff"]))
+    logger.warning(
+        "no cutoff meets the FAH target %.3g; lowest FAH is %.3g at cutoff %.2f",
+        target_fah,
+        best["fah"],
+        best["cutoff"],
+    )
+    return best, False
+
+
+def evaluate_streaming(
+    scorer: Scorer,
+    positives: Sequence[np.ndarray],
+    negatives: Sequence[np.ndarray],
+    ambient: Sequence[np.ndarray],
+    config: EvaluationConfig,
+    stride: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a scorer as the device fires and pick the cutoff meeting ``config.target_fah``.
+
+    Args:
+        scorer: Raw features -> probabilities per inference (e.g. ``StreamingTFLiteModel``).
+        positives: 16 kHz wake-word clips.
+        negatives: 16 kHz clips that must not fire (may be empty).
+        ambient: Long 16 kHz recordings for FAH, each scored as its own stream.
+        config: Window, refractory period, start-up blind spot, cutoffs, FAH target, gap.
+        stride: Frames per inference; defaults to ``scorer.stride``.
+
+    Returns:
+        A JSON-serializable dict: the chosen ``cutoff``, ``target_fah``, ``target_met``, the
+        chosen sweep row's counts and rates, ``ambient_hours``, clip counts, the firing settings,
+        per-positive-clip ``positive_clip_hits``/``positive_clip_max_scores`` and the ``sweep``.
+    """
+    stride = stride if stride is not None else getattr(scorer, "stride", None)
+    if stride is None:
+        raise ValueError("pass stride= for a scorer without a .stride attribute")
+    if not positives or not ambient:
+        raise ValueError("evaluate_streaming needs positive clips and ambient audio (for FAH)")
+    scored = score_streams(scorer, positives, negatives, ambient, config, stride)
+    rows = sweep(scored, config)
+    chosen, met = choose_cutoff(rows, config.target_fah)
+    detections = detect_with_config(scored.positive_probs, chosen["cutoff"], config, stride)
+    hits = clip_hits(detections, scored.positive_spans, stride)
+    max_scores = clip_max_scores(
+        scored.positive_probs, scored.positive_spans, stride, config.sliding_window_size
+    )
+    return {
+        "cutoff": chosen["cutoff"],
+        "target_fah": config.target_fah,
+        "target_met": met,
+        "recall": chosen["recall"],
+        "positives_detected": chosen["positives_detected"],
+        "false_accepts": chosen["false_accepts"],
+        "false_accept_rate": chosen["false_accept_rate"],
+        "fah": chosen["fah"],
+        "ambient_activations": chosen["ambient_activations"],
+        "ambient_hours": scored.ambient_duration_s / 3600.0,
+        "positive_clips": len(scored.positive_spans),
+        "negative_clips": len(scored.negative_spans),
+        "stride": stride,
+        "sliding_window_size": config.sliding_window_size,
+        "refractory_inferences": config.refractory_inferences,
+        "ignore_first_inferences": ignored_inferences(config.ignore_first_frames, stride),
+        "positive_clip_hits": [bool(hit) for hit in hits],
+        "positive_clip_max_scores": max_scores,
+        "sweep": rows,
+    }
+
+
+def confusion_matrix(row: dict[str, Any], positive_clips: int, negative_clips: int) -> dict:
+    """Clip-level confusion matrix of one sweep row, plus the ambient activations.
+
+    Positives are wake-word clips, negatives near-miss clips; ambient audio has no clips, so
+    only its activation count belongs to the "false positive" side.
+    """
+    detected, false_accepts = row["positives_detected"], row["false_accepts"]
+    return {
+        "cutoff": row["cutoff"],
+        "true_positives": detected,
+        "false_negatives": positive_clips - detected,
+        "false_positives": false_accepts,
+        "true_negatives": negative_clips - false_accepts,
+        "ambient_activations": row["ambient_activations"],
+    }
+
+
+def best_row_at_recall(
+    sweep_rows: Sequence[dict[str, Any]], min_recall: float
+) -> dict[str, Any] | None:
+    """The sweep row with at least ``min_recall`` and the fewest false activations.
+
+    Ties go to fewer false accepts on near-miss clips, then to the higher cutoff. ``None`` when
+    no cutoff reaches the recall.
+    """
+    rows = [
+        r
+        for r in sweep_rows
+        if r.get("recall") is not None and r["recall"] >= min_recall - 1e-12
+        and r.get("fah") is not None
+    ]  # fmt: skip
+    if not rows:
+        return None
+    return min(rows, key=lambda r: (r["fah"], r["false_accepts"], -r["cutoff"]))
+
+
+def compare_at_equal_recall(
+    sweeps: dict[str, Sequence[dict[str, Any]]], recalls: Sequence[float]
+) -> list[dict[str, Any]]:
+    """For each recall level, every model's lowest FAH (and its false accepts and cutoff).
+
+    Args:
+        sweeps: Sweep rows per model name (e.g. ``{"phase 1": ..., "phase 2": ...}``).
+        recalls: Recall levels to compare at.
+
+    Returns:
+        One row per recall level: ``{"recall": r, "<model>": {"fah", "false_accepts",
+        "cutoff", "recall"} or None}``.
+    """
+    out = []
+    for level in recalls:
+        entry: dict[str, Any] = {"recall": float(level)}
+        for name, rows in sweeps.items():
+            best = best_row_at_recall(rows, level)
+            entry[name] = (
+                None
+                if best is None
+                else {k: best[k] for k in ("fah", "false_accepts", "cutoff", "recall")}
+            )
+        out.append(entry)
+    return out
+
+
+def recall_by_group(hits: Sequence[bool], groups: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Recall per group of positive clips (e.g. per voice), so a weak group is visible."""
+    if len(hits) != len(groups):
+        raise ValueError(f"{len(hits)} clip results for {len(groups)} group labels")
+    out: dict[str, dict[str, Any]] = {}
+    for group in sorted(set(groups)):
+        members = [bool(h) for h, g in zip(hits, groups, strict=True) if g == group]
+        out[group] = {
+            "clips": len(members),
+            "detected": sum(members),
+            "recall": recall(sum(members), len(members)),
+        }
+    return out
+
+
+def voice_group(entry: dict[str, Any]) -> str:
+    """Voice group of a clip described in a demo ``dataset.json``: generator and accent.
+
+    ``{"generator": "espeak-ng", "voice": "en-gb-scotland+f3"}`` -> ``espeak-ng en-gb-scotland``;
+    variants after ``+`` are dropped so each group holds several clips.
+    """
+    generator = str(entry.get("generator", "unknown"))
+    voice = str(entry.get("voice", "")).split("+")[0]
+    return f"{generator} {voice}".strip()
+
+
+def clip_condition(entry: dict[str, Any]) -> str:
+    """How a test positive described in a demo ``dataset.json`` is heard (``"clean"`` if unsaid).
+
+    ``{"condition": "far_field", ...}`` -> ``far_field``; the demo's test positives are clean,
+    noisy, reverberant, far_field, pitch_shifted or command (the wake word and a request).
+    """
+    return str(entry.get("condition") or "clean")
