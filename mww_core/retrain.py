@@ -237,7 +237,7 @@ def run_inbox_mining(
     )
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.features import augment_mined_windows
+        from mww_core.features.mined import augment_mined_windows
         from mww_core.mining import HardExampleMiner
         from mww_core.store import Windows, read_streams
         from mww_core.training.trainer import keras_scorer
