@@ -24,7 +24,7 @@ import numpy as np
 from mww_core import retrain
 from mww_core.audio import resample_to_16k, write_wav
 from mww_core.config import load_config
-from mww_core.demo_data import NEAR_MISS_PHRASES, SENTENCES, _near_miss_sentences
+from mww_core.demo_data.corpus import NEAR_MISS_PHRASES, SENTENCES, _near_miss_sentences
 
 VOICES = ("en-us+m3", "en-gb+f2", "en-029+m1", "en-gb-x-rp+f4", "en-us-nyc+m5", "en+f3")
 

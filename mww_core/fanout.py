@@ -18,20 +18,16 @@ import pyarrow.parquet as pq
 
 from mww_core import fsstore
 from mww_core.config import FullConfig
-from mww_core.features import (
-    TASK_ROWS,
+from mww_core.features.plan import ShardPlan, plan_shards, plan_window_jobs
+from mww_core.features.shards import (
     PartialShard,
-    ShardPlan,
     compute_shards,
-    finish_features,
-    init_worker,
-    make_windows,
-    plan_shards,
-    plan_window_jobs,
     remove_stale_shards,
     row_progress,
     write_shard,
 )
+from mww_core.features.stage import finish_features
+from mww_core.features.workers import TASK_ROWS, init_worker, make_windows
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +116,8 @@ def compute_shard(config: FullConfig, plan: ShardPlan, url: str) -> ShardResult:
     """Compute one shard in this process and write it atomically into the store at ``url``.
 
     The windows are made by the same functions, in the same chunks, as the in-process stage
-    (``features.compute_shards``), and each window depends only on its own job (seeded per
-    job), so the shard is identical whichever machine or worker makes it. A worker killed
+    (``features.shards.compute_shards``), and each window depends only on its own job (seeded
+    per job), so the shard is identical whichever machine or worker makes it. A worker killed
     midway leaves at most a hidden temporary file, never a visible partial shard.
     """
     if _WORKER_CONFIG.get("config") != config:
@@ -242,7 +238,7 @@ def shard_child_main(parent: int) -> None:
 def compute_in_process(
     config: FullConfig, plans: list[ShardPlan], url: str, on_rows: Callable[[int], None]
 ) -> dict[str, str]:
-    """The default runner: this machine's worker processes (``features.compute_shards``).
+    """The default runner: this machine's worker processes (``features.shards.compute_shards``).
 
     Shards for a non-local store are made in a local temporary folder and uploaded one by one.
     """
@@ -263,7 +259,9 @@ def build_train_shards(
     progress: Progress | None = None,
     compute: ComputeShards = compute_in_process,
 ) -> tuple[dict[str, tuple[str, int]], dict[str, str], dict[str, int]]:
-    """``features.build_train_windows`` for a store at any URL; ``compute`` makes missing shards.
+    """``features.shards.build_train_windows`` for a store at any URL.
+
+    ``compute`` makes the missing shards.
 
     Returns:
         ``{shard name: (url, rows)}``, ``{source: reason}`` of unusable files, and counts of
@@ -290,7 +288,7 @@ def build_train_shards(
 def build_features_at(
     config: FullConfig, out_dir: Path, url: str, progress: Progress | None = None
 ) -> dict:
-    """``features.build_features`` with the train shards in a store at ``url`` (any fsspec URL).
+    """``features.stage.build_features`` with the train shards in a store at any fsspec URL.
 
     Streams stay in the stage folder ``out_dir`` (the run folder); imported feature sets are
     converted in a local temporary folder and uploaded.

@@ -22,9 +22,10 @@ class DemoDataConfig(Section):
         40,
         ge=0,
         description="Near-miss phrases generated for the wake word by replacing its words with "
-        "dictionary words that sound alike (mww_core.confusables). Each word of the wake word "
-        "said alone comes on top, and for hey jarvis a hand-written list too. They are said in "
-        "the near-miss clips and, inside everyday sentences, in the ambient and mining audio.",
+        "dictionary words that sound alike (mww_core.demo_data.confusables). Each word of the "
+        "wake word said alone comes on top, and for hey jarvis a hand-written list too. They are "
+        "said in the near-miss clips and, inside everyday sentences, in the ambient and mining "
+        "audio.",
     )
     near_miss_max_phoneme_distance: int = Field(
         2,

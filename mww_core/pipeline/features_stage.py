@@ -36,7 +36,7 @@ def run_features(
 
     def compute(stage_dir: Path) -> dict:
         from mww_core import fanout, fsstore
-        from mww_core.features import build_features
+        from mww_core.features.stage import build_features
 
         # Shards made by Dask workers (tasks.feature_fanout) are already in the store.
         local = fsstore.local_path(fanout.store_location(config))

@@ -56,7 +56,7 @@ def run_mining(
     )
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.features import augment_mined_windows
+        from mww_core.features.mined import augment_mined_windows
         from mww_core.mining import HardExampleMiner
         from mww_core.model import load_model
         from mww_core.store import Windows, read_streams

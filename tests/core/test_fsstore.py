@@ -12,7 +12,7 @@ from mww_core import fanout, fsstore, pipeline
 from mww_core.config import FullConfig
 from mww_core.stages import StageRecord
 from mww_core.store import read_windows
-from tests.core.test_features import _make_data
+from tests.core.features.test_stage import _make_data
 
 
 @pytest.fixture

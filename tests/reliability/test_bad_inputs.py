@@ -13,9 +13,9 @@ import soundfile as sf
 
 from mww_core.atomic import DiskFullError
 from mww_core.audio import AudioError
-from mww_core.features import build_features
+from mww_core.features.stage import build_features
 from mww_core.store import read_windows
-from tests.core.test_features import _config, _make_data
+from tests.core.features.test_stage import _config, _make_data
 
 # name -> outcome: converted and cached, skipped and reported once, or ignored (not a file).
 CONVERTED, SKIPPED, IGNORED = "converted", "skipped", "ignored"

@@ -1,4 +1,4 @@
-"""Tests for mww_core.demo_data: a tiny real build (espeak-ng, Piper, pyroomacoustics)."""
+"""Tests for mww_core.demo_data.build: a tiny real build (espeak-ng, Piper, pyroomacoustics)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ import soundfile as sf
 
 from mww_core.audio import list_audio_files
 from mww_core.config import DataConfig, DemoDataConfig, FullConfig
-from mww_core.confusables import SUBSTITUTION, normalize
-from mww_core.demo_conditions import CONDITIONS, HELD_OUT_NOISES, speech_rms
 from mww_core.demo_data import (
-    ESPEAK_VOICES,
     MANIFEST_NAME,
-    NEAR_MISS_PHRASES,
     SPLITS,
     TRAIN_ROOM_M,
-    _plan_clips,
     build_demo_dataset,
     demo_fingerprint,
-    held_out_voices,
 )
+from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, speech_rms
+from mww_core.demo_data.confusables import SUBSTITUTION, normalize
 from mww_core.pipeline.evaluate_stage import _test_groups
 
 # The tiny build is of another wake word than the default: every phrase of it must follow.
@@ -251,21 +247,6 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
     assert all(voice in groups["test_held_out"] for voice in TINY.test_espeak_voices)
 
 
-def test_held_out_voices_are_checked():
-    def voices(**changes) -> dict:
-        return held_out_voices(DataConfig(demo=TINY.model_copy(update=changes)))
-
-    assert voices()["test"] == TINY.test_espeak_voices
-    with pytest.raises(ValueError, match="test_espeak_voices names 'en-xx'"):
-        voices(test_espeak_voices=["en-xx"])
-    with pytest.raises(ValueError, match="en-029 named in both"):
-        voices(validation_espeak_voices=["en-029"], test_espeak_voices=["en-029"])
-    with pytest.raises(ValueError, match="leave at least one for training"):
-        voices(validation_espeak_voices=[], test_espeak_voices=list(ESPEAK_VOICES))
-    unnamed = voices(test_espeak_voices=[])  # the test keeps variants of its own only
-    assert unnamed["test"] == unnamed["train"]
-
-
 def test_progress_is_reported_per_stage(built):
     _, _, calls = built
     final = {stage: (done, total) for stage, done, total in calls}
@@ -292,17 +273,6 @@ def test_same_seed_gives_identical_files(built, tmp_path):
     # Piper, rooms, noise and ambient audio are reproducible too (Piper via onnxruntime's seed).
     for name in manifest["files"]:
         assert (again / name).read_bytes() == (data.data_dir / name).read_bytes(), name
-
-
-def test_hey_jarvis_near_misses_are_hand_written_and_generated():
-    data = DataConfig(demo=TINY.model_copy(update={"near_miss_negatives": 200}))
-    clips = _plan_clips(data)
-    said = {c.text for c in clips if c.kind == "negative"}
-    assert set(NEAR_MISS_PHRASES) <= said
-    confusable = " ".join(normalize(c.text) for c in clips if c.kind == "confusable")
-    assert "jarvis" in confusable and "hey jarvis" not in confusable
-    assert len(said - set(NEAR_MISS_PHRASES)) >= TINY.near_miss_phrases
-    assert not any("hey jarvis" in normalize(t) for t in said)
 
 
 def test_bad_split_names_are_refused_before_building(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for mww_core.confusables: near misses from the CMU dictionary and espeak-ng."""
+"""Tests for mww_core.demo_data.confusables: near misses from the CMU dictionary and espeak-ng."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pronouncing
 import pytest
 
-from mww_core.confusables import (
+from mww_core.demo_data.confusables import (
     EXTRA,
     PART,
     SUBSTITUTION,

@@ -10,14 +10,9 @@ import soundfile as sf
 
 from mww_core.audio import AudioError, write_wav
 from mww_core.config import FullConfig
-from mww_core.features import (
-    WindowJob,
-    build_features,
-    build_streams,
-    group_into_shards,
-    plan_shards,
-    plan_window_jobs,
-)
+from mww_core.features.plan import plan_shards, plan_window_jobs
+from mww_core.features.stage import build_features
+from mww_core.features.streams import build_streams
 from mww_core.store import read_streams, read_windows
 from tests.conftest import SMALL_MODEL
 
@@ -119,23 +114,6 @@ def test_adding_ten_negatives_recomputes_only_their_shards(tmp_path):
     assert {p.stem for p in (tmp_path / "out" / "shards").glob("*.parquet")} == after
 
 
-def test_shards_depend_on_each_source_only():
-    def jobs(names):
-        return [WindowJob(n, "negative", 0, 0.0, 0) for n in names]
-
-    config = FullConfig.model_validate({"features": {"shard_rows": 16}})
-    names = [f"train/negative/clip_{i:04d}.wav" for i in range(400)]
-    old = {tuple(j.source for j in s) for s in group_into_shards(config, jobs(names))}
-    extra = [f"train/negative/clip_{i:04d}b.wav" for i in range(0, 400, 40)]
-    new = {tuple(j.source for j in s) for s in group_into_shards(config, jobs(names + extra))}
-    assert 15 <= len(old) <= 40  # about 400 / 16 shards
-    # Each new file disturbs only the shard it falls into (which may split in two).
-    assert 0 < len(old - new) <= len(extra)
-    assert len(new - old) <= 2 * len(old - new)
-    changed = {name for shard in new - old for name in shard}
-    assert changed == set(extra) | {name for shard in old - new for name in shard}
-
-
 def test_features_do_not_depend_on_worker_count(tmp_path):
     root = _make_data(tmp_path / "data", n_pos=3, n_neg=3)
     one = build_features(_config(root, num_workers=1), tmp_path / "a")
@@ -151,42 +129,3 @@ def test_features_do_not_depend_on_worker_count(tmp_path):
         for p, h in zip(pooled, here, strict=True):
             np.testing.assert_array_equal(p.features, h.features)
             assert p.spans == h.spans and p.features.any()
-
-
-def test_spooled_shard_is_byte_identical_to_a_whole_one(tmp_path):
-    from mww_core.features import TASK_ROWS, PartialShard, ShardPlan, write_shard
-    from mww_core.store import Windows, write_windows
-
-    config = _config(tmp_path, row_group_rows=16)
-    frames = config.features.window_frames
-    kinds = ["positive", "negative"]
-    jobs = tuple(WindowJob(f"s{i // 3}", kinds[i % 2], i % 3, 0.0, i) for i in range(100))
-    plan = ShardPlan("negative", jobs, "abc")
-    rng = np.random.default_rng(0)
-    feats = rng.integers(0, 900, (len(jobs), frames, 40)).astype(np.uint16)
-    dropped = {5, 40, 41, 99}  # rows of "unusable files"
-    tasks = {}
-    for start in range(0, len(jobs), TASK_ROWS):
-        kept = [i for i in range(min(TASK_ROWS, len(jobs) - start)) if start + i not in dropped]
-        tasks[start] = (feats[[start + i for i in kept]], kept)
-    shard = PartialShard(plan, len(tasks), {}, {"s13.wav": "broken"})
-    for start in (32, 96, 0, 64):  # tasks come back out of order
-        shard.parts[start] = tasks[start]
-        shard.spool_ready(tmp_path)
-    assert not shard.parts and shard.spool is not None  # all in the spool, none held
-    write_shard(config, shard, tmp_path / "spooled", frames)
-
-    keep = [i for i in range(len(jobs)) if i not in dropped]
-    whole = Windows(
-        features=feats[keep],
-        label=np.array([jobs[i].kind == "positive" for i in keep], np.int8),
-        weight_class=np.array([jobs[i].kind for i in keep], dtype=object),
-        source=np.array([jobs[i].source for i in keep], dtype=object),
-        offset_s=np.zeros(len(keep), np.float32),
-        seed=np.array(keep, np.int64),
-    )
-    meta = {"fingerprint": "abc", "bad_files": '{"s13.wav": "broken"}'}
-    write_windows(tmp_path / "whole" / plan.file_name, whole, meta, row_group_rows=16)
-    spooled = (tmp_path / "spooled" / plan.file_name).read_bytes()
-    assert spooled == (tmp_path / "whole" / plan.file_name).read_bytes()
-    assert sorted(p.name for p in (tmp_path / "spooled").iterdir()) == [plan.file_name]

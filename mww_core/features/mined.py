@@ -1,0 +1,70 @@
+"""Augmented copies of mined hard negatives, cut again from their source audio."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+
+import numpy as np
+
+from mww_core.config import FullConfig
+from mww_core.features.plan import MINED_KIND, WindowJob, job_seed
+from mww_core.features.workers import TASK_ROWS, make_windows, worker_pool
+from mww_core.frontend import NUM_CHANNELS
+from mww_core.store import Windows, empty_windows, scores_or_nan
+
+log = logging.getLogger(__name__)
+
+
+def augment_mined_windows(
+    config: FullConfig, mined: Windows, copies: int, pool: cf.Executor | None = None
+) -> Windows:
+    """``copies`` augmented remakes of each mined window, cut again from its source audio.
+
+    Mining finds a few hundred windows; each is re-made with the features stage's augmentation
+    (rooms, noise, EQ, pitch...) under its own seed, so phase 2 learns the confusion rather than
+    a few hundred exact spectrograms. Windows whose source is not a file (``name#k``) are skipped.
+
+    Args:
+        config: The pipeline config (data folder, augmentation, window length).
+        mined: Windows from ``HardExampleMiner`` (source relative to the data folder, offset).
+        copies: Augmented copies per window.
+        pool: Workers from ``worker_pool`` (default: a pool is started for the call).
+
+    Returns:
+        ``hard_negative`` rows with provenance: source, offset and the augmentation seed.
+    """
+    frames = config.features.window_frames
+    rows = [i for i, s in enumerate(mined.source) if "#" not in s]
+    if copies <= 0 or not rows or not config.augmentation.enabled:
+        return empty_windows(frames)
+    jobs = tuple(
+        WindowJob(str(mined.source[i]), MINED_KIND, c, float(mined.offset_s[i]),
+                  job_seed(config.augmentation.seed, f"mined|{mined.source[i]}", c,
+                           float(mined.offset_s[i])))
+        for i in rows
+        for c in range(copies)
+    )  # fmt: skip
+    if pool is None:
+        with worker_pool(config) as own:
+            return augment_mined_windows(config, mined, copies, own)
+    chunks = [jobs[a : a + TASK_ROWS] for a in range(0, len(jobs), TASK_ROWS)]
+    feats, kept, errors = [], [], {}
+    starts = range(0, len(jobs), TASK_ROWS)
+    for start, (f, k, e) in zip(starts, pool.map(make_windows, chunks), strict=True):
+        feats.append(f)
+        kept += [start + i for i in k]
+        errors.update(e)
+    for source, reason in sorted(errors.items()):
+        log.warning("%s: no augmented hard negatives (%s)", source, reason)
+    made = [jobs[i] for i in kept]
+    score = scores_or_nan(mined)[[rows[i // copies] for i in kept]]
+    return Windows(
+        features=np.concatenate(feats) if feats else np.zeros((0, frames, NUM_CHANNELS), "u2"),
+        label=np.zeros(len(made), np.int8),
+        weight_class=np.array(["hard_negative"] * len(made), dtype=object),
+        source=np.array([j.source for j in made], dtype=object),
+        offset_s=np.array([j.offset_s for j in made], np.float32),
+        seed=np.array([j.seed for j in made], np.int64),
+        score=score.astype(np.float32),
+    )
