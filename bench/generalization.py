@@ -1,0 +1,290 @@
+"""Cross-engine generalization: train on one TTS engine's wake words, test on the other's.
+
+    python -m bench.generalization [--config configs/demo.yaml] [--steps 1500,1000]
+        [--data data/demo] [--max-fah 1.0] [--json]
+
+The demo's positives come from two engines, Piper (``piper_*.wav``) and espeak-ng
+(``espeak_*.wav``). For each direction (espeak-ng -> Piper, Piper -> espeak-ng) a data folder of
+links is made under ``runs/generalization/<direction>/data``: training and validation positives
+of the training engine only, test positives of the other engine only, every negative, ambient,
+mining, room impulse response and noise file as is, and a ``dataset.json`` describing only the
+linked files. The pipeline then runs on it without Prefect, and recall on the engine training
+never heard is printed: at the cutoff chosen on validation, at the best test cutoff within
+``--max-fah``, and per test condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from mww_core.config import FullConfig, load_config
+
+log = logging.getLogger(__name__)
+
+# Engine name in dataset.json -> the prefix of its clips' file names.
+ENGINE_PREFIXES = {"piper": "piper_", "espeak-ng": "espeak_"}
+SHORT_NAMES = {"piper": "piper", "espeak-ng": "espeak"}
+# (trained on, tested on)
+DIRECTIONS = (("espeak-ng", "piper"), ("piper", "espeak-ng"))
+CONDITIONS = ("clean", "noisy", "reverberant", "far_field", "pitch_shifted", "command")
+MANIFEST = "dataset.json"
+RUNS_DIR = Path("runs/generalization")
+
+
+def direction_name(train_engine: str, test_engine: str) -> str:
+    """Run name of a direction: ``espeak_to_piper``."""
+    return f"{SHORT_NAMES[train_engine]}_to_{SHORT_NAMES[test_engine]}"
+
+
+def clip_engine(relative: str, entry: dict[str, Any] | None) -> str | None:
+    """The engine that said a clip: ``generator`` in dataset.json, else its file-name prefix."""
+    if entry and entry.get("generator") in ENGINE_PREFIXES:
+        return entry["generator"]
+    name = relative.rsplit("/", 1)[-1]
+    return next((e for e, prefix in ENGINE_PREFIXES.items() if name.startswith(prefix)), None)
+
+
+def keeps_file(relative: str, entry: dict | None, train_engine: str, test_engine: str) -> bool:
+    """Whether a file of the data folder belongs in a direction's folder.
+
+    Positives of ``train/`` and ``validation/`` only from the training engine, of ``test/`` only
+    from the other; everything else (negatives, ambient, mining, rirs, noise) always.
+    """
+    parts = relative.split("/")
+    if len(parts) < 3 or parts[1] != "positive":
+        return True
+    wanted = test_engine if parts[0] == "test" else train_engine
+    return clip_engine(relative, entry) == wanted
+
+
+def _filtered_manifest(
+    described: dict, kept: set[str], train_engine: str, test_engine: str
+) -> dict:
+    """``dataset.json`` of a direction's folder: only the kept files, positive counts redone."""
+    files = {k: v for k, v in described.get("files", {}).items() if k in kept}
+    counts = json.loads(json.dumps(described.get("counts", {})))
+    for split, kinds in counts.items():
+        if isinstance(kinds, dict) and "positive" in kinds:
+            kinds["positive"] = sum(1 for k in kept if k.startswith(f"{split}/positive/"))
+    held_out = json.loads(json.dumps(described.get("held_out", {})))
+    test = held_out.get("test")
+    if isinstance(test, dict) and test.get("summary"):
+        # The evaluate report prints this line as what the test holds out: the engine first.
+        engines = f"{test_engine} wake words only (training and validation: {train_engine} only)"
+        test["summary"] = f"{engines}; {test['summary']}"
+    return {
+        **described,
+        "files": files,
+        "counts": counts,
+        "held_out": held_out,
+        "generalization": {"train_engine": train_engine, "test_engine": test_engine},
+    }
+
+
+def _group(relative: str) -> str:
+    """``train/positive`` for a clip, ``rirs`` for a file one level down."""
+    parts = relative.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+def derive_data(source: Path, target: Path, train_engine: str, test_engine: str) -> dict:
+    """Make ``target`` a folder of symlinks to ``source``'s files for one direction.
+
+    ``target`` is made afresh each time; stages fingerprint file contents, not links or
+    modification times, so an unchanged folder re-uses every stage of an earlier run.
+
+    Returns:
+        The number of linked files per ``split/kind`` (and per other folder: ``rirs``...).
+    """
+    source = source.resolve()
+    manifest = source / MANIFEST
+    described = json.loads(manifest.read_text()) if manifest.exists() else {}
+    entries = described.get("files", {})
+    if target.exists():
+        shutil.rmtree(target)  # removes the links, never what they point to
+    kept: set[str] = set()
+    counts: dict[str, int] = {}
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source).as_posix()
+        if not path.is_file() or path.name.startswith(".") or relative == MANIFEST:
+            continue
+        if not keeps_file(relative, entries.get(relative), train_engine, test_engine):
+            continue
+        link = target / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, link)
+        kept.add(relative)
+        counts[_group(relative)] = counts.get(_group(relative), 0) + 1
+    if described:
+        filtered = _filtered_manifest(described, kept, train_engine, test_engine)
+        (target / MANIFEST).write_text(json.dumps(filtered, indent=1))
+    return counts
+
+
+def direction_config(
+    config: FullConfig, data_dir: Path, run_name: str, steps: list[int] | None
+) -> FullConfig:
+    """The config of one direction: its data folder, run name, runs folder and phase steps."""
+    raw = config.model_dump()
+    raw["data"] |= {"data_dir": data_dir, "build_demo": False}
+    raw |= {"run_name": run_name, "runs_dir": RUNS_DIR}
+    if steps is not None:
+        if len(steps) != len(raw["training"]["phases"]):
+            raise SystemExit(
+                f"--steps has {len(steps)} counts, the config has "
+                f"{len(raw['training']['phases'])} phases"
+            )
+        for phase, count in zip(raw["training"]["phases"], steps, strict=True):
+            phase["steps"] = count
+    return FullConfig.model_validate(raw)
+
+
+def best_within_fah(rows: list[dict], max_fah: float) -> dict | None:
+    """The sweep row with the highest recall at FAH <= ``max_fah``, or None if none gets there."""
+    from mww_core.evaluation import choose_cutoff
+
+    if not any(r.get("fah") is not None and r["fah"] <= max_fah for r in rows):
+        return None
+    return choose_cutoff(rows, max_fah)[0]
+
+
+def direction_figures(metrics_path: Path, max_fah: float) -> dict:
+    """The figures of one direction from its evaluate stage's ``metrics.json``."""
+    metrics = json.loads(metrics_path.read_text())
+    shipped = metrics["sweeps"][metrics.get("shipped", "phase 2")]
+    best = best_within_fah(shipped["test"], max_fah)
+    return {
+        "shipped": metrics.get("shipped"),
+        "cutoff": metrics["cutoff"],
+        "validation_recall": metrics["validation"]["recall"],
+        "validation_fah": metrics["validation"]["fah"],
+        "test_recall": metrics["test"]["recall"],
+        "test_fah": metrics["test"]["fah"],
+        "test_false_accept_rate": metrics["test"]["false_accept_rate"],
+        "test_clips": metrics["clips"]["test"]["positive"],
+        "best_cutoff": best["cutoff"] if best else None,
+        "best_recall": best["recall"] if best else None,
+        "best_fah": best["fah"] if best else None,
+        "conditions": {k: v["recall"] for k, v in metrics.get("conditions", {}).items()},
+        "condition_clips": {k: v["clips"] for k, v in metrics.get("conditions", {}).items()},
+        "voice_groups": {k: v["recall"] for k, v in metrics.get("voice_groups", {}).items()},
+    }
+
+
+def _log_progress(what: str, done: int, total: int) -> None:
+    if done == total:
+        log.info("%s: %d/%d done", what, done, total)
+
+
+def run_direction(
+    config: FullConfig,
+    source: Path,
+    train_engine: str,
+    test_engine: str,
+    steps: list[int] | None,
+    max_fah: float,
+) -> dict:
+    """Link the direction's data, run every stage in this process and read its figures."""
+    from mww_core.lock import run_lock
+    from mww_core.pipeline import Hooks, run_all
+
+    name = direction_name(train_engine, test_engine)
+    data_dir = RUNS_DIR / name / "data"
+    linked = derive_data(source, data_dir, train_engine, test_engine)
+    log.info("%s: linked %s", name, json.dumps(linked))
+    cfg = direction_config(config, data_dir, name, steps)
+    started = time.monotonic()
+    with run_lock(cfg.run_dir):
+        records = run_all(cfg, Hooks(progress=_log_progress))
+    figures = direction_figures(Path(records["evaluate"].outputs["metrics"]), max_fah)
+    return {
+        "direction": name,
+        "train_engine": train_engine,
+        "test_engine": test_engine,
+        "seconds": round(time.monotonic() - started, 1),
+        **figures,
+    }
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _condition_cell(result: dict, condition: str) -> str:
+    clips = result["condition_clips"].get(condition, 0)
+    return f"{_fmt(result['conditions'].get(condition))} ({clips})"
+
+
+def format_table(results: list[dict], max_fah: float) -> str:
+    """A plain-text table: one column per direction, a row per figure and per condition."""
+    figures = [
+        ("trained on -> tested on", lambda r: f"{r['train_engine']} -> {r['test_engine']}"),
+        ("test positives (unseen engine)", lambda r: str(r["test_clips"])),
+        ("cutoff chosen on validation", lambda r: _fmt(r["cutoff"], 2)),
+        ("  test recall there", lambda r: _fmt(r["test_recall"])),
+        ("  test FAH there", lambda r: _fmt(r["test_fah"], 2)),
+        (f"best test cutoff at FAH <= {max_fah:g}", lambda r: _fmt(r["best_cutoff"], 2)),
+        ("  test recall there", lambda r: _fmt(r["best_recall"])),
+        ("  test FAH there", lambda r: _fmt(r["best_fah"], 2)),
+    ]
+    for condition in CONDITIONS:
+        if any(condition in r["conditions"] for r in results):
+            label = f"recall {condition} (clips), chosen cutoff"
+            figures.append((label, lambda r, c=condition: _condition_cell(r, c)))
+    figures.append(("wall time (s)", lambda r: f"{r['seconds']:.0f}"))
+    rows = [(label, [cell(r) for r in results]) for label, cell in figures]
+    width = max(len(label) for label, _ in rows)
+    columns = [max(len(values[i]) for _, values in rows) for i in range(len(results))]
+    return "\n".join(
+        f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, columns, strict=True))
+        for label, values in rows
+    )
+
+
+def _data_folder(config: FullConfig, data: str | None) -> Path:
+    """The source data folder, built with the config's demo settings when it is missing."""
+    folder = Path(data) if data else config.data.data_dir
+    if not (folder / MANIFEST).exists() and not (folder / "train").is_dir():
+        from mww_core.demo_data import build_demo_dataset
+
+        log.info("%s is missing: building the demo data set there", folder)
+        build_demo_dataset(config.data.model_copy(update={"data_dir": folder}))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both directions and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--steps", help="steps per phase, e.g. 1500,1000 (default: the config's)")
+    parser.add_argument("--data", help="source data folder (default: the config's data_dir)")
+    parser.add_argument("--max-fah", type=float, default=1.0, help="FAH bound of the best cutoff")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    steps = [int(s) for s in args.steps.split(",")] if args.steps else None
+    source = _data_folder(config, args.data)
+    started = time.monotonic()
+    results = [
+        run_direction(config, source, train, test, steps, args.max_fah)
+        for train, test in DIRECTIONS
+    ]
+    seconds = round(time.monotonic() - started, 1)
+    used = steps or [p.steps for p in config.training.phases]
+    if not args.json:
+        print(f"steps per phase: {used}; data: {source}; wall time {seconds:.0f} s")
+        print(format_table(results, args.max_fah))
+    summary = {"steps": used, "data": str(source), "seconds": seconds, "directions": results}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Tests for bench.generalization: the per-direction data folder of links (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.generalization import (
+    best_within_fah,
+    derive_data,
+    direction_config,
+    direction_name,
+    keeps_file,
+)
+from mww_core.audio import write_wav
+from mww_core.config import FullConfig
+from mww_core.pipeline.evaluate_stage import _test_groups
+
+ENGINES = {"piper": "piper", "espeak": "espeak-ng"}
+
+
+def _entry(split: str, kind: str, generator: str | None, condition: str | None = None) -> dict:
+    entry = {"split": split, "kind": kind}
+    if generator:
+        entry |= {"generator": generator, "voice": f"{generator}-voice+v1"}
+    return entry | ({"condition": condition} if condition else {})
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """Two clips of each engine per split and kind, ambient, mining, rirs, noise, dataset.json."""
+    root = tmp_path / "data"
+    tone = 0.1 * np.sin(np.linspace(0, 200 * np.pi, 1600))
+    files = {}
+    for split in ("train", "validation", "test"):
+        for kind in ("positive", "negative"):
+            for prefix, generator in ENGINES.items():
+                for i, condition in enumerate(("clean", "noisy")):
+                    name = f"{split}/{kind}/{prefix}_{i:04d}.wav"
+                    write_wav(root / name, tone)
+                    cond = condition if split == "test" and kind == "positive" else None
+                    files[name] = _entry(split, kind, generator, cond)
+        write_wav(root / split / "ambient" / "ambient_000.wav", tone)
+        files[f"{split}/ambient/ambient_000.wav"] = _entry(split, "ambient", None)
+    for name in ("train/mining/mining_000.wav", "rirs/rir_000.wav", "noise/pink_000.wav"):
+        write_wav(root / name, tone)
+        files[name] = {"kind": name.split("/")[-2]}
+    manifest = {
+        "version": 5,
+        "counts": {split: {"positive": 4} for split in ("train", "validation", "test")},
+        "held_out": {"test": {"summary": "voices of its own"}},
+        "files": files,
+    }
+    (root / "dataset.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _names(folder: Path, split: str, kind: str) -> list[str]:
+    return sorted(p.name for p in (folder / split / kind).iterdir())
+
+
+def test_derived_folder_trains_on_one_engine_and_tests_on_the_other(data_dir, tmp_path):
+    target = tmp_path / "runs" / "espeak_to_piper" / "data"
+    counts = derive_data(data_dir, target, "espeak-ng", "piper")
+
+    for split in ("train", "validation"):
+        assert _names(target, split, "positive") == ["espeak_0000.wav", "espeak_0001.wav"]
+    assert _names(target, "test", "positive") == ["piper_0000.wav", "piper_0001.wav"]
+    for split in ("train", "validation", "test"):  # negatives of both engines, ambient as is
+        assert _names(target, split, "negative") == _names(data_dir, split, "negative")
+        assert _names(target, split, "ambient") == ["ambient_000.wav"]
+    for folder in ("train/mining", "rirs", "noise"):
+        assert len(list((target / folder).iterdir())) == 1
+    assert counts["test/positive"] == 2 and counts["train/negative"] == 4
+
+    link = target / "test" / "positive" / "piper_0000.wav"
+    assert link.is_symlink()
+    assert link.resolve() == (data_dir / "test" / "positive" / "piper_0000.wav").resolve()
+
+
+def test_derived_manifest_describes_only_the_linked_files(data_dir, tmp_path):
+    target = tmp_path / "derived"
+    derive_data(data_dir, target, "piper", "espeak-ng")
+    described = json.loads((target / "dataset.json").read_text())
+
+    linked = {p.relative_to(target).as_posix() for p in target.rglob("*.wav")}
+    assert set(described["files"]) == linked
+    positives = [v for k, v in described["files"].items() if "/positive/" in k]
+    assert {(v["split"], v["generator"]) for v in positives} == {
+        ("train", "piper"), ("validation", "piper"), ("test", "espeak-ng")
+    }  # fmt: skip
+    assert described["counts"]["test"]["positive"] == 2
+    assert described["generalization"] == {"train_engine": "piper", "test_engine": "espeak-ng"}
+    assert "espeak-ng wake words only" in described["held_out"]["test"]["summary"]
+    # The source folder is untouched.
+    assert len(json.loads((data_dir / "dataset.json").read_text())["files"]) == 30
+
+
+def test_evaluate_stage_reads_conditions_of_the_derived_folder(data_dir, tmp_path):
+    target = tmp_path / "derived"
+    derive_data(data_dir, target, "espeak-ng", "piper")
+    config = FullConfig().model_copy(
+        update={"data": FullConfig().data.model_copy(update={"data_dir": target})}
+    )
+    groups = _test_groups(config, [True, False])  # piper_0000 (clean), piper_0001 (noisy)
+
+    assert groups["conditions"]["clean"]["recall"] == 1.0
+    assert groups["conditions"]["noisy"]["recall"] == 0.0
+    assert list(groups["voice_groups"]) == ["piper piper-voice"]
+
+
+def test_rebuilding_replaces_the_other_direction(data_dir, tmp_path):
+    target = tmp_path / "derived"
+    derive_data(data_dir, target, "piper", "espeak-ng")
+    derive_data(data_dir, target, "espeak-ng", "piper")
+    assert _names(target, "train", "positive") == ["espeak_0000.wav", "espeak_0001.wav"]
+    assert (data_dir / "train" / "positive" / "piper_0000.wav").is_file()
+
+
+def test_engine_comes_from_the_file_name_without_a_manifest_entry():
+    assert keeps_file("train/positive/piper_0001.wav", None, "piper", "espeak-ng")
+    assert not keeps_file("test/positive/piper_0001.wav", None, "piper", "espeak-ng")
+    assert not keeps_file("train/positive/my_clip.wav", None, "piper", "espeak-ng")
+    assert keeps_file("train/negative/piper_0001.wav", None, "espeak-ng", "piper")
+    assert keeps_file("rirs/rir_000.wav", None, "espeak-ng", "piper")
+
+
+def test_direction_config_and_best_cutoff(tmp_path):
+    config = direction_config(FullConfig(), tmp_path, direction_name("piper", "espeak-ng"), [7, 3])
+    assert config.run_name == "piper_to_espeak"
+    assert config.data.data_dir == tmp_path and not config.data.build_demo
+    assert [p.steps for p in config.training.phases] == [7, 3]
+
+    rows = [
+        {"cutoff": 0.5, "recall": 0.9, "fah": 3.0},
+        {"cutoff": 0.7, "recall": 0.8, "fah": 1.0},
+        {"cutoff": 0.9, "recall": 0.8, "fah": 0.0},
+    ]
+    assert best_within_fah(rows, 1.0)["cutoff"] == 0.9  # equal recall: fewer activations
+    assert best_within_fah(rows, 0.5)["cutoff"] == 0.9
+    assert best_within_fah(rows[:1], 1.0) is None
