@@ -73,6 +73,7 @@ def _fingerprints(record: StageRecord) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_memory_store_gives_the_same_features_and_trains(tmp_path, memory_url):
     root = _make_data(tmp_path / "data")
     data = StageRecord(name="data", fingerprint="test-data")

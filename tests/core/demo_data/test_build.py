@@ -22,6 +22,9 @@ from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, speech_rm
 from mww_core.demo_data.confusables import SUBSTITUTION, normalize
 from mww_core.pipeline.evaluate_stage import _test_groups
 
+# Most tests here share a demo build of about 25 s.
+pytestmark = pytest.mark.slow
+
 # The tiny build is of another wake word than the default: every phrase of it must follow.
 WAKE_WORD = "okay computer"
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tensorflow as tf
 
 STEPS = 60
@@ -54,6 +55,7 @@ def _steps(lines: list[str]) -> list[int]:
     return [int(line) for line in lines if line.strip().isdigit()]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_phase_resumes_from_last_checkpoint(tmp_path):
     stage_dir = tmp_path / "phase"
     child = _start(stage_dir)
