@@ -72,7 +72,7 @@ def _inline_images(markdown_path: Path) -> str:
     return re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, markdown_path.read_text())
 
 
-def _link_model(tflite: str, key: str, label: str, cutoff: float | None = None) -> None:
+def _link_model(tflite: str, key: str, label: str) -> None:
     """A model artifact: a link when the model sits at a URL, else a table of where it is."""
     description = f"{label}: the ESPHome model and its manifest"
     if "://" in tflite and not tflite.startswith("file://"):
@@ -85,8 +85,6 @@ def _link_model(tflite: str, key: str, label: str, cutoff: float | None = None) 
         micro = json.loads(manifest.read_text()).get("micro", {})
         row |= {"manifest": str(manifest), "probability_cutoff": micro.get("probability_cutoff"),
                 "tensor_arena_size": micro.get("tensor_arena_size")}  # fmt: skip
-    elif cutoff is not None:
-        row["probability_cutoff"] = cutoff
     create_table_artifact([row], key=key, description=description)
 
 

@@ -69,3 +69,20 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600
+
+
+def test_file_hashes_follow_content_not_modification_time(tmp_path):
+    import os
+
+    from mww_core.stages import FileHashes
+
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"same bytes")
+    memo = FileHashes(tmp_path / "memo" / "hashes.json")
+    first = memo.digest(clip)
+    os.utime(clip, (1, 1))  # a copy: new modification time, same bytes
+    assert memo.digest(clip) == first
+    clip.write_bytes(b"other byte")  # same size, new content
+    assert memo.digest(clip) != first
+    memo.save()
+    assert FileHashes(memo.path).digest(clip) == memo.digest(clip)  # read back from the memo

@@ -76,3 +76,23 @@ def test_masks_without_a_width_are_refused_with_the_fix():
         SpecAugmentConfig(freq_masks=2)
     with pytest.raises(ValueError, match="less than or equal to 40"):
         SpecAugmentConfig(freq_masks=1, freq_mask_max_bins=41)
+
+
+def test_focus_rows_get_their_share_and_weight_and_the_rest_is_rehearsed():
+    plain = _data()
+    focus = np.zeros(len(plain.windows), bool)
+    focus[[1, 2, 3]] = True  # three negatives stand for a retraining round's new windows
+    data = TrainingData(plain.windows, 149, 7, focus, focus_fraction=0.25, focus_weight=9.0)
+    phase = _phase()
+    for step in range(5):
+        rng = np.random.default_rng([7, 0, step])
+        rows = data._rows(rng, 32, phase)
+        in_focus = np.isin(rows, [1, 2, 3])
+        assert in_focus.sum() == 8  # a quarter of every batch
+        assert (plain.windows.label[rows[~in_focus]] == 1).sum() == 8  # positive_fraction 0.25
+        _, _, weights = data.batch(0, step, 32, phase)
+        assert (weights == 9.0).sum() == 8
+    # Without a focus the batches are the ones drawn before focus rows existed.
+    for a, b in zip(plain.batch(0, 3, 32, phase), TrainingData(plain.windows, 149, 7).batch(
+            0, 3, 32, phase), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)

@@ -233,3 +233,23 @@ def test_a_phase_keeps_its_starting_weights_unless_validation_beats_them(tmp_pat
     assert not tuned["best"].get("carried_over") and tuned["best"]["step"] == 3
     assert (tmp_path / "p3/best.weights.npz").read_bytes() != start.read_bytes()
     assert tuned["own_best_weights"] == tuned["best_weights"]
+
+
+def test_frozen_batch_normalization_keeps_its_statistics():
+    import keras
+
+    from mww_core.config import load_config
+    from mww_core.model import build_model
+    from mww_core.training.trainer import freeze_batch_normalization
+
+    model = build_model(load_config("demo").model)
+    norms = [layer for layer in model._flatten_layers() if isinstance(
+        layer, keras.layers.BatchNormalization)]  # fmt: skip
+    before = [n.moving_mean.numpy().copy() for n in norms]
+    trainable = len(model.trainable_variables)
+    assert freeze_batch_normalization(model) == len(norms) > 0
+    assert len(model.trainable_variables) == trainable - 2 * len(norms)  # gamma and beta
+    x = np.random.default_rng(0).uniform(0, 26, (8, 149, 40)).astype(np.float32)
+    model(x, training=True)  # a training-mode call would update unfrozen statistics
+    for n, mean in zip(norms, before, strict=True):
+        np.testing.assert_array_equal(n.moving_mean.numpy(), mean)
