@@ -11,6 +11,8 @@ from scipy.signal import fftconvolve
 
 from mww_core.audio import SAMPLE_RATE_HZ, write_wav
 from mww_core.demo_data.clock import _StageClock
+from mww_core.demo_data.conditions import HELD_OUT_NOISES, held_out_noise
+from mww_core.demo_data.household import HOUSEHOLD_KINDS, household_noise
 from mww_core.demo_data.plan import _POOL_KINDS, MINING_POOL, SPLITS, _Clip, _rng, _utterance_key
 from mww_core.demo_data.rooms import (
     _at_level,
@@ -25,8 +27,11 @@ from mww_core.demo_data.tts import _Rendered
 SR = SAMPLE_RATE_HZ
 
 _AMBIENT_FILE_S = 60.0
-_AMBIENT_KINDS = ("speech", "babble", "noise", "quiet")
-_AMBIENT_WEIGHTS = (0.35, 0.25, 0.2, 0.2)
+# "music" is a music bed, half the time with talk over it (TV or radio); "household" is
+# appliances, knocks and beeps (household.py). The test split's music and household segments
+# are its held-out noises instead (conditions.HELD_OUT_NOISES), kinds training never hears.
+_AMBIENT_KINDS = ("speech", "babble", "noise", "quiet", "music", "household")
+_AMBIENT_WEIGHTS = (0.3, 0.2, 0.15, 0.15, 0.1, 0.1)
 # A living room hears near misses too ("Hey Travis, dinner is ready."): without them the
 # ambient audio holds nothing a wake-word model confuses, so its false activations per hour
 # say nothing and mining finds nothing. Utterances per ambient minute said in the room (the
@@ -36,7 +41,7 @@ _CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
 # The mining corpus (train/mining/): talk-heavy recordings in the train voices with utterances
 # of their own, standing in for the hours of podcasts and TV a user lets mining scan. It is
 # synthesized by espeak-ng only (Piper is the slow part of the build).
-_MINING_WEIGHTS = (0.6, 0.2, 0.1, 0.1)  # speech, babble, noise, quiet
+_MINING_WEIGHTS = (0.5, 0.15, 0.05, 0.05, 0.15, 0.1)  # in the order of _AMBIENT_KINDS
 _MINING_CONFUSABLE_PER_MINUTE = 2.0
 
 
@@ -68,12 +73,15 @@ def _write_noise(
     rng = _rng(seed, "noise")
     rooms = [_simulate_rir(rng, (0.3, 0.8))[0] for _ in range(2 if count else 0)]
     kinds = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": None}
+    order = [*kinds, *HOUSEHOLD_KINDS]
     files = {}
     with clock.stage("noise clips", count) as tick:
         for i in range(count):
-            kind = list(kinds)[i % len(kinds)]
+            kind = order[i % len(order)]
             n = int(rng.uniform(5.0, 10.0) * SR)
-            if kind == "babble" and pool:
+            if kind in HOUSEHOLD_KINDS:
+                x = household_noise(kind, rng, n)
+            elif kind == "babble" and pool:
                 x, _ = _babble(rng, n, pool, rooms)
             else:
                 kind = kind if kind != "babble" else "pink"
@@ -108,7 +116,12 @@ def _write_ambient(
                 mix = {}
                 name, meta = f"{split}/ambient/ambient_{i:03d}.wav", {"split": split}
             audio, made = _compose_ambient(
-                rng, int(seconds * SR), pools[split], rooms[split], **mix
+                rng,
+                int(seconds * SR),
+                pools[split],
+                rooms[split],
+                **mix,
+                held_out_noises=split == "test",
             )
             write_wav(root / name, audio)
             files[name] = {**meta, "kind": name.split("/")[1], **made}
@@ -131,9 +144,10 @@ def _compose_ambient(
     rooms: list[np.ndarray],
     weights: tuple[float, ...] = _AMBIENT_WEIGHTS,
     near_misses: float = _CONFUSABLE_PER_MINUTE,
+    held_out_noises: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Segments of 10-30 s (speech, babble, coloured noise, quiet room) over a room floor,
-    with near-miss sentences said in the room on top.
+    """Segments of 10-30 s (speech, babble, coloured noise, quiet room, music, household
+    noise) over a room floor, with near-miss sentences said in the room on top.
 
     Args:
         rng: The recording's generator.
@@ -142,6 +156,7 @@ def _compose_ambient(
         rooms: Room impulse responses.
         weights: Chance of each of ``_AMBIENT_KINDS`` per segment.
         near_misses: Near-miss sentences per minute.
+        held_out_noises: Music and household segments from the test's held-out noises.
     """
     pool = pools.speech
     out = _at_level(_colored_noise(rng, n, float(rng.uniform(1.0, 2.0))), rng.uniform(-68, -52))
@@ -153,9 +168,15 @@ def _compose_ambient(
         kind = str(rng.choice(_AMBIENT_KINDS, p=weights))
         if kind in ("speech", "babble") and not pool:
             kind = "noise"
-        segment, keys = _SEGMENT_MAKERS[kind](rng, length, pool, rooms)
+        made = {"kind": kind, "start_s": round(pos / SR, 2), "seconds": length / SR}
+        if kind in ("music", "household"):
+            segment, keys, made["source"] = _home_segment(
+                rng, length, pool, rooms, kind, held_out_noises
+            )
+        else:
+            segment, keys = _SEGMENT_MAKERS[kind](rng, length, pool, rooms)
         out[pos : pos + length] += _fade(segment, int(0.25 * SR), int(0.25 * SR))
-        segments.append({"kind": kind, "start_s": round(pos / SR, 2), "seconds": length / SR})
+        segments.append(made)
         used |= keys
         pos += length
     events = _add_near_misses(rng, out, pools.confusable, rooms, near_misses)
@@ -281,6 +302,24 @@ def _quiet_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
         far, keys = _speech_stream(rng, n, pool, (1.0, 6.0), rng.uniform(-55.0, -42.0))
         out += _reverberate(rng, far, rooms)
     return out, keys
+
+
+def _home_segment(rng, n, pool, rooms, kind: str, held_out: bool) -> tuple[np.ndarray, set[str]]:
+    """Music (half the time with talk over it, like a TV) or a household noise, in the room.
+
+    ``held_out`` takes the sound from ``conditions.HELD_OUT_NOISES`` (the test split's).
+    """
+    make, kinds = (
+        (held_out_noise, HELD_OUT_NOISES) if held_out else (household_noise, HOUSEHOLD_KINDS)
+    )
+    source = "music" if kind == "music" else str(rng.choice([k for k in kinds if k != "music"]))
+    x = make(source, rng, n)
+    x = _reverberate(rng, _at_level(x, rng.uniform(-42.0, -22.0)), rooms)
+    keys: set[str] = set()
+    if kind == "music" and pool and rng.random() < 0.5:
+        talk, keys = _speech_stream(rng, n, pool, (0.3, 2.0), rng.uniform(-34.0, -20.0))
+        x += talk
+    return x, keys, source
 
 
 _SEGMENT_MAKERS = {

@@ -71,7 +71,8 @@ def _espeak_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray
 def _render(clip: _Clip, synthesize: Callable[[dict[str, float]], np.ndarray]) -> _Rendered:
     """Synthesize a clip, re-timing (faster/slower) up to three times to fit its limits.
 
-    A ``formant_ratio`` parameter (the test's Piper speaker) moves the voice's formants.
+    A ``formant_ratio`` parameter (the held-back Piper speakers of validation and test) moves
+    the voice's formants.
     """
     params = dict(clip.params)
     low, high = _CORE_LIMITS_S[clip.timing]

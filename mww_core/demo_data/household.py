@@ -1,0 +1,132 @@
+"""Sounds of a home for training: synthesized music and household noise (issue 15).
+
+A wake-word model that has only heard speech and coloured noise as negatives fires on the
+first melody or kettle it meets. These generators give the training noise clips, ambient audio
+and mining corpus music beds, appliances and knocks. They are made differently from the test
+split's held-out noises (``conditions.HELD_OUT_NOISES``: sine chords over a kick drum, rain,
+running water with clinks, a vacuum's motor whine), so the test still hears kinds of noise
+training never did.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, sosfilt
+
+from mww_core.audio import SAMPLE_RATE_HZ
+
+SR = SAMPLE_RATE_HZ
+
+# The kinds made here, by name; each maker takes (rng, n) and returns n samples at any level.
+HOUSEHOLD_KINDS = ("music", "appliance", "knocks", "beeps")
+
+
+def household_noise(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` samples of one of ``HOUSEHOLD_KINDS`` (any level; callers set it).
+
+    Raises:
+        ValueError: An unknown kind.
+    """
+    makers = {"music": music_bed, "appliance": appliance, "knocks": knocks, "beeps": beeps}
+    if kind not in makers:
+        raise ValueError(f"unknown household noise {kind!r}; use one of {', '.join(makers)}")
+    return makers[kind](rng, n)
+
+
+def _band(rng: np.random.Generator, n: int, low_hz: float, high_hz: float) -> np.ndarray:
+    sos = butter(2, (low_hz, high_hz), btype="bandpass", fs=SR, output="sos")
+    return sosfilt(sos, rng.standard_normal(n))
+
+
+def _pluck(rng: np.random.Generator, f0: float, length: int, odd_only: bool) -> np.ndarray:
+    """A plucked or organ-like note: decaying harmonics (odd ones only for a square-ish tone)."""
+    t = np.arange(length) / SR
+    harmonics = range(1, 12, 2) if odd_only else range(1, 9)
+    tone = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) / h for h in harmonics)
+    return tone * np.exp(-t * rng.uniform(2.0, 9.0)) * (1 - np.exp(-t * 400))
+
+
+def music_bed(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A melody over a bass line with hi-hat and snare, at 70-150 beats per minute.
+
+    Melody notes come from a pentatonic or major scale, one or two per beat; the drums are
+    band-limited noise bursts (no sine kick, unlike the test's music).
+    """
+    beat = int(SR * 60.0 / rng.uniform(70.0, 150.0))
+    scale = np.array([0, 2, 4, 7, 9] if rng.random() < 0.5 else [0, 2, 4, 5, 7, 9, 11])
+    root = int(rng.integers(52, 64))
+    odd_only = bool(rng.random() < 0.5)
+    out = np.zeros(n + 2 * SR)
+    pos, degree = 0, int(rng.integers(len(scale)))
+    while pos < n:
+        step = beat // int(rng.choice([1, 2]))
+        degree = int(np.clip(degree + rng.integers(-2, 3), 0, 2 * len(scale) - 1))
+        midi = root + 12 * (degree // len(scale)) + scale[degree % len(scale)]
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        note = _pluck(rng, f0, min(2 * step, SR), odd_only)
+        out[pos : pos + len(note)] += note
+        pos += step
+    for k, start in enumerate(range(0, n, beat)):
+        if k % 2 == 0:  # bass on every other beat
+            midi = root - 12 + scale[int(rng.integers(len(scale)))]
+            out[start : start + beat] += 1.5 * _pluck(
+                rng, 440.0 * 2 ** ((midi - 69) / 12), beat, False
+            )
+        hat = _band(rng, int(0.05 * SR), 6000.0, 7900.0) * np.exp(-np.arange(int(0.05 * SR)) / 200)
+        out[start : start + len(hat)] += 0.6 * hat
+        if k % 4 == 2:  # snare on the backbeat
+            length = int(0.15 * SR)
+            snare = _band(rng, length, 800.0, 5000.0) * np.exp(-np.arange(length) / (0.03 * SR))
+            out[start : start + length] += 1.2 * snare
+    return out[:n]
+
+
+def appliance(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A kettle, fan, fridge or washing machine: a band of noise with a slow rhythm, a motor or
+    blade tone, and sometimes mains hum."""
+    t = np.arange(n) / SR
+    low = rng.uniform(80.0, 1500.0)
+    high = min(7800.0, low * rng.uniform(2.0, 8.0))
+    rhythm = 1 + rng.uniform(0.1, 0.8) * np.sin(2 * np.pi * rng.uniform(0.2, 3.0) * t)
+    x = _band(rng, n, low, high) * rhythm
+    motor = rng.uniform(25.0, 100.0)
+    x += rng.uniform(0.0, 0.5) * sum(
+        np.sin(2 * np.pi * motor * h * t + rng.uniform(0, 6)) / h for h in range(1, 5)
+    )
+    if rng.random() < 0.4:  # bubbling: short bursts of higher noise
+        bubbles = (rng.random(n) < 30.0 / SR).astype(float)
+        bubbles = np.convolve(bubbles, np.exp(-np.arange(int(0.02 * SR)) / 60.0))[:n]
+        x += 3.0 * bubbles * _band(rng, n, 1000.0, 4000.0)
+    if rng.random() < 0.4:
+        mains = float(rng.choice([50.0, 60.0]))
+        x += 0.3 * sum(np.sin(2 * np.pi * mains * h * t) / h for h in (1, 2, 3, 4))
+    return x
+
+
+def knocks(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Footsteps, doors, cupboards and chairs: low thumps and wooden knocks, irregularly."""
+    out = np.zeros(n)
+    for _ in range(max(1, rng.poisson(1.5 * n / SR))):
+        length = int(rng.uniform(0.05, 0.3) * SR)
+        at = int(rng.integers(0, max(1, n - length)))
+        centre = rng.uniform(60.0, 1500.0)
+        thump = _band(rng, length, centre * 0.7, min(7800.0, centre * 2.5))
+        out[at : at + length] += (
+            rng.uniform(0.3, 3.0)
+            * thump
+            * np.exp(-np.arange(length) / rng.uniform(0.01, 0.06) / SR)
+        )
+    return out
+
+
+def beeps(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A microwave, oven or phone: short pure tones and ringing in 500-4000 Hz, over hiss."""
+    out = 0.05 * rng.standard_normal(n)
+    t_all = np.arange(n) / SR
+    pos = int(rng.uniform(0.0, 1.0) * SR)
+    while pos < n:
+        f = rng.uniform(500.0, 4000.0)
+        length = min(n - pos, int(rng.uniform(0.08, 0.6) * SR))
+        out[pos : pos + length] += np.sin(2 * np.pi * f * t_all[:length]) * np.hanning(length)
+        pos += length + int(rng.uniform(0.1, 3.0) * SR)
+    return out
