@@ -331,6 +331,30 @@ def _held_out_line(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _learning_curve_table(metrics: dict[str, Any]) -> list[str]:
+    curves = metrics.get("learning_curve") or {}
+    if not any(curves.values()):
+        return []
+    lines = [
+        "## Learning curves (validation: voices and settings training never used)",
+        "",
+        "Each phase's float model at every validation, at the cutoff that meets the training "
+        "FAH target on validation ambient audio; * marks the weights the phase kept.",
+        "",
+        "| phase | step | recall | FAH | cutoff | near-miss false accept rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in curves.items():
+        for row in rows:
+            mark = " *" if row.get("is_best") else ""
+            lines.append(
+                f"| {name} | {row['step']}{mark} | {_fmt(row['recall'], '.3f')} | "
+                f"{_fmt(row['fah'], '.2f')} | {_fmt(row['cutoff'], '.2f')} | "
+                f"{_fmt(row['false_accept_rate'], '.3f')} |"
+            )
+    return lines
+
+
 def _cutoff_table(rows: Rows, chosen: float, positive_clips: int, model: str) -> list[str]:
     lines = [
         f"## Cutoff table (test, {model}: the shipped model)",
@@ -394,7 +418,11 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
     headline = _headline_table(metrics)
     lines += [*headline, ""] if headline else []
     lines += [*_confusion_table(metrics), ""]
-    for section in (_comparison_table(metrics), _voice_table(metrics), _condition_table(metrics)):
+    sections = (
+        _comparison_table(metrics), _voice_table(metrics), _condition_table(metrics),
+        _learning_curve_table(metrics),
+    )  # fmt: skip
+    for section in sections:
         if section:
             lines += [*section, ""]
     lines += [

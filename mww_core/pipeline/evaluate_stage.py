@@ -154,6 +154,28 @@ def _evaluation_metrics(
     }
 
 
+def learning_curves(phase: StageRecord, first: StageRecord | None = None) -> dict[str, list]:
+    """Each phase's validation at every evaluation step (from its ``history.json``).
+
+    Validation holds voices and settings training never used, so these are learning curves on
+    a held-back group: what recipe lengths are chosen from.
+    """
+    curves = {}
+    for name, record in (("phase 1", first), (f"phase {1 + bool(first)}", phase)):
+        path = record.outputs.get("history") if record is not None else None
+        if not path or not Path(path).exists():
+            continue
+        curves[name] = [
+            {k: row.get(k) for k in _CURVE_KEYS}
+            for row in json.loads(Path(path).read_text())
+            if row.get("recall") is not None
+        ]
+    return curves
+
+
+_CURVE_KEYS = ("step", "recall", "fah", "cutoff", "false_accept_rate", "target_met", "is_best")
+
+
 def run_evaluation(
     config: FullConfig,
     feats: StageRecord,
@@ -204,6 +226,7 @@ def run_evaluation(
                 config, feats, weights, stage_dir / "phase_1_model.tflite", done
             )
         metrics = _evaluation_metrics(config, final, earlier, learned)
+        metrics["learning_curve"] = learning_curves(phase, first)
         sweeps = {"phase 2": (learned or final)["sweeps"]}
         sweeps |= {"phase 1": earlier["sweeps"]} if earlier else {}
         metrics_path = stage_dir / "metrics.json"
@@ -219,4 +242,3 @@ def run_evaluation(
         }
 
     return run_stage(config.run_dir / "evaluate", "evaluate", fp, compute)
-

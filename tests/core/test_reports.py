@@ -163,3 +163,35 @@ def test_report_when_phase_2_kept_phase_1_weights(tmp_path):
     assert "## Cutoff table (test, phase 1: the shipped model)" in text
     table = text.split("## Cutoff table")[1]
     assert "| 0.70 **← chosen** | 0.900 |" in table  # phase 1's rows, at phase 1's cutoff
+
+
+def test_learning_curves_come_from_each_phase_history_into_the_report(tmp_path):
+    import json
+
+    from mww_core.pipeline.evaluate_stage import learning_curves
+    from mww_core.stages import StageRecord
+
+    def phase(name: str, rows: list[dict]) -> StageRecord:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(rows))
+        return StageRecord(name=name, fingerprint=name, outputs={"history": str(path)})
+
+    row = {"loss": 0.3, "fah": 1.0, "cutoff": 0.9, "false_accept_rate": 0.05, "target_met": True}
+    first = phase("train_phase_1", [
+        {"step": 500, "recall": 0.5, **row, "is_best": True},
+        {"step": 1000, "recall": 0.4, **row, "is_best": False},
+        {"step": 1100, "loss": 0.2},  # a training-only row: no validation
+    ])  # fmt: skip
+    second = phase("train_phase_2", [{"step": 500, "recall": 0.625, **row, "is_best": True}])
+    curves = learning_curves(second, first)
+    assert [r["step"] for r in curves["phase 1"]] == [500, 1000]
+    assert curves["phase 2"][0]["recall"] == 0.625 and "loss" not in curves["phase 2"][0]
+    assert list(learning_curves(first)) == ["phase 1"]
+
+    metrics, sweeps = make_metrics()
+    write_report(tmp_path, {**metrics, "learning_curve": curves}, sweeps)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Learning curves (validation" in text
+    assert "| phase 1 | 500 * | 0.500 | 1.00 | 0.90 | 0.050 |" in text
+    assert "| phase 1 | 1000 | 0.400 |" in text
+    assert "| phase 2 | 500 * | 0.625 |" in text
