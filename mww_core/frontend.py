@@ -11,8 +11,15 @@ NUM_CHANNELS = 40
 # pymicro-features returns the frontend's uint16 output multiplied by this factor.
 FEATURE_SCALE = 0.0390625
 # The quantization ESPHome applies before the model (micro_wake_word streaming_model.cpp):
-# int8 = ((raw * 256) + 333) // 666 - 128, with raw the frontend's uint16 output.
+# int8 = ((raw * 256) + 333) // 666 - 128, with raw the frontend's uint16 output. That is
+# round(feature / DEVICE_INPUT_SCALE) - 128 with the scale below, whatever scale the model
+# declares. Official models declare 26/255 (INPUT_SCALE), 0.3% off the device's. Our models
+# declare the device's own scale (their input range pinned to [0, DEVICE_INPUT_MAX]), so a
+# runtime that quantizes with the model's declared scale, as pymicro-wakeword does, feeds them
+# exactly the int8 values the device does.
 INPUT_SCALE = 0.10196078568696976
+DEVICE_INPUT_SCALE = 0.0390625 * 666 / 256
+DEVICE_INPUT_MAX = 255 * DEVICE_INPUT_SCALE  # about 25.91
 INPUT_ZERO_POINT = -128
 MAX_FEATURE_VALUE = 26.0
 

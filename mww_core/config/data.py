@@ -41,6 +41,14 @@ class DemoDataConfig(Section):
         "split. One false activation in 30 minutes is 2 FAH, in 60 minutes 1 FAH: less audio "
         "cannot tell a model that meets a 1 FAH target from one that does not.",
     )
+    ambient_near_misses_per_minute: dict[str, float] = Field(
+        default_factory=lambda: {"train": 1.0, "validation": 0.1, "test": 0.1},
+        description="Near-miss sentences ('Kay Jarvis, the soup is ready') said in each "
+        "split's ambient audio, per minute. Training hears many, to learn from; validation "
+        "and test hear them as often as a home might (6 an hour), so that their FAH measures "
+        "everyday audio while the near-miss clips measure near misses (the cutoff can be held "
+        "to evaluation.max_near_miss_rate of those). The mining corpus says two a minute.",
+    )
     mining_minutes: float = Field(
         60.0,
         ge=0,

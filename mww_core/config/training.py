@@ -114,6 +114,13 @@ class TrainingConfig(Section):
     target_fah: float = Field(
         2.0, gt=0, description="FAH a validation cutoff must meet when picking the best model."
     )
+    max_near_miss_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of validation near-miss clips a validation cutoff may falsely "
+        "accept when picking the best model (with target_fah); none: not counted.",
+    )
     seed: int = Field(42, description="Seed of the model's initial weights and the batch order.")
 
 
@@ -158,6 +165,13 @@ class EvaluationConfig(Section):
     refractory_inferences: int = Field(25, ge=0, description="Inferences ignored after a fire.")
     ignore_first_frames: int = Field(74, ge=0, description="No detection in the first frames.")
     target_fah: float = Field(1.0, gt=0, description="The cutoff is chosen to meet this FAH.")
+    max_near_miss_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The cutoff must also falsely accept at most this share of the validation "
+        "near-miss clips (with target_fah); none: near misses do not limit the cutoff.",
+    )
     cutoffs: list[float] = Field(
         default_factory=lambda: [round(0.5 + 0.01 * i, 2) for i in range(50)],
         description="Probability cutoffs in the sweep; the manifest's cutoff is one of these.",

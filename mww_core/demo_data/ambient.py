@@ -34,8 +34,9 @@ _AMBIENT_KINDS = ("speech", "babble", "noise", "quiet", "music", "household")
 _AMBIENT_WEIGHTS = (0.3, 0.2, 0.15, 0.15, 0.1, 0.1)
 # A living room hears near misses too ("Hey Travis, dinner is ready."): without them the
 # ambient audio holds nothing a wake-word model confuses, so its false activations per hour
-# say nothing and mining finds nothing. Utterances per ambient minute said in the room (the
-# distinct ones synthesized: plan._CONFUSABLE_POOL_PER_MINUTE).
+# say nothing and mining finds nothing. Utterances per ambient minute said in the room, unless
+# data.demo.ambient_near_misses_per_minute says otherwise for the split (the distinct ones
+# synthesized: plan._CONFUSABLE_POOL_PER_MINUTE per sentence said).
 _CONFUSABLE_PER_MINUTE = 1.0
 _CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
 # The mining corpus (train/mining/): talk-heavy recordings in the train voices with utterances
@@ -94,9 +95,19 @@ def _write_noise(
 
 
 def _write_ambient(
-    root: Path, minutes: dict[str, float], pools: dict, seed: int, clock: _StageClock
+    root: Path,
+    minutes: dict[str, float],
+    pools: dict,
+    seed: int,
+    clock: _StageClock,
+    near_misses: dict[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Long recordings of each split, and of the mining corpus (key ``MINING_POOL``)."""
+    """Long recordings of each split, and of the mining corpus (key ``MINING_POOL``).
+
+    ``near_misses``: near-miss sentences per minute in each split's recordings (default
+    ``_CONFUSABLE_PER_MINUTE``); the mining corpus says ``_MINING_CONFUSABLE_PER_MINUTE``.
+    """
+    near_misses = near_misses or {}
     jobs = []
     for split in (*SPLITS, MINING_POOL):
         total_s = 60.0 * minutes.get(split, 0.0)
@@ -110,10 +121,14 @@ def _write_ambient(
         for split, i, seconds in jobs:
             rng = _rng(seed, f"ambient-{split}-{i}")
             if split == MINING_POOL:
-                mix = {"weights": _MINING_WEIGHTS, "near_misses": _MINING_CONFUSABLE_PER_MINUTE}
+                mix = {
+                    "weights": _MINING_WEIGHTS,
+                    "near_misses": _MINING_CONFUSABLE_PER_MINUTE,
+                    "min_near_misses": 1,  # mining's recordings are there for their near misses
+                }
                 name, meta = f"train/mining/mining_{i:03d}.wav", {"split": "train"}
             else:
-                mix = {}
+                mix = {"near_misses": near_misses.get(split, _CONFUSABLE_PER_MINUTE)}
                 name, meta = f"{split}/ambient/ambient_{i:03d}.wav", {"split": split}
             audio, made = _compose_ambient(
                 rng,
@@ -145,6 +160,7 @@ def _compose_ambient(
     weights: tuple[float, ...] = _AMBIENT_WEIGHTS,
     near_misses: float = _CONFUSABLE_PER_MINUTE,
     held_out_noises: bool = False,
+    min_near_misses: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Segments of 10-30 s (speech, babble, coloured noise, quiet room, music, household
     noise) over a room floor, with near-miss sentences said in the room on top.
@@ -155,7 +171,8 @@ def _compose_ambient(
         pools: Utterances to say.
         rooms: Room impulse responses.
         weights: Chance of each of ``_AMBIENT_KINDS`` per segment.
-        near_misses: Near-miss sentences per minute.
+        near_misses: Near-miss sentences per minute (a Poisson count, at least
+            ``min_near_misses``).
         held_out_noises: Music and household segments from the test's held-out noises.
     """
     pool = pools.speech
@@ -179,7 +196,7 @@ def _compose_ambient(
         segments.append(made)
         used |= keys
         pos += length
-    events = _add_near_misses(rng, out, pools.confusable, rooms, near_misses)
+    events = _add_near_misses(rng, out, pools.confusable, rooms, near_misses, min_near_misses)
     used |= {event.pop("utterance") for event in events}
     meta = {
         "seconds": round(n / SR, 3), "segments": segments, "near_misses": events,
@@ -194,10 +211,11 @@ def _add_near_misses(
     pool: list,
     rooms: list[np.ndarray],
     per_minute: float = _CONFUSABLE_PER_MINUTE,
+    minimum: int = 0,
 ) -> list[dict[str, Any]]:
     """Say near-miss sentences in the room (in place), one per slot of ``out``.
 
-    About ``per_minute`` (at least one per recording when the pool has any), at
+    About ``per_minute`` (a Poisson count per recording, at least ``minimum``), at
     conversational level, mostly reverberant, anywhere over the background.
 
     Returns:
@@ -205,7 +223,9 @@ def _add_near_misses(
     """
     if not pool:
         return []
-    count = max(1, int(rng.poisson(per_minute * len(out) / SR / 60.0)))
+    count = max(minimum, int(rng.poisson(per_minute * len(out) / SR / 60.0)))
+    if count == 0:
+        return []
     slot = len(out) // count
     events = []
     for k in range(count):

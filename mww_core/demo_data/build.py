@@ -120,7 +120,9 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in (*SPLITS, MINING_POOL)}
     files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
     minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
-    files.update(_write_ambient(root, minutes, pools, demo.seed, clock))
+    files.update(
+        _write_ambient(root, minutes, pools, demo.seed, clock, demo.ambient_near_misses_per_minute)
+    )
     manifest = _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
     return {
         **manifest,

@@ -53,8 +53,8 @@ _POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, nev
 _MAX_MARGIN_S = 0.1
 _POOL_CLIPS_PER_MINUTE = 8  # read-aloud clips per ambient minute, per split
 _POOL_PIPER_SHARE = 0.3
-# Distinct near-miss sentences synthesized per ambient minute of each split (the ambient
-# audio says about ambient._CONFUSABLE_PER_MINUTE of them a minute).
+# Distinct near-miss sentences synthesized per near-miss sentence an ambient recording says
+# (data.demo.ambient_near_misses_per_minute a minute).
 _CONFUSABLE_POOL_PER_MINUTE = 1.5
 
 
@@ -90,6 +90,7 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     demo = data.demo
     fractions = _split_fractions(demo.split_fractions)
     _check_ambient_minutes(demo.ambient_minutes)
+    _check_ambient_minutes(demo.ambient_near_misses_per_minute, "ambient_near_misses_per_minute")
     rng = _rng(demo.seed, "plan")
     voices = _split_espeak_voices(_voice_rng(data), fractions, held_out_voices(data))
     wake = _normalize(data.wake_word)
@@ -121,8 +122,10 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     # Planned last, so adding them left every other clip (and its random draws) as it was.
     carriers = _near_miss_sentences(phrases, sentences)
     for split in SPLITS:
-        minutes = demo.ambient_minutes.get(split, 0.0)
-        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if minutes > 0 else 0
+        said = demo.ambient_minutes.get(split, 0.0) * demo.ambient_near_misses_per_minute.get(
+            split, 1.0
+        )  # near-miss sentences the split's ambient audio says (on average)
+        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * said)) if said > 0 else 0
         size = size if carriers else 0
         n_piper = round(size * _POOL_PIPER_SHARE)
         planner.add("confusable", "piper", split, n_piper, carriers)
@@ -294,12 +297,11 @@ def _split_espeak_voices(
     return out
 
 
-def _check_ambient_minutes(minutes: dict[str, float]) -> None:
-    unknown = sorted(set(minutes) - set(SPLITS))
-    if unknown or any(v < 0 for v in minutes.values()):
+def _check_ambient_minutes(per_split: dict[str, float], name: str = "ambient_minutes") -> None:
+    unknown = sorted(set(per_split) - set(SPLITS))
+    if unknown or any(v < 0 for v in per_split.values()):
         raise ValueError(
-            f"data.demo.ambient_minutes = {minutes}: use non-negative minutes keyed by "
-            f"{', '.join(SPLITS)}"
+            f"data.demo.{name} = {per_split}: use non-negative numbers keyed by {', '.join(SPLITS)}"
         )
 
 

@@ -75,12 +75,15 @@ def choose_cutoff(
     sweep_rows: Sequence[dict[str, Any]],
     target_fah: float,
     cutoffs: Sequence[float] | None = None,
+    max_near_miss_rate: float | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """The sweep row whose cutoff goes into the manifest, and whether it meets ``target_fah``.
+    """The sweep row whose cutoff goes into the manifest, and whether it meets the targets.
 
-    Among rows with ``fah <= target_fah``: highest recall, then lowest FAH, then highest cutoff.
-    If none meets the target: the lowest FAH (then the highest cutoff), flagged ``False``.
-    ``cutoffs`` restricts the choice to these cutoffs (e.g. ``config.cutoffs``).
+    Among rows with ``fah <= target_fah`` (and, with ``max_near_miss_rate``, a near-miss false
+    accept rate no higher): highest recall, then lowest FAH, then highest cutoff. If none meets
+    both, the rows meeting the FAH target with the fewest near-miss false accepts compete;
+    if none meets the FAH target: the lowest FAH (then the highest cutoff). Either is flagged
+    ``False``. ``cutoffs`` restricts the choice to these cutoffs (e.g. ``config.cutoffs``).
     """
     allowed = None if cutoffs is None else {round(float(c), 4) for c in cutoffs}
     rows = [
@@ -92,9 +95,25 @@ def choose_cutoff(
     if not rows:
         raise ValueError("cannot choose a cutoff: the sweep has no FAH (no ambient audio)")
     meeting = [row for row in rows if row["fah"] <= target_fah]
+
+    def best_recall(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        return max(candidates, key=lambda r: (r["recall"] or 0.0, -r["fah"], r["cutoff"]))
+
+    if meeting and max_near_miss_rate is not None:
+        rate = [r.get("false_accept_rate") or 0.0 for r in meeting]
+        both = [r for r, x in zip(meeting, rate, strict=True) if x <= max_near_miss_rate]
+        if both:
+            return best_recall(both), True
+        fewest = min(rate)
+        best = best_recall([r for r, x in zip(meeting, rate, strict=True) if x == fewest])
+        logger.warning(
+            "no cutoff meets the FAH target %.3g with at most %.3g near-miss false accepts; "
+            "fewest is %.3g at cutoff %.2f",
+            target_fah, max_near_miss_rate, fewest, best["cutoff"],
+        )  # fmt: skip
+        return best, False
     if meeting:
-        best = max(meeting, key=lambda r: (r["recall"] or 0.0, -r["fah"], r["cutoff"]))
-        return best, True
+        return best_recall(meeting), True
     best = min(rows, key=lambda r: (r["fah"], -r["cutoff"]))
     logger.warning(
         "no cutoff meets the FAH target %.3g; lowest FAH is %.3g at cutoff %.2f",
@@ -135,7 +154,7 @@ def evaluate_streaming(
         raise ValueError("evaluate_streaming needs positive clips and ambient audio (for FAH)")
     scored = score_streams(scorer, positives, negatives, ambient, config, stride)
     rows = sweep(scored, config)
-    chosen, met = choose_cutoff(rows, config.target_fah)
+    chosen, met = choose_cutoff(rows, config.target_fah, None, config.max_near_miss_rate)
     detections = detect_with_config(scored.positive_probs, chosen["cutoff"], config, stride)
     hits = clip_hits(detections, scored.positive_spans, stride)
     max_scores = clip_max_scores(

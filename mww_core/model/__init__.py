@@ -40,6 +40,19 @@ def score_long(model: keras.Model, config: ModelConfig, features: np.ndarray) ->
     return _architecture(config).score_long(model, config, features)
 
 
+def window_scores(
+    model: keras.Model, config: ModelConfig, windows: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """The probability at the end of each float window ``[n, frames, 40]`` (its last
+    ``receptive_field`` frames), as training scores a window."""
+    frames = receptive_field(config)
+    out = [
+        np.asarray(model(windows[i : i + batch_size, -frames:], training=False)).reshape(-1)
+        for i in range(0, len(windows), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
 def build_streaming(model: keras.Model, config: ModelConfig) -> tf.Module:
     """The streaming clone of ``model``: ``.step([1, stride, 40]) -> [1, 1]`` and ``.reset()``."""
     _architecture(config)

@@ -64,15 +64,17 @@ def left_pad(features: np.ndarray, receptive_field: int, stride: int) -> np.ndar
 
 
 def _representative_chunks(spectrograms: list[np.ndarray], stride: int, limit: int):
-    """Consecutive ``stride``-frame chunks; the first two pin the input range to [0, 26]."""
-    from mww_core.frontend import MAX_FEATURE_VALUE
+    """Consecutive ``stride``-frame chunks (capped at ``DEVICE_INPUT_MAX``); the first two pin
+    the input range to [0, DEVICE_INPUT_MAX], so the input scale is the device's own."""
+    from mww_core.frontend import DEVICE_INPUT_MAX
 
+    top = np.float32(DEVICE_INPUT_MAX)
     yield [np.zeros((1, stride, NUM_CHANNELS), np.float32)]
-    yield [np.full((1, stride, NUM_CHANNELS), MAX_FEATURE_VALUE, np.float32)]
+    yield [np.full((1, stride, NUM_CHANNELS), top, np.float32)]
     produced = 0
     for spec in spectrograms:
         for start in range(0, len(spec) - stride + 1, stride):
-            yield [spec[None, start : start + stride].astype(np.float32)]
+            yield [np.minimum(spec[None, start : start + stride].astype(np.float32), top)]
             produced += 1
             if produced >= limit:
                 return

@@ -53,4 +53,3 @@ def prepare_data(config: FullConfig, progress: Progress | None = None) -> StageR
         finished=time.time(),
         skipped=not built,
     )
-

@@ -62,4 +62,3 @@ def run_export(config: FullConfig, evaluated: StageRecord) -> StageRecord:
         }
 
     return run_stage(config.run_dir / "export", "export", fp, compute)
-

@@ -45,4 +45,3 @@ def run_features(
         return build_features(config, stage_dir, progress, local)
 
     return run_stage(config.run_dir / "features", "features", fp, compute)
-

@@ -88,4 +88,3 @@ def run_mining(
         }
 
     return run_stage(config.run_dir / "mine_hard_negatives", "mine", fp, compute)
-

@@ -259,7 +259,10 @@ class Trainer:
         # Device firing defaults, not the evaluation section: tuning evaluation must not
         # invalidate training (the flow re-runs only evaluation and export then).
         rows = evaluation.sweep(scored, EvaluationConfig())
-        chosen, met = evaluation.choose_cutoff(rows, self.config.training.target_fah)
+        training = self.config.training
+        chosen, met = evaluation.choose_cutoff(
+            rows, training.target_fah, None, training.max_near_miss_rate
+        )
         return {
             "recall": chosen["recall"] or 0.0,
             "fah": chosen["fah"],
@@ -528,4 +531,3 @@ class Trainer:
             "batch size": cfg.training.batch_size,
             "devices": ", ".join(d.device_type for d in tf.config.list_physical_devices()),
         }
-

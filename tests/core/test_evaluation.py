@@ -143,6 +143,22 @@ def test_choose_cutoff_best_recall_then_lower_fah_then_higher_cutoff():
     assert (row["cutoff"], met) == (0.9, True)
 
 
+def test_choose_cutoff_holds_near_miss_false_accepts_to_the_limit():
+    rows = [
+        {"cutoff": 0.5, "recall": 0.95, "fah": 0.0, "false_accept_rate": 0.20},
+        {"cutoff": 0.6, "recall": 0.90, "fah": 0.0, "false_accept_rate": 0.08},
+        {"cutoff": 0.7, "recall": 0.85, "fah": 0.0, "false_accept_rate": 0.05},
+        {"cutoff": 0.8, "recall": 0.70, "fah": 0.0, "false_accept_rate": 0.0},
+    ]
+    assert choose_cutoff(rows, 1.0)[0]["cutoff"] == 0.5  # near misses not counted
+    row, met = choose_cutoff(rows, 1.0, max_near_miss_rate=0.05)
+    assert (row["cutoff"], met) == (0.7, True)
+    # None meets both: the fewest near-miss false accepts among those meeting the FAH target.
+    strict = [{**r, "false_accept_rate": r["false_accept_rate"] + 0.1} for r in rows]
+    row, met = choose_cutoff(strict, 1.0, max_near_miss_rate=0.05)
+    assert (row["cutoff"], met) == (0.8, False)
+
+
 def test_choose_cutoff_when_none_meets_the_target():
     rows = [
         {"cutoff": 0.5, "recall": 1.0, "fah": 3.0},

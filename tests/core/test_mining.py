@@ -15,8 +15,11 @@ FRAMES = 30  # window frames in these tests; stride 3 -> a full window from infe
 
 def make_config(**mining) -> FullConfig:
     return FullConfig.model_validate(
-        {"features": {"window_frames": FRAMES}, "model": SMALL_MODEL,
-         "mining": {"threshold": 0.5, **mining}}
+        {
+            "features": {"window_frames": FRAMES},
+            "model": SMALL_MODEL,
+            "mining": {"threshold": 0.5, **mining},
+        }
     )
 
 

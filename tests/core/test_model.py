@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from mww_core.config import ModelConfig
 from mww_core.evaluation import StreamingTFLiteModel
@@ -16,7 +17,7 @@ from mww_core.export import (
     measure_tensor_arena,
     tflite_ops,
 )
-from mww_core.frontend import features_to_float
+from mww_core.frontend import features_to_float, quantize_like_device
 from mww_core.model import (
     MODELS,
     build_model,
@@ -154,3 +155,13 @@ def test_default_export_is_no_larger_than_official_hey_jarvis():
     measured = measure_tensor_arena(tflite)
     assert len(tflite) <= OFFICIAL_FILE_BYTES
     assert measured <= manifest_arena_size(measured) <= OFFICIAL_ARENA_BYTES
+    # The input scale is the device's own: a runtime that quantizes with the declared scale
+    # (pymicro-wakeword: round(feature / scale) + zero point) feeds what ESPHome feeds.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        path.write_bytes(tflite)
+        interpreter = Interpreter(model_path=str(path))
+        scale, zero_point = interpreter.get_input_details()[0]["quantization"]
+    raw = np.arange(0, 664, dtype=np.uint16)  # every value below the int8 ceiling
+    declared = np.round(features_to_float(raw) / np.float32(scale) + zero_point)
+    np.testing.assert_array_equal(declared.astype(np.int8), quantize_like_device(raw))

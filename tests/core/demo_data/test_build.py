@@ -35,6 +35,8 @@ TINY = DemoDataConfig(
     near_miss_phrases=12,
     speech_negatives=6,
     ambient_minutes={"train": 0.2, "validation": 0.1, "test": 0.2},
+    # A few near misses in every split's 6-12 s of ambient audio (Poisson counts).
+    ambient_near_misses_per_minute={"train": 20.0, "validation": 30.0, "test": 20.0},
     mining_minutes=0.2,
     rirs=2,
     noise_clips=4,
@@ -287,6 +289,8 @@ def test_bad_split_names_are_refused_before_building(tmp_path):
         build_demo_dataset(_tiny(tmp_path / "d", ambient_minutes={"dev": 1.0}))
     with pytest.raises(ValueError, match="split_fractions"):
         build_demo_dataset(_tiny(tmp_path / "d", split_fractions={"train": 0.0}))
+    with pytest.raises(ValueError, match="ambient_near_misses_per_minute"):
+        build_demo_dataset(_tiny(tmp_path / "d", ambient_near_misses_per_minute={"test": -1.0}))
     assert not (tmp_path / "d").exists()
 
 
