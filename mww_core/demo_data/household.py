@@ -104,8 +104,10 @@ def appliance(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def knocks(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Footsteps, doors, cupboards and chairs: low thumps and wooden knocks, irregularly."""
-    out = np.zeros(n)
+    """Footsteps, doors, cupboards and chairs: low thumps and wooden knocks, irregularly, over
+    a faint room tone (so no stretch of it is digital silence: background-noise augmentation
+    skips a noise clip that is too silent where it is cut)."""
+    out = 0.02 * _band(rng, n, 50.0, 4000.0)
     for _ in range(max(1, rng.poisson(1.5 * n / SR))):
         length = int(rng.uniform(0.05, 0.3) * SR)
         at = int(rng.integers(0, max(1, n - length)))
