@@ -31,7 +31,10 @@ def _shards(features_dir: Path) -> list[Path]:
             f"{record} not found: run `make demo` first (or pass --features <run>/features)"
         )
     outputs = json.loads(record.read_text())["outputs"]["train_windows"]
-    return [Path(path) for path, _ in outputs.values()]
+    # Stage records name shards relative to the project folder the run was made in
+    # (<project>/runs/<run>/features), which need not be the current folder.
+    project = features_dir.resolve().parents[2]
+    return [p if p.exists() else project / p for p in (Path(s) for s, _ in outputs.values())]
 
 
 def measure(trainer: Trainer, data: TrainingData, steps: int, warmup: int) -> dict:

@@ -45,7 +45,7 @@ def _evaluate_weights(
     """Quantize one model, stream validation and test audio; sweeps and the scored streams."""
     from mww_core import evaluation, export
     from mww_core.model import load_model
-    from mww_core.store import read_streams
+    from mww_core.store import open_streams
     from mww_core.training.trainer import score_feature_streams
 
     model = load_model(config.model, weights)
@@ -56,7 +56,7 @@ def _evaluate_weights(
     runner = evaluation.StreamingTFLiteModel(model_path)
     sweeps, scored = {}, {}
     for split in ("validation", "test"):
-        streams = read_streams(Path(feats.outputs["streams"][split]))
+        streams = open_streams(feats.outputs["streams"][split])
         scored[split] = score_feature_streams(runner, streams, runner.stride)
         sweeps[split] = evaluation.sweep(
             scored[split], config.evaluation, evaluation.sweep_cutoffs(config.evaluation)
