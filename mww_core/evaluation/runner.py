@@ -119,9 +119,7 @@ class StreamingTFLiteModel:
             outputs.append(self._invoke_all(features[:usable]))
             carry = features[usable:]
         probs = np.concatenate(outputs) if outputs else np.zeros(0, np.uint8)
-        return (probs.astype(np.float32) - self._output_zero_point) * np.float32(
-            self._output_scale
-        )
+        return (probs.astype(np.float32) - self._output_zero_point) * np.float32(self._output_scale)
 
     def _checked(self, raw_features: np.ndarray) -> np.ndarray:
         features = np.asarray(raw_features)

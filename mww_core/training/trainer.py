@@ -586,4 +586,3 @@ class Trainer:
             "batch size": cfg.training.batch_size,
             "devices": ", ".join(d.device_type for d in tf.config.list_physical_devices()),
         }
-

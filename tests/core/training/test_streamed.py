@@ -58,8 +58,12 @@ PHASES = [
         steps=9,
         learning_rate=1e-3,
         hard_negative_fraction=0.125,
-        spec_augment={"time_masks": 2, "time_mask_max_frames": 10, "freq_masks": 1,
-                      "freq_mask_max_bins": 4},
+        spec_augment={
+            "time_masks": 2,
+            "time_mask_max_frames": 10,
+            "freq_masks": 1,
+            "freq_mask_max_bins": 4,
+        },
     ),  # fmt: skip
 ]
 
