@@ -569,6 +569,10 @@ class Stream:
         for start in range(0, max(self.frames, 1), frames):
             yield self.features[start : start + frames]
 
+    def load(self) -> Stream:
+        """The stream itself (``StoredStream.load`` reads one into memory)."""
+        return self
+
 
 @dataclass
 class StoredStream:

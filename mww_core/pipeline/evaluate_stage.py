@@ -22,18 +22,18 @@ Progress = Callable[[str, int, int], None]
 def representative_spectrograms(config: FullConfig, feats: StageRecord) -> list[np.ndarray]:
     """Float training windows for quantization, half positive, chosen with the seed."""
     from mww_core.frontend import features_to_float
-    from mww_core.store import read_windows
+    from mww_core.store import ShardIndex
 
-    paths = [p for p, _ in feats.outputs["train_windows"].values()]
-    windows = read_windows(paths)
+    # Only the chosen windows are read (their row groups), not the training store.
+    index = ShardIndex.build([p for p, _ in feats.outputs["train_windows"].values()])
     rng = np.random.default_rng(config.training.seed)
     n = max(2, config.export.representative_samples // 50)
-    pos = np.flatnonzero(windows.label == 1)
-    neg = np.flatnonzero(windows.label == 0)
+    pos = np.flatnonzero(index.label == 1)
+    neg = np.flatnonzero(index.label == 0)
     rows = np.concatenate(
         [rng.choice(pos, min(n // 2, len(pos)), False), rng.choice(neg, min(n, len(neg)), False)]
     )
-    return [features_to_float(windows.features[i]) for i in rows]
+    return [features_to_float(window) for window in index.read_rows(rows)]
 
 
 EQUAL_RECALL_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
@@ -219,4 +219,3 @@ def run_evaluation(
         }
 
     return run_stage(config.run_dir / "evaluate", "evaluate", fp, compute)
-
