@@ -1,7 +1,7 @@
 """Peak memory and speed of training from stores of 100k, 300k and 1M windows.
 
 Usage: ``python -m bench.train_memory [--sizes 100000 300000 1000000] [--steps 300]
-[--dir /tmp] [--keep]``
+[--dir /tmp | --store DIR]``
 
 Writes one synthetic store of the largest size with the store's own writer (shards of 2,048
 windows of 160 frames in row groups of 512, one shard in 20 positive) from spectrogram-like
@@ -11,8 +11,10 @@ fresh process (so peak RSS is that size's own), it trains the default MixedNet a
 ``--steps`` steps on the streaming path (``StreamedTrainingData``, as the train stage does) at
 every size, and once with every window in memory (``TrainingData``, the old path) at the
 smallest size. Printed per run: peak RSS, steps/s and the share of step time spent waiting for
-a batch (after ``--warmup`` steps), and the acceptance ratios. The store is deleted at the end
-unless ``--keep``. Both training and batch building use the cores: the load average is printed.
+a batch (after ``--warmup`` steps), and the acceptance ratios. The store is written in a new
+folder under ``--dir`` and deleted at the end; ``--store DIR`` writes it there instead (only
+the shards missing), and keeps it for the next run. Training and batch building use every core:
+the load average is printed.
 """
 
 from __future__ import annotations
@@ -82,11 +84,17 @@ def _part(rng: np.random.Generator, rows: int, positive: bool, name: str) -> Win
 
 
 def write_store(folder: Path, windows: int, seed: int = 0) -> None:
-    """Shards of synthetic windows, written with the store's writer; prints progress."""
-    rng = np.random.default_rng(seed)
+    """Shards of synthetic windows, written with the store's writer; prints progress.
+
+    Shards already there are kept (each is written atomically, so one that exists is whole).
+    """
     shards = -(-windows // SHARD_ROWS)
     started = time.time()
     for k in range(shards):
+        path = folder / f"shard-{k:05d}.parquet"
+        if path.exists():
+            continue
+        rng = np.random.default_rng([seed, k])
         rows = min(SHARD_ROWS, windows - k * SHARD_ROWS)
         positive = k % POSITIVE_EVERY == 0
         name = f"synthetic/{'positive' if positive else 'negative'}/{k}"
@@ -94,7 +102,7 @@ def write_store(folder: Path, windows: int, seed: int = 0) -> None:
             _part(rng, min(ROW_GROUP_ROWS, rows - a), positive, name)
             for a in range(0, rows, ROW_GROUP_ROWS)
         )
-        write_windows_parts(folder / f"shard-{k:05d}.parquet", parts, FRAMES)
+        write_windows_parts(path, parts, FRAMES)
         if (k + 1) % max(1, shards // 10) == 0:
             print(f"  wrote {k + 1}/{shards} shards ({time.time() - started:.0f} s)", flush=True)
 
@@ -158,9 +166,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
-    parser.add_argument("--keep", action="store_true", help="keep the store (its path is printed)")
+    parser.add_argument("--store", type=Path, help="write (or reuse) the store here; kept")
+    parser.add_argument("--write-only", action="store_true", help="write the store, train nothing")
     parser.add_argument("--child", choices=["memory", "streamed"], help=argparse.SUPPRESS)
-    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--windows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -168,18 +176,22 @@ def main() -> None:
         return
     sizes = sorted(args.sizes)
     need = sizes[-1] * BYTES_PER_WINDOW
-    free = shutil.disk_usage(args.dir).free
+    where = args.store or args.dir
+    where.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(where).free
     if free < 1.5 * need:
         raise SystemExit(
-            f"{args.dir}: {free / 1e9:.1f} GB free, the store needs about {need / 1e9:.1f} GB; "
+            f"{where}: {free / 1e9:.1f} GB free, the store needs about {need / 1e9:.1f} GB; "
             "pass --dir on a bigger disk or smaller --sizes"
         )
-    store = Path(tempfile.mkdtemp(prefix="mww-train-memory-", dir=args.dir))
+    store = args.store or Path(tempfile.mkdtemp(prefix="mww-train-memory-", dir=args.dir))
     try:
         print(f"writing {sizes[-1]:,} synthetic windows to {store} (about {need / 1e9:.1f} GB)")
         write_store(store, sizes[-1])
         on_disk = sum(p.stat().st_size for p in store.glob("*.parquet"))
         print(f"  {on_disk / 1e9:.2f} GB, {on_disk / sizes[-1]:,.0f} bytes a window")
+        if args.write_only:
+            return
         print(f"load average before training: {os.getloadavg()}")
         results = {("memory", sizes[0]): _run_child("memory", store, sizes[0], args)}
         print(_line("in memory", sizes[0], results[("memory", sizes[0])]), flush=True)
@@ -197,7 +209,7 @@ def main() -> None:
               "(target >= 0.9x)")  # fmt: skip
         print(f"largest data wait (streamed): {100 * wait:.1f}% of step time (target < 5%)")
     finally:
-        if args.keep:
+        if args.store:
             print(f"kept {store}")
         else:
             shutil.rmtree(store, ignore_errors=True)
