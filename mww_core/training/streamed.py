@@ -194,11 +194,15 @@ class StreamedTrainingData:
             if self.sizes[c]
         ]
         held = len(self._held) if hasattr(self, "_held") else 0
+        pools = (
+            f", streamed classes through pools of about {self.pool_windows:,} windows "
+            f"({self.pool_windows * mib:,.0f} MiB) each"
+            if self.streamed
+            else ""
+        )
         return (
             f"training store: {len(self.index):,} windows in {self.index.groups} row groups: "
-            f"{', '.join(parts)}; {held:,} held in memory ({held * mib:,.0f} MiB), pools of "
-            f"about {self.pool_windows:,} windows ({self.pool_windows * mib:,.0f} MiB) per "
-            "streamed class"
+            f"{', '.join(parts)}; {held:,} held in memory ({held * mib:,.0f} MiB){pools}"
         )
 
     @property
