@@ -13,7 +13,14 @@ import numpy as np
 from mww_core.config import FullConfig
 from mww_core.evaluation.firing import detection_samples
 from mww_core.frontend import FEATURE_STEP_SAMPLES, SAMPLE_RATE_HZ
-from mww_core.store import Stream, Windows, empty_windows, read_windows, write_windows
+from mww_core.store import (
+    StoredStream,
+    Stream,
+    Windows,
+    empty_windows,
+    read_windows,
+    write_windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,22 +184,25 @@ class HardExampleMiner:
     def mine_from_dataset(
         self,
         scorer: Callable[[np.ndarray], np.ndarray],
-        streams: list[Stream],
+        streams: list[Stream | StoredStream],
         clip_names: Mapping[str, Sequence[str]] | None = None,
     ) -> Windows:
         """Hard negatives from every negative or ambient stream (positives are skipped).
 
         Args:
             scorer: Raw features ``[frames, 40]`` -> one probability per ``stride`` frames.
-            streams: Feature streams of a split.
+            streams: Feature streams of a split (``Stream`` or ``StoredStream``: each is read
+                into memory only while it is mined).
             clip_names: Per joined stream source, the file of each of its clips.
         """
         names = clip_names or {}
-        parts = [
-            self.get_hard_samples(scorer(s.features), s, names.get(s.source))
-            for s in streams
-            if s.kind in MINED_KINDS
-        ]
+        parts = []
+        for stored in streams:
+            if stored.kind in MINED_KINDS:  # one stream in memory at a time
+                stream = stored.load()
+                parts.append(
+                    self.get_hard_samples(scorer(stream.features), stream, names.get(stream.source))
+                )
         found = Windows.concat(parts, self.frames)
         totals = self.totals()
         log.info(

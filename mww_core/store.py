@@ -224,6 +224,107 @@ def _frames_of(path: Path) -> int:
     return int((open_parquet(path).schema_arrow.metadata or {})[b"frames"])
 
 
+def _kind_codes(column: pa.ChunkedArray, where: str) -> np.ndarray:
+    """Each row's weight class as an index into ``WEIGHT_CLASSES`` (int8)."""
+    import pyarrow.compute as pc
+
+    codes = pc.index_in(column, value_set=pa.array(WEIGHT_CLASSES))
+    if codes.null_count:
+        bad = sorted(set(pc.filter(column, pc.is_null(codes)).to_pylist()), key=str)
+        raise ValueError(
+            f"{where}: unknown weight_class {bad}; every row must be one of "
+            f"{', '.join(WEIGHT_CLASSES)} (rewrite the shard with the features stage or importer)"
+        )
+    return codes.to_numpy(zero_copy_only=False).astype(np.int8)
+
+
+@dataclass
+class ShardIndex:
+    """Where every row of some shards lives and what it is, read from two small columns.
+
+    Rows are numbered across the shards in order, as ``read_windows`` returns them. Per row it
+    keeps the label and the weight class (two bytes); per row group its shard, number and first
+    row. Feature rows are then read a row group at a time (``read_group``, ``read_rows``).
+    """
+
+    paths: list
+    frames: int
+    label: np.ndarray  # int8 per row
+    kind: np.ndarray  # int8 per row: index into WEIGHT_CLASSES
+    group_file: np.ndarray  # int32 per row group: index into paths
+    group_number: np.ndarray  # int32 per row group: its number within the shard
+    group_start: np.ndarray  # int64, one more than row groups: first row of each, then the total
+
+    @classmethod
+    def build(cls, paths: list) -> ShardIndex:
+        """Read the label and weight class columns of every shard, one row group at a time.
+
+        Raises:
+            ValueError: No shard, shards with different window lengths, or an unknown class.
+        """
+        if not paths:
+            raise ValueError("the training store is empty: no shard files were given")
+        labels, kinds, files, numbers, sizes = [], [], [], [], []
+        frames = None
+        for k, path in enumerate(paths):
+            shard = open_parquet(path)
+            width = int((shard.schema_arrow.metadata or {}).get(b"frames", b"0"))
+            if frames is None:
+                frames = width
+            elif width != frames:
+                raise ValueError(
+                    f"{path}: windows of {width} frames, but {paths[0]} has {frames}; a training "
+                    "store needs one window length (features.window_frames): rebuild or drop it"
+                )
+            for group in range(shard.metadata.num_row_groups):
+                table = shard.read_row_group(group, columns=["label", "weight_class"])
+                labels.append(table.column("label").to_numpy().astype(np.int8, copy=False))
+                kinds.append(_kind_codes(table.column("weight_class"), f"{path} row group {group}"))
+                files.append(k)
+                numbers.append(group)
+                sizes.append(table.num_rows)
+        return cls(
+            paths=list(paths),
+            frames=frames or 0,
+            label=np.concatenate(labels) if labels else np.zeros(0, np.int8),
+            kind=np.concatenate(kinds) if kinds else np.zeros(0, np.int8),
+            group_file=np.asarray(files, np.int32),
+            group_number=np.asarray(numbers, np.int32),
+            group_start=np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def groups(self) -> int:
+        """Number of row groups."""
+        return len(self.group_file)
+
+    def group_of(self, rows: np.ndarray) -> np.ndarray:
+        """The row group of each row."""
+        return np.searchsorted(self.group_start, rows, side="right") - 1
+
+    def read_group(self, group: int) -> np.ndarray:
+        """Features ``[rows, frames, 40]`` (uint16) of one row group; safe to call from threads."""
+        path = self.paths[self.group_file[group]]
+        # A ParquetFile is not safe to share between threads: open one per read.
+        table = open_parquet(path).read_row_group(
+            int(self.group_number[group]), columns=["features"], use_threads=False
+        )
+        return _features_view(table.column("features"), self.frames)
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Features of ``rows`` (in that order), reading each row group they fall in once."""
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), self.frames, NUM_CHANNELS), np.uint16)
+        groups = self.group_of(rows)
+        for group in np.unique(groups):
+            where = np.flatnonzero(groups == group)
+            out[where] = self.read_group(int(group))[rows[where] - self.group_start[group]]
+        return out
+
+
 def _row_groups(
     paths: list[Path],
     shuffle_seed: int | None,
@@ -439,6 +540,11 @@ def windows_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+# Streams are stored and read in chunks of this many frames (60 s, 480 KB), one row group each,
+# so reading or scoring hours of ambient audio holds one chunk at a time.
+STREAM_CHUNK_FRAMES = 6000
+
+
 @dataclass
 class Stream:
     """A long feature stream (an ambient file, or clips joined by gaps) and its clip spans."""
@@ -449,34 +555,134 @@ class Stream:
     spans: list[tuple[int, int]]  # clip [start, end) in samples; empty for ambient
 
     @property
+    def frames(self) -> int:
+        """Feature frames in the stream."""
+        return len(self.features)
+
+    @property
     def duration_s(self) -> float:
         """Length of the audio the stream was computed from (10 ms per frame)."""
-        return (len(self.features) + 2) * 0.01
+        return (self.frames + 2) * 0.01
+
+    def chunks(self, frames: int = STREAM_CHUNK_FRAMES) -> Iterator[np.ndarray]:
+        """The features in consecutive pieces of ``frames`` frames (views)."""
+        for start in range(0, max(self.frames, 1), frames):
+            yield self.features[start : start + frames]
+
+    def load(self) -> Stream:
+        """The stream itself (``StoredStream.load`` reads one into memory)."""
+        return self
 
 
-def write_streams(path: Path, streams: list[Stream]) -> None:
-    """Write streams to one Parquet file atomically."""
-    table = pa.table(
-        {
-            "features": pa.array(
-                [np.ascontiguousarray(s.features, dtype="<u2").tobytes() for s in streams],
-                pa.large_binary(),
-            ),
-            "source": pa.array([s.source for s in streams], pa.string()),
-            "kind": pa.array([s.kind for s in streams], pa.string()),
-            "spans": pa.array(
-                [[int(v) for span in s.spans for v in span] for s in streams],
-                pa.list_(pa.int64()),
-            ),
-        }
-    )
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+@dataclass
+class StoredStream:
+    """A stream in a streams file, read one chunk (row group) at a time: what ``Stream`` offers
+    (``source``, ``kind``, ``spans``, ``frames``, ``duration_s``, ``chunks()``) without holding
+    its features."""
+
+    path: Path | str
+    source: str
+    kind: str
+    spans: list[tuple[int, int]]
+    frames: int
+    row_groups: list[int]
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the audio the stream was computed from (10 ms per frame)."""
+        return (self.frames + 2) * 0.01
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The features, chunk by chunk, as written."""
+        for group in self.row_groups:
+            table = open_parquet(self.path).read_row_group(group, columns=["features"])
+            (blob,) = table.column("features").to_pylist()
+            yield np.frombuffer(blob, dtype="<u2").reshape(-1, NUM_CHANNELS)
+
+    def load(self) -> Stream:
+        """The whole stream in memory."""
+        chunks = list(self.chunks())
+        features = np.concatenate(chunks) if chunks else np.zeros((0, NUM_CHANNELS), np.uint16)
+        return Stream(features, self.source, self.kind, list(self.spans))
 
 
-def read_streams(path: Path) -> list[Stream]:
-    """Read the streams of one file."""
-    table = pq.read_table(path)
+_STREAMS_SCHEMA = pa.schema(
+    [
+        ("stream", pa.int32()),
+        ("chunk", pa.int32()),
+        ("frames", pa.int32()),
+        ("features", pa.large_binary()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+        ("spans", pa.list_(pa.int64())),
+    ]
+)
+
+
+def write_streams(
+    path: Path, streams: Iterable[Stream], chunk_frames: int = STREAM_CHUNK_FRAMES
+) -> float:
+    """Write streams to one Parquet file atomically, one row group per chunk of frames.
+
+    ``streams`` may be a generator: one stream is held at a time. Returns their duration (s).
+    """
+    seconds = 0.0
+    with (
+        atomic_path(path) as tmp,
+        pq.ParquetWriter(tmp, _STREAMS_SCHEMA, compression="zstd") as out,
+    ):
+        for number, stream in enumerate(streams):
+            seconds += stream.duration_s
+            spans = [int(v) for span in stream.spans for v in span]
+            for k, chunk in enumerate(stream.chunks(chunk_frames)):
+                row = {
+                    "stream": [number],
+                    "chunk": [k],
+                    "frames": [len(chunk)],
+                    "features": [np.ascontiguousarray(chunk, dtype="<u2").tobytes()],
+                    "source": [stream.source],
+                    "kind": [stream.kind],
+                    "spans": [spans if k == 0 else []],  # on the first chunk only
+                }
+                out.write_table(pa.table(row, schema=_STREAMS_SCHEMA))
+    return seconds
+
+
+def open_streams(path: Path | str) -> list[StoredStream]:
+    """The streams of a file, to read chunk by chunk (only their descriptions are read here).
+
+    Files written before streams were chunked (one row per stream) are read whole instead.
+    """
+    streams_file = open_parquet(path)
+    if "chunk" not in streams_file.schema_arrow.names:
+        return read_streams(path)  # type: ignore[return-value]
+    table = streams_file.read(columns=["stream", "frames", "source", "kind", "spans"])
+    sizes = [streams_file.metadata.row_group(g).num_rows for g in range(table.num_rows)]
+    if any(n != 1 for n in sizes):
+        raise ValueError(f"{path}: expected one chunk per row group; rewrite it with write_streams")
+    found: dict[int, StoredStream] = {}
+    columns = table.to_pydict()
+    for group, number in enumerate(columns["stream"]):
+        if number not in found:
+            flat = columns["spans"][group]
+            found[number] = StoredStream(
+                path,
+                columns["source"][group],
+                columns["kind"][group],
+                [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)],
+                0,
+                [],
+            )
+        found[number].row_groups.append(group)
+        found[number].frames += columns["frames"][group]
+    return [found[k] for k in sorted(found)]
+
+
+def read_streams(path: Path | str) -> list[Stream]:
+    """Read every stream of a file whole (``open_streams`` reads them chunk by chunk)."""
+    if "chunk" in open_parquet(path).schema_arrow.names:
+        return [stored.load() for stored in open_streams(path)]
+    table = open_parquet(path).read()
     out = []
     for blob, source, kind, spans in zip(
         table.column("features").to_pylist(),

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny end-to-end config and one Prefect test harness per session."""
 
 import os
+import uuid
 
 import pytest
 import yaml
@@ -66,3 +67,15 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def memory_url():
+    """A fresh folder of the process-wide memory:// filesystem, emptied afterwards."""
+    import fsspec
+
+    url = f"memory://mww-test-{uuid.uuid4().hex[:8]}"
+    yield url
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)

@@ -122,6 +122,21 @@ class TrainingConfig(Section):
         "accept when picking the best model (with target_fah); none: not counted.",
     )
     seed: int = Field(42, description="Seed of the model's initial weights and the batch order.")
+    pool_windows: int = Field(
+        8192,
+        ge=1,
+        description="Training windows of one class (positive, negative, hard negative, "
+        "retraining focus) held in memory. A class with at most this many is held whole; a "
+        "larger one streams from the store through a pool of about this many windows that "
+        "moves along the class's row groups in a seeded order as training goes. 8192 windows "
+        "of 160 frames take 100 MiB.",
+    )
+    pool_draws_per_window: float = Field(
+        1.0,
+        gt=0,
+        description="About how many times a streamed window is drawn while in its pool: higher "
+        "reads the store less often, lower mixes more windows into each stretch of steps.",
+    )
 
 
 class MiningConfig(Section):

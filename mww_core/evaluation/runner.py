@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,25 @@ class StreamingTFLiteModel:
             float32 probabilities in [0, 1), one per ``stride`` frames; an incomplete tail of
             frames is dropped, as the device would still be waiting for it.
         """
+        return self.score_chunks([raw_features])
+
+    def score_chunks(self, chunks: Iterable[np.ndarray]) -> np.ndarray:
+        """``probabilities`` of a stream given as consecutive chunks (one held at a time).
+
+        The state carries over from chunk to chunk, so the outputs are those of the whole.
+        """
+        self._interpreter.reset_all_variables()
+        carry = np.zeros((0, NUM_CHANNELS), np.uint16)
+        outputs = []
+        for chunk in chunks:
+            features = np.concatenate([carry, self._checked(chunk)])
+            usable = len(features) - len(features) % self.stride
+            outputs.append(self._invoke_all(features[:usable]))
+            carry = features[usable:]
+        probs = np.concatenate(outputs) if outputs else np.zeros(0, np.uint8)
+        return (probs.astype(np.float32) - self._output_zero_point) * np.float32(self._output_scale)
+
+    def _checked(self, raw_features: np.ndarray) -> np.ndarray:
         features = np.asarray(raw_features)
         if features.ndim != 2 or features.shape[1] != NUM_CHANNELS:
             raise ValueError(
@@ -114,12 +133,14 @@ class StreamingTFLiteModel:
                 f"expected raw uint16 frontend values (compute_features), got {features.dtype}; "
                 "float features would be quantized wrongly"
             )
+        return features
+
+    def _invoke_all(self, features: np.ndarray) -> np.ndarray:
+        """uint8 outputs of the model on ``features`` (a whole number of strides), in order."""
         count = features.shape[0] // self.stride
-        chunks = quantize_like_device(features[: count * self.stride])
-        chunks = chunks.reshape(count, 1, self.stride, NUM_CHANNELS)
+        chunks = quantize_like_device(features).reshape(count, 1, self.stride, NUM_CHANNELS)
         outputs = np.empty(count, dtype=np.uint8)
         interpreter = self._interpreter
-        interpreter.reset_all_variables()
         set_tensor, invoke, get_tensor = (
             interpreter.set_tensor,
             interpreter.invoke,
@@ -130,9 +151,7 @@ class StreamingTFLiteModel:
             set_tensor(in_index, chunks[i])
             invoke()
             outputs[i] = get_tensor(out_index)[0, 0]
-        return (outputs.astype(np.float32) - self._output_zero_point) * np.float32(
-            self._output_scale
-        )
+        return outputs
 
     __call__ = probabilities
 

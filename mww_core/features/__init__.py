@@ -30,7 +30,13 @@ from mww_core.features.shards import (
     write_shard,
 )
 from mww_core.features.stage import build_features, finish_features, report_bad_files
-from mww_core.features.streams import StreamJob, build_streams, make_stream, plan_stream_jobs
+from mww_core.features.streams import (
+    StreamJob,
+    build_streams,
+    iter_streams,
+    make_stream,
+    plan_stream_jobs,
+)
 from mww_core.features.workers import (
     TASK_ROWS,
     init_worker,
@@ -59,6 +65,7 @@ __all__ = [
     "finish_features",
     "group_into_shards",
     "init_worker",
+    "iter_streams",
     "job_seed",
     "make_stream",
     "make_window",

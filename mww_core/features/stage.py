@@ -10,7 +10,7 @@ from mww_core.audio import AudioError
 from mww_core.config import FullConfig
 from mww_core.features.plan import SPLITS
 from mww_core.features.shards import Progress, build_train_windows, remove_stale_shards
-from mww_core.features.streams import build_streams
+from mww_core.features.streams import iter_streams
 from mww_core.features.workers import worker_pool
 from mww_core.store import write_streams
 
@@ -64,10 +64,9 @@ def finish_features(
     stream_seconds: dict[str, float] = {}
     for index, split in enumerate(SPLITS, 1):
         path = out_dir / split / "streams.parquet"
-        items = build_streams(config, split, errors, pool)
-        write_streams(path, items)
+        # Written as they are computed: a split's hours of audio are never all in memory.
+        stream_seconds[split] = write_streams(path, iter_streams(config, split, errors, pool))
         streams[split] = str(path)
-        stream_seconds[split] = sum(s.duration_s for s in items)
         if progress:
             progress(f"streams {split}", index, len(SPLITS))
     bad = report_bad_files(config, errors)

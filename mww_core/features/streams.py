@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mww_core.audio import AudioError, list_audio_files, load_audio
@@ -66,6 +67,25 @@ def make_stream(
     return stream, errors
 
 
+def iter_streams(
+    config: FullConfig,
+    split: str,
+    errors: dict[str, str] | None = None,
+    pool: cf.Executor | None = None,
+) -> Iterator[Stream]:
+    """Unaugmented long streams of a split, one at a time (see ``build_streams``)."""
+    errors = {} if errors is None else errors
+    jobs = plan_stream_jobs(config, split)
+    if pool is None:
+        results = (make_stream(job, config) for job in jobs)
+    else:
+        results = pool.map(make_stream, jobs)
+    for stream, errs in results:
+        errors.update(errs)
+        if stream is not None:
+            yield stream
+
+
 def build_streams(
     config: FullConfig,
     split: str,
@@ -77,15 +97,4 @@ def build_streams(
     Unusable files are skipped and added to ``errors`` (``{source: reason}``). With ``pool``
     (from ``worker_pool``) the streams are computed in its worker processes.
     """
-    errors = {} if errors is None else errors
-    jobs = plan_stream_jobs(config, split)
-    if pool is None:
-        results = (make_stream(job, config) for job in jobs)
-    else:
-        results = pool.map(make_stream, jobs)
-    streams = []
-    for stream, errs in results:
-        errors.update(errs)
-        if stream is not None:
-            streams.append(stream)
-    return streams
+    return list(iter_streams(config, split, errors, pool))

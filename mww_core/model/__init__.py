@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mww_core.config import ModelConfig
+from mww_core.frontend import NUM_CHANNELS
 from mww_core.model import inception, mixednet
 
 MODELS = {"mixednet": mixednet.build, "inception": inception.build}
@@ -51,6 +54,41 @@ def window_scores(
         for i in range(0, len(windows), batch_size)
     ]
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def score_long_chunks(
+    model: keras.Model, config: ModelConfig, chunks: Iterable[np.ndarray]
+) -> np.ndarray:
+    """``score_long`` of a long float input given as consecutive chunks of any length.
+
+    Holds one chunk and the frames of context before it: each call scores the new frames with
+    the receptive field before them, so the outputs equal ``score_long`` of the whole input
+    (the stack is causal with valid padding; ``tests/core/test_model.py`` checks they agree).
+    """
+    stride, field = config.stride, receptive_field(config)
+    # score_long's output k ends at frame (field - pad) + k * stride of its input.
+    reach = field - (field - stride) % stride
+    kept = np.zeros((0, NUM_CHANNELS), np.float32)  # input frames [base, total)
+    base = total = done = 0  # done: where the last output's window ends (0: none yet)
+    outputs = []
+    for chunk in chunks:
+        kept = np.concatenate([kept, np.asarray(chunk, np.float32)])
+        total += len(chunk)
+        ready = total - total % stride  # outputs end on stride boundaries
+        if not done:  # from the start, padded as score_long pads it
+            probs = score_long(model, config, kept[: ready - base])
+            done = reach + stride * (len(probs) - 1) if len(probs) else 0
+        elif ready > done:
+            # From the last output's window (scored again and dropped), so that every new
+            # window has all of its frames and none of the zeros score_long pads in front.
+            probs = score_long(model, config, kept[done - reach - base : ready - base])[1:]
+            done = ready
+        else:
+            continue
+        outputs.append(probs)
+        if done:
+            kept, base = kept[done - reach - base :], done - reach
+    return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
 
 
 def build_streaming(model: keras.Model, config: ModelConfig) -> tf.Module:

@@ -31,24 +31,28 @@ def representative_spectrograms(
     every cutoff above 0.97 was out of reach and those below it hardly told clips apart.
     """
     from mww_core.frontend import features_to_float
-    from mww_core.store import read_windows
+    from mww_core.store import ShardIndex
 
-    paths = [p for p, _ in feats.outputs["train_windows"].values()]
-    windows = read_windows(paths)
+    # Only the chosen windows are read (their row groups), not the training store.
+    index = ShardIndex.build([p for p, _ in feats.outputs["train_windows"].values()])
     rng = np.random.default_rng(config.training.seed)
     n = max(3, config.export.representative_samples // 50)
-    pos = np.flatnonzero(windows.label == 1)
-    neg = np.flatnonzero(windows.label == 0)
+    pos = np.flatnonzero(index.label == 1)
+    neg = np.flatnonzero(index.label == 0)
     n_pos = min(max(1, n // 3), len(pos))
     if model is not None and len(pos) > n_pos:
         from mww_core.model import window_scores
 
-        scores = window_scores(model, config.model, features_to_float(windows.features[pos]))
+        # Positives are scored a few thousand windows at a time (memory stays bounded).
+        batches = (index.read_rows(pos[i : i + 4096]) for i in range(0, len(pos), 4096))
+        scores = np.concatenate(
+            [window_scores(model, config.model, features_to_float(b)) for b in batches]
+        )
         chosen = pos[np.argsort(-scores, kind="stable")[:n_pos]]
     else:
         chosen = rng.choice(pos, n_pos, False)
     rows = np.concatenate([chosen, rng.choice(neg, min(n - n_pos, len(neg)), False)])
-    return [features_to_float(windows.features[i]) for i in rows]
+    return [features_to_float(window) for window in index.read_rows(rows)]
 
 
 EQUAL_RECALL_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
@@ -60,7 +64,7 @@ def _evaluate_weights(
     """Quantize one model, stream validation and test audio; sweeps and the scored streams."""
     from mww_core import evaluation, export
     from mww_core.model import load_model
-    from mww_core.store import read_streams
+    from mww_core.store import open_streams
     from mww_core.training.trainer import score_feature_streams
 
     model = load_model(config.model, weights)
@@ -71,7 +75,7 @@ def _evaluate_weights(
     runner = evaluation.StreamingTFLiteModel(model_path)
     sweeps, scored = {}, {}
     for split in ("validation", "test"):
-        streams = read_streams(Path(feats.outputs["streams"][split]))
+        streams = open_streams(feats.outputs["streams"][split])
         scored[split] = score_feature_streams(runner, streams, runner.stride)
         sweeps[split] = evaluation.sweep(
             scored[split], config.evaluation, evaluation.sweep_cutoffs(config.evaluation)

@@ -59,11 +59,11 @@ def run_mining(
         from mww_core.features.mined import augment_mined_windows
         from mww_core.mining import HardExampleMiner
         from mww_core.model import load_model
-        from mww_core.store import Windows, read_streams
+        from mww_core.store import Windows, open_streams
         from mww_core.training.trainer import keras_scorer
 
         miner = HardExampleMiner(config)
-        streams = read_streams(Path(feats.outputs["streams"]["train"]))
+        streams = open_streams(feats.outputs["streams"]["train"])
         if config.mining.enabled:
             scorer = keras_scorer(load_model(config.model, phase.outputs["best_weights"]), config)
             found = miner.mine_from_dataset(scorer, streams, _clip_names(config, streams))

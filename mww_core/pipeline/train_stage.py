@@ -30,6 +30,24 @@ def _train_fingerprint(config: FullConfig, phase_index: int, *upstream: str) -> 
     )
 
 
+def streamed_data(config: FullConfig, paths: list, input_frames: int, **focus):
+    """The training shards as ``StreamedTrainingData`` with the config's seed and pool sizes.
+
+    ``focus`` passes ``focus_paths``, ``focus_fraction`` and ``focus_weight`` on.
+    """
+    from mww_core.training.streamed import StreamedTrainingData
+
+    cfg = config.training
+    return StreamedTrainingData(
+        paths,
+        input_frames,
+        cfg.seed,
+        pool_windows=cfg.pool_windows,
+        draws_per_window=cfg.pool_draws_per_window,
+        **focus,
+    )
+
+
 def run_train_phase(
     config: FullConfig,
     phase_index: int,
@@ -48,15 +66,15 @@ def run_train_phase(
     fp = _train_fingerprint(config, phase_index, *upstream)
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.store import read_streams, read_windows
-        from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
+        from mww_core.store import open_streams
+        from mww_core.training.trainer import Trainer, ValidationSet
 
         paths = [p for p, _ in feats.outputs["train_windows"].values()]
         if mined is not None:
             paths.append(Path(mined.outputs["hard_negatives"]))
         trainer = Trainer(config, stage_dir, progress, training_logger)
-        data = TrainingData(read_windows(paths), trainer.input_frames, config.training.seed)
-        validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
+        data = streamed_data(config, paths, trainer.input_frames)
+        validation = ValidationSet(open_streams(feats.outputs["streams"]["validation"]))
         init = Path(previous.outputs["best_weights"]) if previous else None
         init_best = previous.metrics.get("best") if previous else None
         result = trainer.train_phase(phase_index, data, validation, init, init_best=init_best)

@@ -171,19 +171,20 @@ def fine_tune_config(config: FullConfig, scan: InboxScan) -> FullConfig:
 
 def rehearsal_data(config: FullConfig, tuned: FullConfig, scan: InboxScan, new_path: Path, frames):
     """The run's training windows to rehearse, with this round's inbox windows as the focus."""
-    from mww_core.store import Windows, read_windows
-    from mww_core.training.trainer import TrainingData
+    from mww_core.pipeline.train_stage import streamed_data
 
-    old = read_windows(training_shards(config, scan))
-    new = read_windows([new_path])
-    if len(new) == 0:
-        log.warning("the current model accepts no window of the new clips: nothing to unlearn")
-    windows = Windows.concat([old, new], config.features.window_frames)
-    focus = np.arange(len(windows)) >= len(old)
     tune = config.retrain.fine_tune
-    return TrainingData(
-        windows, frames, tuned.training.seed, focus, tune.inbox_fraction, tune.inbox_weight
+    data = streamed_data(
+        tuned,
+        training_shards(config, scan),
+        frames,
+        focus_paths=[new_path],
+        focus_fraction=tune.inbox_fraction,
+        focus_weight=tune.inbox_weight,
     )
+    if data.focus_rows == 0:
+        log.warning("the current model accepts no window of the new clips: nothing to unlearn")
+    return data
 
 
 def run_fine_tune(
@@ -207,14 +208,14 @@ def run_fine_tune(
     )
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.store import read_streams
+        from mww_core.store import open_streams
         from mww_core.training.trainer import Trainer, ValidationSet
 
         trainer = Trainer(tuned, stage_dir, progress)
         new_path = Path(mined.outputs["hard_negatives"])
         data = rehearsal_data(config, tuned, scan, new_path, trainer.input_frames)
         feats = load_record(config.run_dir / "features")
-        validation = ValidationSet(read_streams(Path(feats.outputs["streams"]["validation"])))
+        validation = ValidationSet(open_streams(feats.outputs["streams"]["validation"]))
         index = len(tuned.training.phases) - 1
         result = trainer.train_phase(
             index, data, validation, Path(current["weights"]), freeze_batch_norm=True
@@ -224,8 +225,8 @@ def run_fine_tune(
             "metrics": {
                 "validation": result["best"],
                 "seconds": result["seconds"],
-                "rehearsed_windows": len(data.windows) - len(data.focus_rows),
-                "inbox_windows": len(data.focus_rows),
+                "rehearsed_windows": len(data) - data.focus_rows,
+                "inbox_windows": data.focus_rows,
             },
         }
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig
 from mww_core.frontend import features_to_float
-from mww_core.store import Stream, Windows
+from mww_core.store import StoredStream, Stream, Windows
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -25,6 +25,28 @@ def class_weight_vector(weight_class: np.ndarray, weights: ClassWeights) -> np.n
         raise ValueError(
             f"unknown example class {exc.args[0]!r}; expected one of {', '.join(table)}"
         ) from None
+
+
+def batch_plan(
+    batch_size: int, phase: PhaseConfig, focus_fraction: float, sizes: dict[str, int]
+) -> list[tuple[str, int]]:
+    """How many rows a batch draws from each set, in draw order.
+
+    The sets are ``positive``, ``focus`` (e.g. a retraining round's new windows),
+    ``hard_negative`` and ``negative`` (the other negatives), and ``any_negative`` (both kinds
+    of negative together); ``sizes`` gives their row counts. Positives get ``positive_fraction``
+    of the batch, focus rows ``focus_fraction``, mined windows ``hard_negative_fraction`` when
+    there are both mined and other negatives; the rest are negatives drawn alike.
+    """
+    n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
+    n_focus = int(round(batch_size * focus_fraction)) if sizes["focus"] else 0
+    rest = batch_size - n_focus
+    n_hard = int(round(batch_size * phase.hard_negative_fraction))
+    plan = [("positive", n_pos)] + ([("focus", n_focus)] if n_focus else [])
+    if n_hard == 0 or sizes["hard_negative"] == 0 or sizes["negative"] == 0:
+        return plan + [("any_negative", rest - n_pos)]
+    n_hard = min(n_hard, rest - n_pos - 1)  # the mined windows get a fixed share of every batch
+    return plan + [("hard_negative", n_hard), ("negative", rest - n_pos - n_hard)]
 
 
 @dataclass
@@ -65,22 +87,16 @@ class TrainingData:
 
     def _rows(self, rng: np.random.Generator, batch_size: int, phase: PhaseConfig) -> np.ndarray:
         """Row indices of one batch: positives, focus rows, hard negatives, other negatives."""
-        n_pos = max(1, int(round(batch_size * phase.positive_fraction)))
-        n_focus = int(round(batch_size * self.focus_fraction)) if len(self.focus_rows) else 0
-        rest = batch_size - n_focus
-        n_hard = int(round(batch_size * phase.hard_negative_fraction))
-        parts = [rng.choice(self.positives, n_pos)]
-        if n_focus:
-            parts.append(rng.choice(self.focus_rows, n_focus))
-        if n_hard == 0 or len(self.hard_negatives) == 0 or len(self.plain_negatives) == 0:
-            parts.append(rng.choice(self.negatives, rest - n_pos))
-        else:  # the mined windows get a fixed share of every batch
-            n_hard = min(n_hard, rest - n_pos - 1)
-            parts += [
-                rng.choice(self.hard_negatives, n_hard),
-                rng.choice(self.plain_negatives, rest - n_pos - n_hard),
-            ]
-        return np.concatenate(parts)
+        buckets = {
+            "positive": self.positives,
+            "focus": self.focus_rows,
+            "hard_negative": self.hard_negatives,
+            "negative": self.plain_negatives,
+            "any_negative": self.negatives,
+        }
+        sizes = {name: len(rows) for name, rows in buckets.items()}
+        plan = batch_plan(batch_size, phase, self.focus_fraction, sizes)
+        return np.concatenate([rng.choice(buckets[name], n) for name, n in plan])
 
     def batch(self, phase_index: int, step: int, batch_size: int, phase: PhaseConfig) -> Batch:
         """Features ``[batch, frames, 40]`` (with the phase's SpecAugment masks), labels and
@@ -88,21 +104,60 @@ class TrainingData:
         """
         rng = np.random.default_rng([self.seed, phase_index, step])
         rows = self._rows(rng, batch_size, phase)
-        total = self.windows.features.shape[1]
-        spare = total - self.input_frames
-        # Positives keep their end (where the word ends), and so do hard negatives (where the
-        # model fired); other negatives are cropped anywhere.
-        keep_end = self.windows.weight_class[rows] != "negative"
-        starts = np.where(keep_end, spare, rng.integers(0, spare + 1, len(rows)))
-        x = features_to_float(self.windows.features[rows[:, None], starts[:, None] + self._offsets])
-        y = self.windows.label[rows].astype(np.float32)
-        w = class_weight_vector(self.windows.weight_class[rows], phase.class_weights)
-        if len(self.focus_rows):
-            in_focus = np.isin(rows, self.focus_rows)
-            w[in_focus] = self.focus_weight
-        if phase.spec_augment.enabled:  # drawn last: with it off, every draw above is unchanged
-            x = spec_augment(x, rng, phase.spec_augment)
-        return x, y, w
+        features = self.windows.features
+        offsets = self._offsets
+
+        def crop(starts: np.ndarray) -> np.ndarray:
+            return features[rows[:, None], starts[:, None] + offsets]
+
+        in_focus = np.isin(rows, self.focus_rows) if len(self.focus_rows) else None
+        return finish_batch(
+            rng,
+            crop,
+            self.windows.weight_class[rows],
+            self.windows.label[rows],
+            features.shape[1] - self.input_frames,
+            phase,
+            in_focus,
+            self.focus_weight,
+        )
+
+
+def finish_batch(
+    rng: np.random.Generator,
+    crop: Callable[[np.ndarray], np.ndarray],
+    weight_class: np.ndarray,
+    label: np.ndarray,
+    spare: int,
+    phase: PhaseConfig,
+    in_focus: np.ndarray | None = None,
+    focus_weight: float = 1.0,
+) -> Batch:
+    """Crop, weigh and mask the drawn rows of one batch (after their rows were drawn).
+
+    Positives keep their end (where the word ends), and so do hard negatives (where the model
+    fired); other negatives are cropped anywhere in their ``spare`` extra frames.
+
+    Args:
+        rng: The batch's generator, after drawing its rows.
+        crop: Raw uint16 features ``[batch, input_frames, 40]`` of the rows from their start frames.
+        weight_class: Each row's weight class.
+        label: Each row's label.
+        spare: Frames a window has beyond the model's input.
+        phase: The phase (class weights, SpecAugment).
+        in_focus: Rows drawn from the focus set; they get ``focus_weight``.
+        focus_weight: Loss weight of focus rows.
+    """
+    keep_end = weight_class != "negative"
+    starts = np.where(keep_end, spare, rng.integers(0, spare + 1, len(weight_class)))
+    x = features_to_float(crop(starts))
+    y = label.astype(np.float32)
+    w = class_weight_vector(weight_class, phase.class_weights)
+    if in_focus is not None:
+        w[in_focus] = focus_weight
+    if phase.spec_augment.enabled:  # drawn last: with it off, every draw above is unchanged
+        x = spec_augment(x, rng, phase.spec_augment)
+    return x, y, w
 
 
 def spec_augment(x: np.ndarray, rng: np.random.Generator, masks: SpecAugmentConfig) -> np.ndarray:
@@ -134,11 +189,14 @@ def _mask_spans(
 
 @dataclass
 class ValidationSet:
-    """Validation streams: joined positive clips, joined negative clips, ambient recordings."""
+    """Validation streams: joined positive clips, joined negative clips, ambient recordings.
 
-    streams: list[Stream]
+    ``StoredStream``s (``store.open_streams``) are read chunk by chunk at each validation.
+    """
 
-    def of_kind(self, kind: str) -> list[Stream]:
+    streams: list[Stream | StoredStream]
+
+    def of_kind(self, kind: str) -> list[Stream | StoredStream]:
         """Streams of one kind."""
         return [s for s in self.streams if s.kind == kind]
 

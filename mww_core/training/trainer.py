@@ -18,8 +18,13 @@ from mww_core import evaluation
 from mww_core.atomic import atomic_path, atomic_write_text
 from mww_core.config import EvaluationConfig, FullConfig, PhaseConfig
 from mww_core.frontend import NUM_CHANNELS, features_to_float
-from mww_core.model import build_model, load_weights, receptive_field, save_weights, score_long
-from mww_core.store import Stream
+from mww_core.model import (
+    build_model,
+    load_weights,
+    receptive_field,
+    save_weights,
+    score_long_chunks,
+)
 from mww_core.training.batches import (
     PrefetchedBatches,
     TrainingData,
@@ -30,8 +35,17 @@ from mww_core.training.batches import (
 from mww_core.training.display import TrainingLogger
 from mww_core.training.metrics import EvaluationMetrics
 from mww_core.training.profiler import TrainingProfiler
+from mww_core.training.streamed import StreamedTrainingData
 
-__all__ = ["Trainer", "TrainingData", "ValidationSet", "keras_scorer", "score_feature_streams"]
+__all__ = [
+    "StreamedTrainingData",
+    "Trainer",
+    "TrainingData",
+    "ValidationSet",
+    "keras_scorer",
+    "score_feature_streams",
+]
+SampledData = TrainingData | StreamedTrainingData
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +57,32 @@ OWN_BEST_WEIGHTS = "own_best.weights.npz"
 TENSORBOARD_EVERY = 10  # steps between TensorBoard loss points
 
 
+def score_stream(scorer: Callable[[np.ndarray], np.ndarray], stream) -> np.ndarray:
+    """One stream's probabilities, read chunk by chunk when the scorer can take chunks.
+
+    ``stream`` is a ``Stream`` or a ``StoredStream``; a scorer with ``score_chunks`` (the
+    TFLite runner, ``keras_scorer``) gets its chunks, any other callable the whole features.
+    """
+    if hasattr(scorer, "score_chunks"):
+        return scorer.score_chunks(stream.chunks())
+    chunks = list(stream.chunks())
+    return scorer(np.concatenate(chunks) if chunks else np.zeros((0, NUM_CHANNELS), np.uint16))
+
+
 def score_feature_streams(
-    scorer: Callable[[np.ndarray], np.ndarray], streams: list[Stream], stride: int
+    scorer: Callable[[np.ndarray], np.ndarray], streams: list, stride: int
 ) -> evaluation.ScoredStreams:
-    """Score stored feature streams once, for a cutoff sweep."""
+    """Score stored feature streams once, for a cutoff sweep.
+
+    ``streams`` are ``Stream``s or ``StoredStream``s (``store.open_streams``): the latter are
+    read one chunk at a time, so memory holds a chunk and the probabilities (one float per
+    ``stride`` frames), not the features of hours of audio.
+    """
     empty = np.zeros(0, np.float32)
 
     def joined(kind: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
         found = [s for s in streams if s.kind == kind]
-        return (scorer(found[0].features), list(found[0].spans)) if found else (empty, [])
+        return (score_stream(scorer, found[0]), list(found[0].spans)) if found else (empty, [])
 
     pos_probs, pos_spans = joined("positive")
     neg_probs, neg_spans = joined("negative")
@@ -62,21 +93,45 @@ def score_feature_streams(
         positive_spans=pos_spans,
         negative_probs=neg_probs,
         negative_spans=neg_spans,
-        ambient_probs=[scorer(s.features) for s in ambient],
+        ambient_probs=[score_stream(scorer, s) for s in ambient],
         ambient_duration_s=sum(s.duration_s for s in ambient),
     )
 
 
-def keras_scorer(model: keras.Model, config: FullConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """Raw features -> one probability per ``stride`` frames, like the streaming model."""
+class KerasStreamScorer:
+    """Raw features -> one probability per ``stride`` frames, like the streaming model.
 
-    def score(raw: np.ndarray) -> np.ndarray:
-        probs = score_long(model, config.model, features_to_float(raw))
+    Outputs before the model's receptive field has filled are 0. ``score_chunks`` scores a
+    stream given chunk by chunk, holding one chunk at a time.
+    """
+
+    def __init__(self, model: keras.Model, config: FullConfig):
+        self.model, self.config = model, config
+        self.stride = config.model.stride
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        """Probabilities of a whole stream of raw uint16 features ``[frames, 40]``."""
+        return self.score_chunks([raw])
+
+    def score_chunks(self, chunks: Iterable[np.ndarray]) -> np.ndarray:
+        """Probabilities of a stream given as consecutive chunks of raw features."""
+        frames = 0
+
+        def floats():
+            nonlocal frames
+            for raw in chunks:
+                frames += len(raw)
+                yield features_to_float(raw)
+
+        probs = score_long_chunks(self.model, self.config.model, floats())
         # The streaming model emits an output for every call, also while its buffers fill.
-        count = len(raw) // config.model.stride
+        count = frames // self.stride
         return np.concatenate([np.zeros(count - len(probs), np.float32), probs])[:count]
 
-    return score
+
+def keras_scorer(model: keras.Model, config: FullConfig) -> KerasStreamScorer:
+    """Raw features -> one probability per ``stride`` frames, like the streaming model."""
+    return KerasStreamScorer(model, config)
 
 
 def freeze_batch_normalization(model: keras.Model) -> int:
@@ -371,7 +426,7 @@ class Trainer:
     def train_phase(
         self,
         phase_index: int,
-        data: TrainingData | Callable | Iterable,
+        data: SampledData | Callable | Iterable,
         validation: ValidationSet | Callable | Iterable,
         init_weights: Path | None = None,
         stage_dir: Path | None = None,
@@ -380,11 +435,12 @@ class Trainer:
     ) -> dict:
         """Train one phase to its configured steps, resuming from the last checkpoint if any.
 
-        ``data`` is a ``TrainingData`` (batches are a pure function of seed, phase and step,
-        built ahead in a thread) or a factory/generator of ``(x, y[, weights])`` batches, of
-        which a resumed phase skips the ones already consumed. ``init_best`` is the validation
-        record of ``init_weights`` (the previous phase's best): this phase's weights replace
-        them only when a validation beats it, so a phase never ends worse than it started.
+        ``data`` is a ``TrainingData`` or ``StreamedTrainingData`` (batches are a pure
+        function of seed, phase and step, built ahead in a thread) or a factory/generator of
+        ``(x, y[, weights])`` batches, of which a resumed phase skips the ones already consumed.
+        ``init_best`` is the validation record of ``init_weights`` (the previous phase's best):
+        this phase's weights replace them only when a validation beats it, so a phase never ends
+        worse than it started.
         ``freeze_batch_norm`` keeps batch normalization's statistics and scales as they are
         (fine-tuning: re-estimating them on the fine-tune's batches alone moves every output).
         """
@@ -412,6 +468,8 @@ class Trainer:
         finally:
             if isinstance(batches, PrefetchedBatches):
                 batches.close()
+            if isinstance(data, StreamedTrainingData):
+                data.close()  # its pools and threads; the next phase starts its own
             self._writer.close()
             self._writer = None
         if best is not None and best.get("carried_over"):
@@ -438,7 +496,7 @@ class Trainer:
         return summary
 
     def _batches(self, data, phase_index: int, phase: PhaseConfig, position: int):
-        if not isinstance(data, TrainingData):
+        if not isinstance(data, TrainingData | StreamedTrainingData):
             return iterate_batches(data, position)
         size = self.config.training.batch_size
 
@@ -497,7 +555,7 @@ class Trainer:
 
     def train(
         self,
-        train_data_factory: TrainingData | Callable | Iterable,
+        train_data_factory: SampledData | Callable | Iterable,
         val_data_factory: ValidationSet | Callable | Iterable,
         input_shape: tuple[int, ...] | None = None,
     ) -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import fsspec
 import numpy as np
 import pytest
@@ -13,16 +11,6 @@ from mww_core.config import FullConfig
 from mww_core.stages import StageRecord
 from mww_core.store import read_windows
 from tests.core.features.test_stage import _make_data
-
-
-@pytest.fixture
-def memory_url():
-    """A fresh folder of the process-wide memory:// filesystem, emptied afterwards."""
-    url = f"memory://mww-test-{uuid.uuid4().hex[:8]}"
-    yield url
-    fs = fsspec.filesystem("memory")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
 
 
 def test_atomic_write_shows_a_file_only_when_complete(memory_url):

@@ -9,7 +9,7 @@ from mmap_ninja.ragged import RaggedMmap
 from mww_core.config import FullConfig
 from mww_core.frontend import FEATURE_SCALE
 from mww_core.importers import cut_windows, find_ragged_mmaps, import_ragged_mmap
-from mww_core.store import Stream, Windows, read_windows
+from mww_core.store import Stream, Windows, read_windows, write_windows
 
 
 def _make_mmap(folder, lengths, seed=0):
@@ -57,12 +57,45 @@ def test_missing_or_wrong_folder_is_named(tmp_path):
         find_ragged_mmaps(tmp_path / "empty")
 
 
-def test_trains_on_an_imported_feature_set(tmp_path):
-    from mww_core.training.trainer import Trainer, TrainingData, ValidationSet
+def test_a_microwakeword_feature_set_imports_and_trains_on_the_streaming_path(tmp_path):
+    """microWakeWord's published negatives: <set>/{training,validation,testing}/wakeword_mmap
+    RaggedMmaps of spectrograms of varied lengths (float raw x 0.0390625, or uint16 raw)."""
+    from mww_core.importers import import_feature_sets
+    from mww_core.training.trainer import StreamedTrainingData, Trainer, ValidationSet
 
-    _make_mmap(tmp_path / "set" / "negatives", [200] * 12 + [120] * 4, seed=1)
-    shards = import_ragged_mmap(tmp_path / "set", tmp_path / "store", 160, hop_frames=40)
+    root = tmp_path / "negative_datasets"
+    rng = np.random.default_rng(3)
+    lengths = list(rng.integers(60, 400, 40))
+    speech = _make_mmap(root / "speech" / "training" / "wakeword_mmap", lengths, seed=4)
+    _make_mmap(root / "speech" / "validation" / "wakeword_mmap", [200, 300], seed=5)
+    _make_mmap(root / "speech" / "testing" / "wakeword_mmap", [250], seed=6)
+    party = [rng.integers(0, 660, (n, 40)).astype(np.uint16) for n in (300, 500, 170)]
+    (root / "dinner_party" / "training").mkdir(parents=True)
+    RaggedMmap.from_generator(
+        out_dir=root / "dinner_party" / "training" / "wakeword_mmap",
+        sample_generator=iter(party),
+        batch_size=2,
+    )
+    config = FullConfig.model_validate(
+        {
+            "data": {"feature_sets": [
+                {"path": str(root / "speech" / "training"), "hop_frames": 40},
+                {"path": str(root / "dinner_party" / "training"), "weight_class": "hard_negative"},
+            ]},
+            "features": {"row_group_rows": 16, "shard_rows": 64},
+            "training": {"batch_size": 16, "eval_step_interval": 5, "checkpoint_interval": 5,
+                         "phases": [{"steps": 5, "learning_rate": 0.003},
+                                    {"steps": 1, "learning_rate": 1e-4}]},
+        }
+    )  # fmt: skip
+    shards = import_feature_sets(config, tmp_path / "store")
     negatives = read_windows([p for p, _ in shards.values()])
+    # Every training spectrogram became windows cut every 40 frames (the last flush with the
+    # end; shorter ones padded in front), in the mmap's order: the first one's windows first.
+    assert len(negatives) > 100 and set(negatives.label) == {0}
+    np.testing.assert_array_equal(negatives.features[0], cut_windows(speech[0], 160, 40)[0][0])
+    assert (negatives.weight_class == "hard_negative").sum() == 3 + 5 + 2  # 300, 500, 170 at 100
+
     rng = np.random.default_rng(2)
     feats = rng.integers(0, 400, (16, 160, 40)).astype(np.uint16)
     feats[:, -40:, :8] += 250
@@ -74,30 +107,25 @@ def test_trains_on_an_imported_feature_set(tmp_path):
         offset_s=np.zeros(16, np.float32),
         seed=np.zeros(16, np.int64),
     )
-    config = FullConfig.model_validate(
-        {
-            "training": {
-                "batch_size": 16,
-                "eval_step_interval": 6,
-                "checkpoint_interval": 6,
-                "phases": [
-                    {"steps": 6, "learning_rate": 0.003},
-                    {"steps": 1, "learning_rate": 1e-4},
-                ],
-            }
-        }
-    )
+    write_windows(tmp_path / "store" / "positive.parquet", positives)
+    paths = [tmp_path / "store" / "positive.parquet", *(p for p, _ in shards.values())]
     trainer = Trainer(config, tmp_path / "train")
-    data = TrainingData(Windows.concat([positives, negatives], 160), trainer.input_frames, 0)
-    assert len(data.negatives) == len(negatives) > 16
+    data = StreamedTrainingData(paths, trainer.input_frames, 0, pool_windows=48)
+    assert data.streamed == (1,)  # the imported speech negatives stream from the store
+    # Imported windows are what the batches hold: each negative row is a crop of one.
+    x, y, _ = data.batch(0, 0, 16, config.training.phases[0])
+    crops = np.rint(x[y == 0] / FEATURE_SCALE).astype(np.uint16)
+    for crop in crops:
+        starts = [s for s in range(12) if (negatives.features[:, s : s + 149] == crop).all(
+            axis=(1, 2)).any()]  # fmt: skip
+        assert starts, "a negative in the batch is no imported window"
     streams = [
         Stream(rng.integers(0, 400, (1500, 40)).astype(np.uint16), "p", "positive", [(0, 16000)]),
         Stream(negatives.features[0], "a", "ambient", []),
     ]
     before = [v.copy() for v in trainer.model.get_weights()]
     result = trainer.train_phase(0, data, ValidationSet(streams))
-    assert result["steps"] == 6 and (tmp_path / "train" / "best.weights.npz").exists()
-    assert np.isfinite(trainer.history[-1]["loss"])
+    assert result["steps"] == 5 and np.isfinite(trainer.history[-1]["loss"])
     assert any(
         not np.array_equal(a, b) for a, b in zip(before, trainer.model.get_weights(), strict=True)
     )

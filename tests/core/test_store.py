@@ -1,12 +1,16 @@
 """Parquet store: windows and streams round-trip exactly; writes are atomic."""
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from mww_core.store import (
     Stream,
     Windows,
     iter_batches,
     iter_windows,
+    open_streams,
     read_streams,
     read_windows,
     shard_metadata,
@@ -43,6 +47,38 @@ def test_streams_round_trip(tmp_path):
     (back,) = read_streams(tmp_path / "s.parquet")
     np.testing.assert_array_equal(back.features, s.features)
     assert back.spans == [(1, 5), (7, 9)] and back.kind == "positive"
+
+
+def test_streams_are_written_in_chunks_and_read_one_chunk_at_a_time(tmp_path):
+    rng = np.random.default_rng(0)
+    streams = [
+        Stream(rng.integers(0, 600, (n, 40)).astype(np.uint16), f"s{n}", kind, spans)
+        for n, kind, spans in [(25, "positive", [(1, 2), (3, 4)]), (0, "ambient", []),
+                               (14, "ambient", []), (3, "negative", [(5, 6)])]
+    ]  # fmt: skip
+    seconds = write_streams(tmp_path / "s.parquet", iter(streams), chunk_frames=7)
+    assert seconds == pytest.approx(sum(s.duration_s for s in streams))
+    stored = open_streams(tmp_path / "s.parquet")
+    assert [len(s.row_groups) for s in stored] == [4, 1, 2, 1]  # 7 + 7 + 7 + 4 frames, ...
+    for want, got in zip(streams, stored, strict=True):
+        assert (got.source, got.kind, got.spans) == (want.source, want.kind, want.spans)
+        assert got.frames == want.frames and got.duration_s == want.duration_s
+        chunks = list(got.chunks())
+        assert all(len(c) <= 7 for c in chunks)
+        np.testing.assert_array_equal(np.concatenate(chunks), want.features)
+    for want, got in zip(streams, read_streams(tmp_path / "s.parquet"), strict=True):
+        np.testing.assert_array_equal(got.features, want.features)
+
+
+def test_streams_files_of_one_row_per_stream_are_still_read(tmp_path):
+    s = Stream(np.arange(400, dtype=np.uint16).reshape(10, 40), "x/y", "ambient", [])
+    table = pa.table({"features": pa.array([s.features.tobytes()], pa.large_binary()),
+                      "source": ["x/y"], "kind": ["ambient"],
+                      "spans": pa.array([[]], pa.list_(pa.int64()))})  # fmt: skip
+    pq.write_table(table, tmp_path / "old.parquet")
+    (back,) = open_streams(tmp_path / "old.parquet")
+    assert back.frames == 10 and back.kind == "ambient"
+    np.testing.assert_array_equal(np.concatenate(list(back.chunks())), s.features)
 
 
 def _windows(n, frames=40, seed=0):

@@ -91,18 +91,17 @@ def test_disk_full_while_writing_a_shard_leaves_the_cache_valid(tmp_path, monkey
     reference = build_features(_config(root), tmp_path / "reference")
     expected = read_windows([p for p, _ in reference["outputs"]["train_windows"].values()])
 
-    real_write = pq.write_table
+    # Shards (and streams) are written a row group at a time through ParquetWriter.
+    real_write = pq.ParquetWriter.write_table
     calls = {"n": 0}
 
-    def fill_disk(table, where, **kwargs):
+    def fill_disk(writer, table, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:  # the second shard: half a file, then no space left
-            with open(where, "wb") as f:
-                f.write(b"PAR1" + b"\0" * 100)
+        if calls["n"] == 2:  # the second row group: part of a file, then no space left
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(table, where, **kwargs)
+        return real_write(writer, table, *args, **kwargs)
 
-    monkeypatch.setattr(pq, "write_table", fill_disk)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fill_disk)
     out = tmp_path / "out"
     with pytest.raises(DiskFullError, match="disk filled up"):
         build_features(_config(root), out, shard_dir=tmp_path / "shards")
@@ -111,7 +110,7 @@ def test_disk_full_while_writing_a_shard_leaves_the_cache_valid(tmp_path, monkey
     for path in written:
         pq.read_metadata(path)  # every visible shard is complete
 
-    monkeypatch.setattr(pq, "write_table", real_write)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real_write)
     again = build_features(_config(root), out, shard_dir=tmp_path / "shards")
     got = read_windows([p for p, _ in again["outputs"]["train_windows"].values()])
     assert again["metrics"]["shards_reused"] >= 1

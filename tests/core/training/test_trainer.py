@@ -253,3 +253,23 @@ def test_frozen_batch_normalization_keeps_its_statistics():
     model(x, training=True)  # a training-mode call would update unfrozen statistics
     for n, mean in zip(norms, before, strict=True):
         np.testing.assert_array_equal(n.moving_mean.numpy(), mean)
+
+
+def test_validation_reads_stored_streams_chunk_by_chunk_like_streams_in_memory(tmp_path):
+    from mww_core.store import open_streams, write_streams
+    from mww_core.training.trainer import keras_scorer, score_feature_streams
+
+    _, validation = _data()
+    write_streams(tmp_path / "v.parquet", validation.streams, chunk_frames=700)
+    stored = open_streams(tmp_path / "v.parquet")
+    assert [len(s.row_groups) for s in stored] == [3, 5]
+    trainer = Trainer(_small_config(), tmp_path)
+    scorer = keras_scorer(trainer.model, trainer.config)
+    whole = score_feature_streams(scorer, validation.streams, 3)
+    chunked = score_feature_streams(scorer, stored, 3)
+    for a, b in zip([whole.positive_probs, *whole.ambient_probs],
+                    [chunked.positive_probs, *chunked.ambient_probs], strict=True):  # fmt: skip
+        assert a.shape == b.shape and np.std(a) > 0
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert whole.ambient_duration_s == chunked.ambient_duration_s
+    assert trainer.validate(ValidationSet(stored)) == trainer.validate(validation)
