@@ -307,11 +307,17 @@ class ShardIndex:
 
     def read_group(self, group: int) -> np.ndarray:
         """Features ``[rows, frames, 40]`` (uint16) of one row group; safe to call from threads."""
-        path = self.paths[self.group_file[group]]
-        # A ParquetFile is not safe to share between threads: open one per read.
-        table = open_parquet(path).read_row_group(
-            int(self.group_number[group]), columns=["features"], use_threads=False
-        )
+        path, number = self.paths[self.group_file[group]], int(self.group_number[group])
+        try:
+            # A ParquetFile is not safe to share between threads: open one per read.
+            table = open_parquet(path).read_row_group(
+                number, columns=["features"], use_threads=False
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise OSError(
+                f"{path}: cannot read row group {number} ({exc}); check that the store is "
+                "reachable and the shard intact (run the features stage again to rewrite it)"
+            ) from exc
         return _features_view(table.column("features"), self.frames)
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:

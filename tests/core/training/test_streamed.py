@@ -136,7 +136,7 @@ def test_streamed_negatives_cover_the_store_and_keep_the_mined_windows_share(tmp
     data.close()
 
 
-def test_shards_of_another_window_length_or_class_are_refused(tmp_path):
+def test_bad_shards_are_refused_naming_the_file(tmp_path):
     paths, _, windows = _store(tmp_path)
     short = slice_windows(windows, 0, 4)
     write_windows(tmp_path / "short.parquet", Windows(**{**short.__dict__,
@@ -149,6 +149,12 @@ def test_shards_of_another_window_length_or_class_are_refused(tmp_path):
         StreamedTrainingData([*paths, tmp_path / "odd.parquet"], 149, 0)
     with pytest.raises(ValueError, match="training needs positive and negative"):
         StreamedTrainingData(paths[1:], 149, 0)
+    # A shard that cannot be read once training runs is named, with what to do.
+    data = StreamedTrainingData(paths, 149, 0, pool_windows=32)
+    paths[1].write_bytes(b"not parquet")
+    with pytest.raises(OSError, match=r"shard1.parquet: cannot read row group .* features stage"):
+        data.batch(0, 0, 16, PHASES[0])
+    data.close()
 
 
 def test_trains_from_a_memory_store_url_like_from_local_shards(tmp_path, memory_url):
