@@ -32,7 +32,6 @@ from mww_core.features.shards import (
 from mww_core.features.stage import build_features, finish_features, report_bad_files
 from mww_core.features.streams import (
     StreamJob,
-    build_streams,
     iter_streams,
     make_stream,
     plan_stream_jobs,
@@ -59,7 +58,6 @@ __all__ = [
     "WindowJob",
     "augment_mined_windows",
     "build_features",
-    "build_streams",
     "build_train_windows",
     "compute_shards",
     "finish_features",

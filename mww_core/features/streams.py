@@ -73,7 +73,12 @@ def iter_streams(
     errors: dict[str, str] | None = None,
     pool: cf.Executor | None = None,
 ) -> Iterator[Stream]:
-    """Unaugmented long streams of a split, one at a time (see ``build_streams``)."""
+    """Unaugmented long streams of a split, one at a time: clips joined by gaps, and each long
+    recording.
+
+    Unusable files are skipped and added to ``errors`` (``{source: reason}``). With ``pool``
+    (from ``worker_pool``) the streams are computed in its worker processes.
+    """
     errors = {} if errors is None else errors
     jobs = plan_stream_jobs(config, split)
     if pool is None:
@@ -84,17 +89,3 @@ def iter_streams(
         errors.update(errs)
         if stream is not None:
             yield stream
-
-
-def build_streams(
-    config: FullConfig,
-    split: str,
-    errors: dict[str, str] | None = None,
-    pool: cf.Executor | None = None,
-) -> list[Stream]:
-    """Unaugmented long streams of a split: clips joined by gaps, and each long recording.
-
-    Unusable files are skipped and added to ``errors`` (``{source: reason}``). With ``pool``
-    (from ``worker_pool``) the streams are computed in its worker processes.
-    """
-    return list(iter_streams(config, split, errors, pool))

@@ -12,7 +12,7 @@ from mww_core.audio import AudioError, write_wav
 from mww_core.config import FullConfig
 from mww_core.features.plan import plan_shards, plan_window_jobs
 from mww_core.features.stage import build_features
-from mww_core.features.streams import build_streams
+from mww_core.features.streams import iter_streams
 from mww_core.store import read_streams, read_windows
 from tests.conftest import SMALL_MODEL
 
@@ -124,7 +124,7 @@ def test_features_do_not_depend_on_worker_count(tmp_path):
     assert list(a.source) == list(b.source) and a.features.any()
     for split in ("train", "validation", "test"):  # streams: made in the workers, or not
         pooled = read_streams(two["outputs"]["streams"][split])
-        here = build_streams(_config(root), split)
+        here = list(iter_streams(_config(root), split))
         assert [s.source for s in pooled] == [s.source for s in here] and len(here) == 3
         for p, h in zip(pooled, here, strict=True):
             np.testing.assert_array_equal(p.features, h.features)
