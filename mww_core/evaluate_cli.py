@@ -126,7 +126,7 @@ def evaluate_model(
     suggested = None
     if scored.ambient_duration_s > 0:
         row, met = evaluation.choose_cutoff(
-            rows, target_fah, config.cutoffs, config.max_near_miss_rate
+            rows, target_fah, config.cutoffs, config.max_near_miss_rate, centre=True
         )
         suggested = {**row, "target_fah": target_fah, "target_met": met}
     max_scores = evaluation.clip_max_scores(

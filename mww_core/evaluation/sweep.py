@@ -76,6 +76,7 @@ def choose_cutoff(
     target_fah: float,
     cutoffs: Sequence[float] | None = None,
     max_near_miss_rate: float | None = None,
+    centre: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """The sweep row whose cutoff goes into the manifest, and whether it meets the targets.
 
@@ -84,6 +85,12 @@ def choose_cutoff(
     both, the rows meeting the FAH target with the fewest near-miss false accepts compete;
     if none meets the FAH target: the lowest FAH (then the highest cutoff). Either is flagged
     ``False``. ``cutoffs`` restricts the choice to these cutoffs (e.g. ``config.cutoffs``).
+
+    With ``centre``, rows that meet the targets and tie on the highest recall give the middle
+    of their cutoffs (the upper one of two middles) instead of the one with the lowest FAH. A
+    small validation set often detects every clip over a wide range of cutoffs; its top end
+    has the lowest FAH but no margin, and voices validation lacks, or a slightly retrained
+    model, fall off it. The middle keeps a margin on both sides, within the targets.
     """
     allowed = None if cutoffs is None else {round(float(c), 4) for c in cutoffs}
     rows = [
@@ -99,11 +106,20 @@ def choose_cutoff(
     def best_recall(candidates: list[dict[str, Any]]) -> dict[str, Any]:
         return max(candidates, key=lambda r: (r["recall"] or 0.0, -r["fah"], r["cutoff"]))
 
+    def chosen(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        if not centre:
+            return best_recall(candidates)
+        top = max(r["recall"] or 0.0 for r in candidates)
+        plateau = sorted(
+            (r for r in candidates if (r["recall"] or 0.0) == top), key=lambda r: r["cutoff"]
+        )
+        return plateau[len(plateau) // 2]
+
     if meeting and max_near_miss_rate is not None:
         rate = [r.get("false_accept_rate") or 0.0 for r in meeting]
         both = [r for r, x in zip(meeting, rate, strict=True) if x <= max_near_miss_rate]
         if both:
-            return best_recall(both), True
+            return chosen(both), True
         fewest = min(rate)
         best = best_recall([r for r, x in zip(meeting, rate, strict=True) if x == fewest])
         logger.warning(
@@ -113,7 +129,7 @@ def choose_cutoff(
         )  # fmt: skip
         return best, False
     if meeting:
-        return best_recall(meeting), True
+        return chosen(meeting), True
     best = min(rows, key=lambda r: (r["fah"], -r["cutoff"]))
     logger.warning(
         "no cutoff meets the FAH target %.3g; lowest FAH is %.3g at cutoff %.2f",
@@ -154,7 +170,9 @@ def evaluate_streaming(
         raise ValueError("evaluate_streaming needs positive clips and ambient audio (for FAH)")
     scored = score_streams(scorer, positives, negatives, ambient, config, stride)
     rows = sweep(scored, config)
-    chosen, met = choose_cutoff(rows, config.target_fah, None, config.max_near_miss_rate)
+    chosen, met = choose_cutoff(
+        rows, config.target_fah, None, config.max_near_miss_rate, centre=True
+    )
     detections = detect_with_config(scored.positive_probs, chosen["cutoff"], config, stride)
     hits = clip_hits(detections, scored.positive_spans, stride)
     max_scores = clip_max_scores(

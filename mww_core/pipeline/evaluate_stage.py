@@ -83,7 +83,7 @@ def _evaluate_weights(
         done()
     cfg = config.evaluation
     chosen, met = evaluation.choose_cutoff(
-        sweeps["validation"], cfg.target_fah, cfg.cutoffs, cfg.max_near_miss_rate
+        sweeps["validation"], cfg.target_fah, cfg.cutoffs, cfg.max_near_miss_rate, centre=True
     )
     test_row = next(r for r in sweeps["test"] if r["cutoff"] == chosen["cutoff"])
     summary = {

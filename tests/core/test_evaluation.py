@@ -143,6 +143,22 @@ def test_choose_cutoff_best_recall_then_lower_fah_then_higher_cutoff():
     assert (row["cutoff"], met) == (0.9, True)
 
 
+def test_choose_cutoff_centre_takes_the_middle_of_the_best_recall_plateau():
+    rows = [
+        {"cutoff": c, "recall": 1.0 if c < 0.95 else 0.9, "fah": 4.0 - 4 * c}
+        for c in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+    ]  # recall 1.0 from 0.5 to 0.9; FAH falls with the cutoff
+    assert choose_cutoff(rows, 2.0)[0]["cutoff"] == 0.9  # the plateau's top: lowest FAH
+    row, met = choose_cutoff(rows, 2.0, centre=True)
+    assert (row["cutoff"], met) == (0.7, True)  # the middle of 0.5-0.9, all within FAH 2
+    two = [r for r in rows if r["cutoff"] in (0.8, 0.9)]
+    assert choose_cutoff(two, 2.0, centre=True)[0]["cutoff"] == 0.9  # the upper middle
+    # A plateau's middle must still meet the near-miss limit.
+    limited = [{**r, "false_accept_rate": 0.1 if r["cutoff"] < 0.8 else 0.0} for r in rows]
+    row, _ = choose_cutoff(limited, 2.0, max_near_miss_rate=0.05, centre=True)
+    assert row["cutoff"] == 0.9
+
+
 def test_choose_cutoff_holds_near_miss_false_accepts_to_the_limit():
     rows = [
         {"cutoff": 0.5, "recall": 0.95, "fah": 0.0, "false_accept_rate": 0.20},

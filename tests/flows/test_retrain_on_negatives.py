@@ -30,28 +30,42 @@ def _firing_config(folder):
                     "class_weights": {"negative": 2.0},
                     "positive_fraction": 0.5,
                 },
-                {"steps": 50, "learning_rate": 0.001, "class_weights": {"negative": 2.0}},
+                {
+                    "steps": 50,
+                    "learning_rate": 0.001,
+                    "class_weights": {"negative": 2.0},
+                    "positive_fraction": 0.5,
+                },
             ],
         },
         mining={"enabled": False},
         evaluation={"target_fah": 60.0},  # 1 min of test ambient: one activation is 60/h
         retrain={
             "inbox_dir": str(folder / "inbox"),
-            "fine_tune": {"steps": 300, "learning_rate": 0.00005, "augmented_copies": 4},
-            "recall_tolerance": 0.15,  # three of the ~24 test clips
+            # A model trained for a minute is far from converged and any further training moves
+            # its balance: over two training seeds (and the inbox phrases swapped), inbox loss
+            # weight 10 lost 0.14-0.19 of test recall, weight 3 lost 0.03-0.14 while still
+            # cutting the inbox false accepts from ~20 to 4-7.
+            "fine_tune": {
+                "steps": 300,
+                "learning_rate": 0.00005,
+                "augmented_copies": 4,
+                "inbox_weight": 3.0,
+            },
+            "recall_tolerance": 0.2,  # seven of the 36 test clips: two above the worst seen
             # A minute of test ambient audio cannot measure FAH (one activation is 60/h): the
             # gate allows three more; inbox false accepts and recall are what this test checks.
             "fah_tolerance": 180.0,
         },
     )
     raw = yaml.safe_load(config.read_text())
-    # Enough clips that a different CPU's last float bits cannot flip the outcome: about 30
-    # test positives (the tolerance is four of them) and a minute of test ambient audio.
+    # Enough clips that a different CPU's last float bits cannot flip the outcome: 36 test
+    # positives, 18 validation positives and two minutes of validation ambient audio.
     raw["data"]["demo"].update(
-        piper_positives=40,
-        espeak_positives=80,
+        piper_positives=60,
+        espeak_positives=120,
         near_miss_negatives=60,
-        ambient_minutes={"train": 1.0, "validation": 1.0, "test": 1.0},
+        ambient_minutes={"train": 1.0, "validation": 2.0, "test": 1.0},
     )
     config.write_text(yaml.safe_dump(raw))
     return config
@@ -101,7 +115,7 @@ def test_retraining_on_false_accepts_lowers_their_fah(tmp_path, prefect_harness)
     before, after = comparison["current"]["inbox"], comparison["candidate"]["inbox"]
     assert before["false_accepts"] >= 3, comparison
     assert after["fah"] < before["fah"], comparison
-    assert after["false_accepts"] < before["false_accepts"], comparison
+    assert after["false_accepts"] <= before["false_accepts"] / 2, comparison  # at least halved
     assert first["promoted"], first["reason"]
     assert (first["previous_version"], first["version"]) == ("v0001", "v0002")
     current = json.loads((config.run_dir / "retrain/current.json").read_text())
