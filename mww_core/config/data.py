@@ -74,8 +74,25 @@ class DemoDataConfig(Section):
     rirs: int = Field(
         24, ge=0, description="Room impulse responses simulated with pyroomacoustics."
     )
+    rir_rt60_s: tuple[float, float] = Field(
+        (0.15, 1.1),
+        description="Range of the simulated rooms' reverberation time (RT60). Rooms are 3-10 m "
+        "long and the talker stands anywhere at least 0.7 m from the microphone, so long RT60s "
+        "with a far talker give speech that is mostly reverberation, as a device across an "
+        "open-plan room hears it.",
+    )
     noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
+
+    @model_validator(mode="after")
+    def _rt60_range(self) -> DemoDataConfig:
+        low, high = self.rir_rt60_s
+        if not 0.05 <= low <= high <= 3.0:
+            raise ValueError(
+                f"data.demo.rir_rt60_s {list(self.rir_rt60_s)}: give [low, high] seconds with "
+                "0.05 <= low <= high <= 3.0 (homes lie around 0.2-0.8 s)"
+            )
+        return self
 
 
 class AudioSourceConfig(Section):

@@ -113,7 +113,7 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
         rendered = _render_espeak(espeak_clips, clock)
-        files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock))
+        files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock, demo.rir_rt60_s))
         test_rooms = _held_out_rooms(_rng(demo.seed, "test-rooms"))
         rendered.update(piper.collect(clock))
     files.update(_write_clips(root, clips, rendered, test_rooms, clock))

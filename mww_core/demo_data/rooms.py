@@ -102,12 +102,16 @@ def _trim_rir(rir: np.ndarray) -> np.ndarray:
 
 
 def _write_rirs(
-    root: Path, count: int, rng: np.random.Generator, clock: _StageClock
+    root: Path,
+    count: int,
+    rng: np.random.Generator,
+    clock: _StageClock,
+    rt60_s: tuple[float, float] = (0.15, 1.1),
 ) -> dict[str, dict[str, Any]]:
     files = {}
     with clock.stage("room impulse responses", count) as tick:
         for i in range(count):
-            rir, meta = _simulate_rir(rng, (0.15, 0.8))
+            rir, meta = _simulate_rir(rng, rt60_s)
             name = f"rirs/rir_{i:03d}.wav"
             write_wav(root / name, rir)
             files[name] = {**meta, "seconds": round(len(rir) / SR, 3)}
