@@ -263,14 +263,16 @@ def test_our_model_runs_in_pymicro_wakeword(trained_manifest, own_clips, audio):
     assert model.probability_cutoff == micro["probability_cutoff"]
     assert model.sliding_window_size == micro["sliding_window_size"]
     quiet = _pink_noise(16000, rms=0.003, seed=9)
-    ours, _ = per_clip_verdicts(trained_manifest, own_clips["clean"], [])
-    assert ours.any(), "the tiny model fires on none of six clips it trained on"
-    clip = own_clips["clean"][int(np.argmax(ours))]  # one our evaluator detects
-    verdicts, means = stream_through_pymicro(trained_manifest, np.concatenate(
-        [quiet, clip, quiet]))  # fmt: skip
-    assert any(verdicts), max(means)  # it fires on the wake word
-    # PymicroWakeWordModel's decisions are process_streaming's, inference by inference.
-    assert verdicts == [mean > model.probability_cutoff for mean in means]
+    # Each clip alone between stretches of quiet noise, as a device hears one command. A tiny
+    # model may sit near its cutoff on some of the clips it trained on: it must fire on one.
+    streamed = [
+        stream_through_pymicro(trained_manifest, np.concatenate([quiet, clip, quiet]))
+        for clip in own_clips["clean"]
+    ]
+    assert any(any(verdicts) for verdicts, _ in streamed), [max(m) for _, m in streamed]
+    for verdicts, means in streamed:
+        # PymicroWakeWordModel's decisions are process_streaming's, inference by inference.
+        assert verdicts == [mean > model.probability_cutoff for mean in means]
     verdicts, means = stream_through_pymicro(trained_manifest, audio["ambient"])
     assert len(verdicts) > 900 and not any(verdicts), max(means)  # silent on 30 s of ambient
 
