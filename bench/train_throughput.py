@@ -18,7 +18,8 @@ the best round of each is printed beside the median. Variants:
 - ``first-conv-matmul``: the first convolution's kernel gradient as one matmul of input frames
   (in isolation 40% faster than ``Conv2DBackpropFilter`` and bit-identical);
 - ``fused-adam``: ``ResourceApplyAdam`` per variable instead of Keras' Adam (~10 ops each);
-- ``no-prefetch``: batches built in the training thread (``performance.prefetch_batches: 0``).
+- ``no-prefetch``: batches built in the training thread (``performance.prefetch_batches: 0``);
+- ``no-onednn``: TensorFlow's own CPU kernels instead of oneDNN's (``TF_ENABLE_ONEDNN_OPTS=0``).
 
 Every variant reports the sum of its weights after the timed steps: equal sums mean the variant
 computes the same numbers as ``default``.
@@ -45,6 +46,7 @@ VARIANTS = (
     "first-conv-matmul",
     "fused-adam",
     "no-prefetch",
+    "no-onednn",
 )
 
 
@@ -93,6 +95,8 @@ def _environment(variant: str) -> dict[str, str]:
         env["TF_XLA_FLAGS"] = (
             "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops_to_cluster=FUSIBLE"
         )
+    if variant == "no-onednn":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     return env
 
 
