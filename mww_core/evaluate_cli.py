@@ -125,9 +125,7 @@ def evaluate_model(
     at_manifest = next(r for r in rows if r["cutoff"] == cutoff)
     suggested = None
     if scored.ambient_duration_s > 0:
-        row, met = evaluation.choose_cutoff(
-            rows, target_fah, config.cutoffs, config.max_near_miss_rate, centre=True
-        )
+        row, met = evaluation.manifest_cutoff(rows, config, target_fah)
         suggested = {**row, "target_fah": target_fah, "target_met": met}
     max_scores = evaluation.clip_max_scores(
         scored.positive_probs, scored.positive_spans, scored.stride, window

@@ -299,8 +299,8 @@ class FineTuneConfig(Section):
         3.0,
         gt=0,
         description="Loss weight of an inbox window (the others keep their phase's). On the "
-        "demo, 3 cleared the inbox (4/5 -> 0/5 false accepts) and kept test recall (0.729); "
-        "10 cleared it too but cost two of the 96 test clips.",
+        "demo, 3 cleared the inbox (4/5 -> 0/5 false accepts) and kept recall on the test "
+        "split's unseen voices (0.729); 10 cleared it too but cost two of those 96 clips.",
     )
     augmented_copies: int = Field(
         8,

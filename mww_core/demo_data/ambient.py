@@ -324,10 +324,13 @@ def _quiet_segment(rng, n, pool, rooms) -> tuple[np.ndarray, set[str]]:
     return out, keys
 
 
-def _home_segment(rng, n, pool, rooms, kind: str, held_out: bool) -> tuple[np.ndarray, set[str]]:
+def _home_segment(
+    rng, n, pool, rooms, kind: str, held_out: bool
+) -> tuple[np.ndarray, set[str], str]:
     """Music (half the time with talk over it, like a TV) or a household noise, in the room.
 
     ``held_out`` takes the sound from ``conditions.HELD_OUT_NOISES`` (the test split's).
+    Returns the segment, the utterances said in it and the sound's name.
     """
     make, kinds = (
         (held_out_noise, HELD_OUT_NOISES) if held_out else (household_noise, HOUSEHOLD_KINDS)

@@ -106,7 +106,7 @@ def _write_rirs(
     count: int,
     rng: np.random.Generator,
     clock: _StageClock,
-    rt60_s: tuple[float, float] = (0.15, 1.1),
+    rt60_s: tuple[float, float],
 ) -> dict[str, dict[str, Any]]:
     files = {}
     with clock.stage("room impulse responses", count) as tick:

@@ -41,6 +41,7 @@ from mww_core.evaluation.sweep import (  # noqa: F401
     compare_at_equal_recall,
     confusion_matrix,
     evaluate_streaming,
+    manifest_cutoff,
     recall_by_group,
     sweep,
     sweep_cutoffs,

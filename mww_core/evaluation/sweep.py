@@ -140,6 +140,20 @@ def choose_cutoff(
     return best, False
 
 
+def manifest_cutoff(
+    sweep_rows: Sequence[dict[str, Any]],
+    config: EvaluationConfig,
+    target_fah: float | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """The manifest's cutoff as every evaluation picks it: ``choose_cutoff`` among
+    ``config.cutoffs`` at ``target_fah`` (default ``config.target_fah``) and
+    ``config.max_near_miss_rate``, a best-recall plateau giving its middle (``centre``)."""
+    target = config.target_fah if target_fah is None else target_fah
+    return choose_cutoff(
+        sweep_rows, target, config.cutoffs, config.max_near_miss_rate, centre=True
+    )
+
+
 def evaluate_streaming(
     scorer: Scorer,
     positives: Sequence[np.ndarray],
@@ -170,9 +184,7 @@ def evaluate_streaming(
         raise ValueError("evaluate_streaming needs positive clips and ambient audio (for FAH)")
     scored = score_streams(scorer, positives, negatives, ambient, config, stride)
     rows = sweep(scored, config)
-    chosen, met = choose_cutoff(
-        rows, config.target_fah, None, config.max_near_miss_rate, centre=True
-    )
+    chosen, met = manifest_cutoff(rows, config)
     detections = detect_with_config(scored.positive_probs, chosen["cutoff"], config, stride)
     hits = clip_hits(detections, scored.positive_spans, stride)
     max_scores = clip_max_scores(

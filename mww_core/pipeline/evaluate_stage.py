@@ -19,13 +19,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
-def representative_spectrograms(
-    config: FullConfig, feats: StageRecord, model=None
-) -> list[np.ndarray]:
-    """Float training windows that calibrate int8 quantization: a third positive, chosen with
-    the seed, the rest negative.
+def representative_spectrograms(config: FullConfig, feats: StageRecord, model) -> list[np.ndarray]:
+    """Float training windows that calibrate int8 quantization: a third positive, the rest
+    negative (chosen with the seed).
 
-    With ``model``, the positives are the windows it scores highest. The calibrated range of
+    The positives are the windows ``model`` scores highest. The calibrated range of
     the last layer's logit caps the int8 model's output: calibrated on ordinary positives, the
     demo's model never scored above 0.973 (249/256) where the float model reached 0.999, so
     every cutoff above 0.97 was out of reach and those below it hardly told clips apart.
@@ -40,7 +38,8 @@ def representative_spectrograms(
     pos = np.flatnonzero(index.label == 1)
     neg = np.flatnonzero(index.label == 0)
     n_pos = min(max(1, n // 3), len(pos))
-    if model is not None and len(pos) > n_pos:
+    chosen = pos
+    if len(pos) > n_pos:
         from mww_core.model import window_scores
 
         # Positives are scored a few thousand windows at a time (memory stays bounded).
@@ -49,8 +48,6 @@ def representative_spectrograms(
             [window_scores(model, config.model, features_to_float(b)) for b in batches]
         )
         chosen = pos[np.argsort(-scores, kind="stable")[:n_pos]]
-    else:
-        chosen = rng.choice(pos, n_pos, False)
     rows = np.concatenate([chosen, rng.choice(neg, min(n - n_pos, len(neg)), False)])
     return [features_to_float(window) for window in index.read_rows(rows)]
 
@@ -81,10 +78,7 @@ def _evaluate_weights(
             scored[split], config.evaluation, evaluation.sweep_cutoffs(config.evaluation)
         )
         done()
-    cfg = config.evaluation
-    chosen, met = evaluation.choose_cutoff(
-        sweeps["validation"], cfg.target_fah, cfg.cutoffs, cfg.max_near_miss_rate, centre=True
-    )
+    chosen, met = evaluation.manifest_cutoff(sweeps["validation"], config.evaluation)
     test_row = next(r for r in sweeps["test"] if r["cutoff"] == chosen["cutoff"])
     summary = {
         "cutoff": chosen["cutoff"],

@@ -159,6 +159,22 @@ def test_choose_cutoff_centre_takes_the_middle_of_the_best_recall_plateau():
     assert row["cutoff"] == 0.9
 
 
+def test_manifest_cutoff_is_the_plateau_middle_within_the_configured_cutoffs_and_limits():
+    from mww_core.config import EvaluationConfig
+    from mww_core.evaluation import manifest_cutoff
+
+    rows = [
+        {"cutoff": c, "recall": 1.0, "fah": 2.0 - 2 * c, "false_accept_rate": 0.0}
+        for c in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+    ]  # 0.3 is swept for the curves only: not a manifest cutoff below
+    config = EvaluationConfig(target_fah=1.0, cutoffs=[0.5, 0.6, 0.7, 0.8, 0.9])
+    assert manifest_cutoff(rows, config) == (rows[3], True)  # middle of 0.5-0.9
+    assert manifest_cutoff(rows, config, target_fah=0.4)[0]["cutoff"] == 0.9  # only 0.8, 0.9
+    limited = config.model_copy(update={"max_near_miss_rate": 0.05})
+    strict = [{**r, "false_accept_rate": 0.1 if r["cutoff"] < 0.7 else 0.0} for r in rows]
+    assert manifest_cutoff(strict, limited)[0]["cutoff"] == 0.8  # middle of 0.7-0.9
+
+
 def test_choose_cutoff_holds_near_miss_false_accepts_to_the_limit():
     rows = [
         {"cutoff": 0.5, "recall": 0.95, "fah": 0.0, "false_accept_rate": 0.20},

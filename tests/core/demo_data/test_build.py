@@ -39,6 +39,7 @@ TINY = DemoDataConfig(
     ambient_near_misses_per_minute={"train": 20.0, "validation": 30.0, "test": 20.0},
     mining_minutes=0.2,
     rirs=2,
+    rir_rt60_s=(0.85, 1.0),  # outside the old hard-coded 0.15-0.8: the field must reach the rooms
     noise_clips=4,
     seed=7,
 )
@@ -243,6 +244,7 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
     for name, meta in files.items():  # the training rooms are all of the training sizes
         if name.startswith("rirs/"):
             assert _of_training_size(meta["room_m"]), name
+            assert TINY.rir_rt60_s[0] <= meta["rt60_s"] <= TINY.rir_rt60_s[1], name
 
 
 def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
