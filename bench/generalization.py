@@ -3,12 +3,17 @@
     python -m bench.generalization [--config configs/demo.yaml] [--steps 1500,1000]
         [--data data/demo] [--max-fah 1.0] [--json]
 
-The demo's positives come from two engines, Piper (``piper_*.wav``) and espeak-ng
+The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
 (``espeak_*.wav``). For each direction (espeak-ng -> Piper, Piper -> espeak-ng) a data folder of
 links is made under ``runs/generalization/<direction>/data``: training and validation positives
-of the training engine only, test positives of the other engine only, every negative, ambient,
-mining, room impulse response and noise file as is, and a ``dataset.json`` describing only the
-linked files. The pipeline then runs on it without Prefect, and recall on the engine training
+of the training engine only, test positives of the other engine only, and a ``dataset.json``
+describing only the linked files. Training hears no voice of the test engine at all
+(``--negatives training-engine``, the default): its negative clips, ambient recordings and
+mining recordings that hold the test engine's speech are left out, as the held-out voices of an
+independent check are never heard. Otherwise the test engine's voice would be heard only in
+negatives, and the model would learn "this voice is never the wake word" (``--negatives all``
+keeps them, to show that effect). Validation and test keep every negative and ambient file:
+they choose and measure, they do not train. Rooms and noise are kept as they are. The pipeline then runs on it without Prefect, and recall on the engine training
 never heard is printed: at the cutoff chosen on validation, at the best test cutoff within
 ``--max-fah``, and per test condition.
 """
@@ -51,40 +56,70 @@ def clip_engine(relative: str, entry: dict[str, Any] | None) -> str | None:
     return next((e for e, prefix in ENGINE_PREFIXES.items() if name.startswith(prefix)), None)
 
 
-def keeps_file(relative: str, entry: dict | None, train_engine: str, test_engine: str) -> bool:
+NEGATIVES = ("training-engine", "all")
+
+
+def _speaks(entry: dict | None, engine: str) -> bool:
+    """Whether a recording's listed utterances (``generator|voice|...``) hold ``engine``."""
+    utterances = (entry or {}).get("utterances", [])
+    return any(u.split("|", 1)[0] == engine for u in utterances)
+
+
+def keeps_file(
+    relative: str,
+    entry: dict | None,
+    train_engine: str,
+    test_engine: str,
+    negatives: str = "training-engine",
+) -> bool:
     """Whether a file of the data folder belongs in a direction's folder.
 
     Positives of ``train/`` and ``validation/`` only from the training engine, of ``test/`` only
-    from the other; everything else (negatives, ambient, mining, rirs, noise) always.
+    from the other. With ``negatives="training-engine"``, ``train/`` also drops the test
+    engine's negative clips and every ambient or mining recording that holds its speech.
+    Everything else (validation and test negatives and ambient, rirs, noise) is kept.
     """
     parts = relative.split("/")
-    if len(parts) < 3 or parts[1] != "positive":
+    if len(parts) < 3:
         return True
-    wanted = test_engine if parts[0] == "test" else train_engine
-    return clip_engine(relative, entry) == wanted
+    split, kind = parts[0], parts[1]
+    if kind == "positive":
+        wanted = test_engine if split == "test" else train_engine
+        return clip_engine(relative, entry) == wanted
+    if negatives == "all" or split != "train":
+        return True
+    if kind == "negative":
+        return clip_engine(relative, entry) != test_engine
+    if kind in ("ambient", "mining"):
+        return not _speaks(entry, test_engine)
+    return True
 
 
 def _filtered_manifest(
-    described: dict, kept: set[str], train_engine: str, test_engine: str
+    described: dict, kept: set[str], train_engine: str, test_engine: str, negatives: str
 ) -> dict:
-    """``dataset.json`` of a direction's folder: only the kept files, positive counts redone."""
+    """``dataset.json`` of a direction's folder: only the kept files, counts redone."""
     files = {k: v for k, v in described.get("files", {}).items() if k in kept}
     counts = json.loads(json.dumps(described.get("counts", {})))
     for split, kinds in counts.items():
-        if isinstance(kinds, dict) and "positive" in kinds:
-            kinds["positive"] = sum(1 for k in kept if k.startswith(f"{split}/positive/"))
+        if isinstance(kinds, dict):
+            for kind in kinds:
+                kinds[kind] = sum(1 for k in kept if k.startswith(f"{split}/{kind}/"))
     held_out = json.loads(json.dumps(described.get("held_out", {})))
     test = held_out.get("test")
     if isinstance(test, dict) and test.get("summary"):
         # The evaluate report prints this line as what the test holds out: the engine first.
-        engines = f"{test_engine} wake words only (training and validation: {train_engine} only)"
+        engines = f"{test_engine} wake words only (training and validation: {train_engine} only"
+        engines += "; training hears no voice of it)" if negatives != "all" else ")"
         test["summary"] = f"{engines}; {test['summary']}"
     return {
         **described,
         "files": files,
         "counts": counts,
         "held_out": held_out,
-        "generalization": {"train_engine": train_engine, "test_engine": test_engine},
+        "generalization": {
+            "train_engine": train_engine, "test_engine": test_engine, "negatives": negatives
+        },
     }
 
 
@@ -94,7 +129,13 @@ def _group(relative: str) -> str:
     return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
 
 
-def derive_data(source: Path, target: Path, train_engine: str, test_engine: str) -> dict:
+def derive_data(
+    source: Path,
+    target: Path,
+    train_engine: str,
+    test_engine: str,
+    negatives: str = "training-engine",
+) -> dict:
     """Make ``target`` a folder of symlinks to ``source``'s files for one direction.
 
     ``target`` is made afresh each time; stages fingerprint file contents, not links or
@@ -115,15 +156,17 @@ def derive_data(source: Path, target: Path, train_engine: str, test_engine: str)
         relative = path.relative_to(source).as_posix()
         if not path.is_file() or path.name.startswith(".") or relative == MANIFEST:
             continue
-        if not keeps_file(relative, entries.get(relative), train_engine, test_engine):
+        if not keeps_file(relative, entries.get(relative), train_engine, test_engine, negatives):
             continue
         link = target / relative
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(path, link)
         kept.add(relative)
         counts[_group(relative)] = counts.get(_group(relative), 0) + 1
+    for folder in sorted(source.glob("*/*/")):  # a folder left empty stays (train/ambient...)
+        (target / folder.relative_to(source)).mkdir(parents=True, exist_ok=True)
     if described:
-        filtered = _filtered_manifest(described, kept, train_engine, test_engine)
+        filtered = _filtered_manifest(described, kept, train_engine, test_engine, negatives)
         (target / MANIFEST).write_text(json.dumps(filtered, indent=1))
     return counts
 
@@ -190,6 +233,7 @@ def run_direction(
     test_engine: str,
     steps: list[int] | None,
     max_fah: float,
+    negatives: str = "training-engine",
 ) -> dict:
     """Link the direction's data, run every stage in this process and read its figures."""
     from mww_core.lock import run_lock
@@ -197,7 +241,7 @@ def run_direction(
 
     name = direction_name(train_engine, test_engine)
     data_dir = RUNS_DIR / name / "data"
-    linked = derive_data(source, data_dir, train_engine, test_engine)
+    linked = derive_data(source, data_dir, train_engine, test_engine, negatives)
     log.info("%s: linked %s", name, json.dumps(linked))
     cfg = direction_config(config, data_dir, name, steps)
     started = time.monotonic()
@@ -208,6 +252,8 @@ def run_direction(
         "direction": name,
         "train_engine": train_engine,
         "test_engine": test_engine,
+        "negatives": negatives,
+        "linked": linked,
         "seconds": round(time.monotonic() - started, 1),
         **figures,
     }
@@ -222,11 +268,17 @@ def _condition_cell(result: dict, condition: str) -> str:
     return f"{_fmt(result['conditions'].get(condition))} ({clips})"
 
 
+def _training_negatives(result: dict) -> str:
+    linked = result.get("linked", {})
+    return " / ".join(str(linked.get(f"train/{kind}", 0)) for kind in ("negative", "ambient", "mining"))
+
+
 def format_table(results: list[dict], max_fah: float) -> str:
     """A plain-text table: one column per direction, a row per figure and per condition."""
     figures = [
         ("trained on -> tested on", lambda r: f"{r['train_engine']} -> {r['test_engine']}"),
         ("test positives (unseen engine)", lambda r: str(r["test_clips"])),
+        ("training negative / ambient / mining files", _training_negatives),
         ("cutoff chosen on validation", lambda r: _fmt(r["cutoff"], 2)),
         ("  test recall there", lambda r: _fmt(r["test_recall"])),
         ("  test FAH there", lambda r: _fmt(r["test_fah"], 2)),
@@ -266,6 +318,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", help="steps per phase, e.g. 1500,1000 (default: the config's)")
     parser.add_argument("--data", help="source data folder (default: the config's data_dir)")
     parser.add_argument("--max-fah", type=float, default=1.0, help="FAH bound of the best cutoff")
+    parser.add_argument(
+        "--negatives",
+        choices=NEGATIVES,
+        default="training-engine",
+        help="training-engine: training hears no voice of the test engine (default); "
+        "all: its negatives, ambient and mining audio stay in training",
+    )
+    parser.add_argument(
+        "--directions",
+        nargs="+",
+        choices=[direction_name(a, b) for a, b in DIRECTIONS],
+        help="run only these directions (default: both)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -273,16 +338,24 @@ def main(argv: list[str] | None = None) -> None:
     steps = [int(s) for s in args.steps.split(",")] if args.steps else None
     source = _data_folder(config, args.data)
     started = time.monotonic()
+    wanted = args.directions or [direction_name(a, b) for a, b in DIRECTIONS]
     results = [
-        run_direction(config, source, train, test, steps, args.max_fah)
+        run_direction(config, source, train, test, steps, args.max_fah, args.negatives)
         for train, test in DIRECTIONS
+        if direction_name(train, test) in wanted
     ]
     seconds = round(time.monotonic() - started, 1)
     used = steps or [p.steps for p in config.training.phases]
     if not args.json:
-        print(f"steps per phase: {used}; data: {source}; wall time {seconds:.0f} s")
+        print(
+            f"steps per phase: {used}; data: {source}; negatives: {args.negatives}; "
+            f"wall time {seconds:.0f} s"
+        )
         print(format_table(results, args.max_fah))
-    summary = {"steps": used, "data": str(source), "seconds": seconds, "directions": results}
+    summary = {
+        "steps": used, "data": str(source), "negatives": args.negatives, "seconds": seconds,
+        "directions": results,
+    }  # fmt: skip
     print(json.dumps(summary))
 
 

@@ -43,14 +43,18 @@ def data_dir(tmp_path: Path) -> Path:
                     write_wav(root / name, tone)
                     cond = condition if split == "test" and kind == "positive" else None
                     files[name] = _entry(split, kind, generator, cond)
-        write_wav(root / split / "ambient" / "ambient_000.wav", tone)
-        files[f"{split}/ambient/ambient_000.wav"] = _entry(split, "ambient", None)
+        # ambient_000 is said by espeak-ng voices only, ambient_001 by both engines.
+        for i, engines in enumerate((["espeak-ng"], ["espeak-ng", "piper"])):
+            name = f"{split}/ambient/ambient_{i:03d}.wav"
+            write_wav(root / name, tone)
+            said = [f"{engine}|voice|{{}}|A sentence." for engine in engines]
+            files[name] = _entry(split, "ambient", None) | {"utterances": said}
     for name in ("train/mining/mining_000.wav", "rirs/rir_000.wav", "noise/pink_000.wav"):
         write_wav(root / name, tone)
-        files[name] = {"kind": name.split("/")[-2]}
+        files[name] = {"kind": name.split("/")[-2], "utterances": ["espeak-ng|v|{}|Words."]}
     manifest = {
         "version": 5,
-        "counts": {split: {"positive": 4} for split in ("train", "validation", "test")},
+        "counts": {split: {"positive": 4, "negative": 4} for split in ("train", "validation", "test")},
         "held_out": {"test": {"summary": "voices of its own"}},
         "files": files,
     }
@@ -69,16 +73,33 @@ def test_derived_folder_trains_on_one_engine_and_tests_on_the_other(data_dir, tm
     for split in ("train", "validation"):
         assert _names(target, split, "positive") == ["espeak_0000.wav", "espeak_0001.wav"]
     assert _names(target, "test", "positive") == ["piper_0000.wav", "piper_0001.wav"]
-    for split in ("train", "validation", "test"):  # negatives of both engines, ambient as is
+    # Training hears no Piper voice: not its negatives, not ambient audio that holds it.
+    assert _names(target, "train", "negative") == ["espeak_0000.wav", "espeak_0001.wav"]
+    assert _names(target, "train", "ambient") == ["ambient_000.wav"]
+    for split in ("validation", "test"):  # they choose and measure: every negative and ambient
         assert _names(target, split, "negative") == _names(data_dir, split, "negative")
-        assert _names(target, split, "ambient") == ["ambient_000.wav"]
+        assert _names(target, split, "ambient") == ["ambient_000.wav", "ambient_001.wav"]
     for folder in ("train/mining", "rirs", "noise"):
         assert len(list((target / folder).iterdir())) == 1
-    assert counts["test/positive"] == 2 and counts["train/negative"] == 4
+    assert counts["test/positive"] == 2 and counts["train/negative"] == 2
 
     link = target / "test" / "positive" / "piper_0000.wav"
     assert link.is_symlink()
     assert link.resolve() == (data_dir / "test" / "positive" / "piper_0000.wav").resolve()
+
+
+def test_negatives_all_keeps_the_test_engine_in_training(data_dir, tmp_path):
+    target = tmp_path / "all"
+    counts = derive_data(data_dir, target, "espeak-ng", "piper", negatives="all")
+    assert _names(target, "train", "negative") == _names(data_dir, "train", "negative")
+    assert counts["train/ambient"] == 2
+    assert _names(target, "test", "positive") == ["piper_0000.wav", "piper_0001.wav"]
+
+    # The other way round, training hears no espeak-ng voice: mining (espeak-ng) goes too.
+    counts = derive_data(data_dir, target, "piper", "espeak-ng")
+    assert _names(target, "train", "negative") == ["piper_0000.wav", "piper_0001.wav"]
+    assert "train/ambient" not in counts and "train/mining" not in counts
+    assert (target / "train" / "ambient").is_dir()  # empty, as the data stage expects it
 
 
 def test_derived_manifest_describes_only_the_linked_files(data_dir, tmp_path):
@@ -93,10 +114,14 @@ def test_derived_manifest_describes_only_the_linked_files(data_dir, tmp_path):
         ("train", "piper"), ("validation", "piper"), ("test", "espeak-ng")
     }  # fmt: skip
     assert described["counts"]["test"]["positive"] == 2
-    assert described["generalization"] == {"train_engine": "piper", "test_engine": "espeak-ng"}
-    assert "espeak-ng wake words only" in described["held_out"]["test"]["summary"]
+    assert described["counts"]["train"]["negative"] == 2  # Piper's only
+    assert described["generalization"] == {
+        "train_engine": "piper", "test_engine": "espeak-ng", "negatives": "training-engine"
+    }  # fmt: skip
+    summary = described["held_out"]["test"]["summary"]
+    assert "espeak-ng wake words only" in summary and "hears no voice of it" in summary
     # The source folder is untouched.
-    assert len(json.loads((data_dir / "dataset.json").read_text())["files"]) == 30
+    assert len(json.loads((data_dir / "dataset.json").read_text())["files"]) == 33
 
 
 def test_evaluate_stage_reads_conditions_of_the_derived_folder(data_dir, tmp_path):
@@ -124,7 +149,9 @@ def test_engine_comes_from_the_file_name_without_a_manifest_entry():
     assert keeps_file("train/positive/piper_0001.wav", None, "piper", "espeak-ng")
     assert not keeps_file("test/positive/piper_0001.wav", None, "piper", "espeak-ng")
     assert not keeps_file("train/positive/my_clip.wav", None, "piper", "espeak-ng")
-    assert keeps_file("train/negative/piper_0001.wav", None, "espeak-ng", "piper")
+    assert not keeps_file("train/negative/piper_0001.wav", None, "espeak-ng", "piper")
+    assert keeps_file("train/negative/piper_0001.wav", None, "espeak-ng", "piper", "all")
+    assert keeps_file("validation/negative/piper_0001.wav", None, "espeak-ng", "piper")
     assert keeps_file("rirs/rir_000.wav", None, "espeak-ng", "piper")
 
 
