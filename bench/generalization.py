@@ -1,7 +1,8 @@
 """Cross-engine generalization: train on one TTS engine's wake words, test on the other's.
 
     python -m bench.generalization [--config configs/demo.yaml] [--steps 1500,1000]
-        [--data data/demo] [--max-fah 1.0] [--json]
+        [--data data/demo] [--max-fah 1.0] [--negatives training-engine|all]
+        [--directions espeak_to_piper piper_to_espeak] [--json]
 
 The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
 (``espeak_*.wav``). For each direction (espeak-ng -> Piper, Piper -> espeak-ng) a data folder of
@@ -13,9 +14,11 @@ mining recordings that hold the test engine's speech are left out, as the held-o
 independent check are never heard. Otherwise the test engine's voice would be heard only in
 negatives, and the model would learn "this voice is never the wake word" (``--negatives all``
 keeps them, to show that effect). Validation and test keep every negative and ambient file:
-they choose and measure, they do not train. Rooms and noise are kept as they are. The pipeline then runs on it without Prefect, and recall on the engine training
-never heard is printed: at the cutoff chosen on validation, at the best test cutoff within
-``--max-fah``, and per test condition.
+they choose and measure, they do not train. Rooms and noise are kept as they are.
+
+The pipeline then runs on it without Prefect, and recall on the engine training never heard is
+printed: at the cutoff chosen on validation, at the best test cutoff within ``--max-fah``, and
+per test condition.
 """
 
 from __future__ import annotations
@@ -118,7 +121,9 @@ def _filtered_manifest(
         "counts": counts,
         "held_out": held_out,
         "generalization": {
-            "train_engine": train_engine, "test_engine": test_engine, "negatives": negatives
+            "train_engine": train_engine,
+            "test_engine": test_engine,
+            "negatives": negatives,
         },
     }
 
@@ -270,7 +275,8 @@ def _condition_cell(result: dict, condition: str) -> str:
 
 def _training_negatives(result: dict) -> str:
     linked = result.get("linked", {})
-    return " / ".join(str(linked.get(f"train/{kind}", 0)) for kind in ("negative", "ambient", "mining"))
+    kinds = ("negative", "ambient", "mining")
+    return " / ".join(str(linked.get(f"train/{kind}", 0)) for kind in kinds)
 
 
 def format_table(results: list[dict], max_fah: float) -> str:

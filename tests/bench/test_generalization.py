@@ -54,7 +54,7 @@ def data_dir(tmp_path: Path) -> Path:
         files[name] = {"kind": name.split("/")[-2], "utterances": ["espeak-ng|v|{}|Words."]}
     manifest = {
         "version": 5,
-        "counts": {split: {"positive": 4, "negative": 4} for split in ("train", "validation", "test")},
+        "counts": {s: {"positive": 4, "negative": 4} for s in ("train", "validation", "test")},
         "held_out": {"test": {"summary": "voices of its own"}},
         "files": files,
     }
