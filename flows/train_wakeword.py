@@ -14,6 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The temporary API server Prefect starts for a local run gets 20 s by default: too little on a
 # busy 2-core machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# The temporary server's telemetry would try the internet, which a training machine (and this
+# project's offline promise) need not reach: an ERROR line in every local run otherwise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from prefect import flow  # noqa: E402
 
