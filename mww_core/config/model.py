@@ -71,7 +71,12 @@ class ModelConfig(Section):
         default_factory=list, description="Inception: temporal kernel of each block's branches."
     )
     head_frames: int = Field(5, ge=1, description="Time steps flattened into the dense head.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the dense head.")
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Dropout before the dense head, in training only (both architectures).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -48,6 +48,9 @@ def build(config: ModelConfig) -> keras.Model:
     x = keras.layers.Reshape((frames, 1, NUM_CHANNELS), name="to_image")(inputs)
     x = _body(config, x, layers=None)
     x = keras.layers.Flatten(name="flatten")(x)
+    if config.dropout:
+        # Training only: the streaming and exported models read the head's input directly.
+        x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
     return keras.Model(inputs, outputs, name="mixednet")
 

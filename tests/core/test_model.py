@@ -186,3 +186,19 @@ def test_default_export_is_no_larger_than_official_hey_jarvis():
     raw = np.arange(0, 664, dtype=np.uint16)  # every value below the int8 ceiling
     declared = np.round(features_to_float(raw) / np.float32(scale) + zero_point)
     np.testing.assert_array_equal(declared.astype(np.int8), quantize_like_device(raw))
+
+
+def test_mixednet_dropout_acts_in_training_only():
+    config = ModelConfig(dropout=0.5)
+    keras.utils.set_random_seed(5)
+    model = build_model(config)
+    assert model.get_layer("dropout").rate == 0.5
+    assert "dropout" not in [layer.name for layer in build_model(ModelConfig()).layers]
+    x = np.random.default_rng(4).uniform(0, 6, (4, receptive_field(config), 40)).astype("float32")
+    a, b = (model(x, training=True).numpy() for _ in range(2))
+    assert not np.allclose(a, b)  # training: a new mask each call
+    np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())
+    # Inference (and so streaming and export) skips it: the streaming model equals the model.
+    long = score_long(model, config, x[0])  # one window: two frames of padding, then x[0]
+    window = np.concatenate([np.zeros((1, 2, 40), "float32"), x[:1, :-2]], axis=1)
+    np.testing.assert_allclose(long, model(window).numpy()[:, 0], atol=FLOAT_ATOL)
