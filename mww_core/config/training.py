@@ -112,7 +112,11 @@ class TrainingConfig(Section):
     eval_step_interval: int = Field(500, ge=1, description="Validate every this many steps.")
     checkpoint_interval: int = Field(250, ge=1, description="Checkpoint every this many steps.")
     target_fah: float = Field(
-        2.0, gt=0, description="FAH a validation cutoff must meet when picking the best model."
+        2.0,
+        gt=0,
+        description="FAH a validation cutoff must meet when picking the best step and the phase "
+        "that ships. Set it to evaluation.target_fah (as configs/demo.yaml does): chosen at a "
+        "looser FAH, a phase that wins there can lose at the manifest cutoff's target.",
     )
     max_near_miss_rate: float | None = Field(
         None,
