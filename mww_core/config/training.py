@@ -85,6 +85,14 @@ class PhaseConfig(Section):
         description="Time and frequency masks on this phase's training features (off by "
         "default); validation and test features are never masked.",
     )
+    weight_average: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Momentum of an exponential moving average of the weights (e.g. 0.99: "
+        "about the last 100 steps). Validation, the best model and the next phase use the "
+        "average; training steps on the raw weights. None: no average.",
+    )
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> PhaseConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -215,9 +216,17 @@ class Trainer:
         finally:
             keras.config.set_dtype_policy(previous)
 
-    def _prepare_optimizer(self, learning_rate: float) -> None:
-        """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it."""
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    def _prepare_optimizer(self, learning_rate: float, weight_average: float | None = None) -> None:
+        """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it.
+
+        ``weight_average``: the momentum of a moving average of the weights Adam keeps beside
+        them (its variables are checkpointed with it); ``_averaged_weights`` swaps it in.
+        """
+        optimizer = keras.optimizers.Adam(
+            learning_rate=learning_rate,
+            use_ema=weight_average is not None,
+            ema_momentum=weight_average or 0.99,
+        )
         if self.model.dtype_policy.name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(self.model.trainable_variables)
@@ -347,7 +356,32 @@ class Trainer:
 
         return best is None or key(metrics) >= key(best)
 
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """The model holds the phase's moving average of its weights inside, the raw ones after.
+
+        Without ``weight_average`` the model is left as it is.
+        """
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)  # loss scaling
+        if optimizer is None or not optimizer.use_ema:
+            yield
+            return
+        variables = self.model.trainable_variables
+        raw = [v.numpy() for v in variables]
+        optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, raw, strict=True):
+                variable.assign(value)
+
     def _evaluate(self, validation, step: int, train_metrics: dict, best: dict | None, out: Path):
+        with self._averaged_weights():
+            return self._evaluate_model(validation, step, train_metrics, best, out)
+
+    def _evaluate_model(
+        self, validation, step: int, train_metrics: dict, best: dict | None, out: Path
+    ):
         metrics = {"step": step, **train_metrics, **self.validate(validation)}
         metrics["is_best"] = self._is_best_model(metrics, best)
         self.history.append(metrics)
@@ -450,7 +484,7 @@ class Trainer:
             load_weights(self.model, init_weights)
         if freeze_batch_norm:
             freeze_batch_normalization(self.model)
-        self._prepare_optimizer(phase.learning_rate)
+        self._prepare_optimizer(phase.learning_rate, phase.weight_average)
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)
         if best is None and init_best is not None and init_weights is not None:

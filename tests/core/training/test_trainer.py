@@ -273,3 +273,42 @@ def test_validation_reads_stored_streams_chunk_by_chunk_like_streams_in_memory(t
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     assert whole.ambient_duration_s == chunked.ambient_duration_s
     assert trainer.validate(ValidationSet(stored)) == trainer.validate(validation)
+
+
+def _averaging_config():
+    raw = _config().model_dump()
+    raw["training"]["phases"][0]["weight_average"] = 0.9
+    return FullConfig.model_validate(raw)
+
+
+def test_weight_average_is_validated_and_saved_and_resumes_exactly(tmp_path):
+    from mww_core.model import load_weights
+
+    config = _averaging_config()
+    data, validation = _data()
+    reference = Trainer(config, tmp_path / "ref")
+    summary = reference.train_phase(0, data, validation)
+    raw = reference.model.get_weights()
+    average = [v.numpy() for v in reference.optimizer._model_variables_moving_average]
+    # The model trains on its raw weights; validation saw the average, and it is what is saved.
+    assert summary["best"]["step"] == 20  # the better of steps 10 and 20 on this data
+    best = Trainer(config, tmp_path / "best")
+    load_weights(best.model, summary["best_weights"])
+    for got, want in zip(best.model.trainable_variables, average, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)  # the step-20 average
+    trained = [v.numpy() for v in reference.model.trainable_variables]
+    moved = [not np.allclose(a, r) for a, r in zip(average, trained, strict=True)]
+    assert sum(moved) >= len(average) // 2  # ... not the raw weights the model trains on
+
+    def crash_at_13(what, done, total):
+        if done == 13:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        Trainer(config, tmp_path / "run", crash_at_13).train_phase(0, data, validation)
+    resumed = Trainer(config, tmp_path / "run")
+    again = resumed.train_phase(0, data, validation)
+    for got, want in zip(resumed.model.get_weights(), raw, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert again["best"]["step"] == summary["best"]["step"]
+    assert again["best"]["recall"] == summary["best"]["recall"]
