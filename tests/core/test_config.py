@@ -1,5 +1,7 @@
 """Config loading: presets, and every problem reported at once with its field."""
 
+from pathlib import Path
+
 import pytest
 
 from mww_core.config import ConfigError, load_config
@@ -14,6 +16,19 @@ def test_presets_load():
     w = full.training.phases[0].class_weights
     assert (w.positive, w.negative, w.hard_negative) == (1.0, 20.0, 40.0)
     assert demo.run_dir.name == "demo"
+
+
+def test_recipes_choose_the_best_model_at_the_manifest_target():
+    """Every shipped recipe loads, and picks its best step and phase at evaluation's targets."""
+    recipes = {path.stem: load_config(path) for path in sorted(Path("configs").glob("*.yaml"))}
+    assert {"demo", "offline", "full"} <= set(recipes)
+    for name in ("demo", "offline"):
+        config = recipes[name]
+        assert config.training.target_fah == config.evaluation.target_fah, name
+        assert config.training.max_near_miss_rate == config.evaluation.max_near_miss_rate, name
+    offline, demo = recipes["offline"], recipes["demo"]
+    assert offline.run_dir != demo.run_dir and offline.data.data_dir != demo.data.data_dir
+    assert offline.data.demo.piper_positives > demo.data.demo.piper_positives
 
 
 def test_every_problem_listed(tmp_path):
