@@ -198,7 +198,7 @@ def test_mixednet_dropout_acts_in_training_only():
     a, b = (model(x, training=True).numpy() for _ in range(2))
     assert not np.allclose(a, b)  # training: a new mask each call
     np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())
-    # Inference (and so streaming and export) skips it: the streaming model equals the model.
+    # Inference skips it: the long-input scorer (equal to the streaming model) matches.
     long = score_long(model, config, x[0])  # one window: two frames of padding, then x[0]
     window = np.concatenate([np.zeros((1, 2, 40), "float32"), x[:1, :-2]], axis=1)
     np.testing.assert_allclose(long, model(window).numpy()[:, 0], atol=FLOAT_ATOL)
