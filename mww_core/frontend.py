@@ -8,6 +8,10 @@ from micro_features_cpp import create_frontend, process_samples
 SAMPLE_RATE_HZ = 16000
 FEATURE_STEP_SAMPLES = 160  # 10 ms
 NUM_CHANNELS = 40
+# The filterbank's band (ESPHome's micro_wake_word frontend settings): NUM_CHANNELS triangular
+# filters evenly spaced on the mel scale between these frequencies.
+LOWER_BAND_HZ = 125.0
+UPPER_BAND_HZ = 7500.0
 # pymicro-features returns the frontend's uint16 output multiplied by this factor.
 FEATURE_SCALE = 0.0390625
 # The quantization ESPHome applies before the model (micro_wake_word streaming_model.cpp):
@@ -68,6 +72,22 @@ def compute_features(samples: np.ndarray) -> np.ndarray:
 
 
 _BLOCK_FRAMES = 1024
+
+
+def _mel(hz: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log1p(np.asarray(hz, np.float64) / 700.0)
+
+
+def channel_centres_hz() -> np.ndarray:
+    """Centre frequency of each of the frontend's channels (its filters' peaks), in Hz."""
+    edges = np.linspace(_mel(LOWER_BAND_HZ), _mel(UPPER_BAND_HZ), NUM_CHANNELS + 2)
+    return 700.0 * np.expm1(edges[1:-1] / 1127.0)
+
+
+def channel_position(hz: np.ndarray) -> np.ndarray:
+    """Fractional channel index of each frequency (0 = the first channel's centre)."""
+    edges = np.linspace(_mel(LOWER_BAND_HZ), _mel(UPPER_BAND_HZ), NUM_CHANNELS + 2)
+    return (_mel(hz) - edges[1]) / (edges[1] - edges[0])
 
 
 def features_to_float(raw: np.ndarray) -> np.ndarray:

@@ -45,4 +45,5 @@ from mww_core.config.training import (  # noqa: F401
     RetrainConfig,
     SpecAugmentConfig,
     TrainingConfig,
+    VtlpConfig,
 )

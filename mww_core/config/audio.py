@@ -188,6 +188,15 @@ class FeaturesConfig(Section):
     end_jitter_ms: tuple[int, int] = Field(
         (0, 300), description="A positive's end lands this far before the window end."
     )
+    continuation_probability: float = probability(
+        0.0,
+        "Share of positive training windows in which the gap after the word (end_jitter_ms) "
+        "holds the start of another clip of the split's negatives instead of silence: a "
+        "request said right after the wake word, as users say it. 0 = off.",
+    )
+    continuation_pause_ms: tuple[int, int] = Field(
+        (0, 100), description="Pause between the word's end and the continuing clip."
+    )
     ambient_hop_s: float = Field(
         1.0, gt=0, description="Hop between negative windows cut from long ambient audio."
     )
@@ -207,7 +216,8 @@ class FeaturesConfig(Section):
 
     @model_validator(mode="after")
     def _jitter_in_order(self) -> FeaturesConfig:
-        low, high = self.end_jitter_ms
-        if not 0 <= low <= high:
-            raise ValueError(f"end_jitter_ms {[low, high]}: give [low, high] with 0 <= low <= high")
+        for name in ("end_jitter_ms", "continuation_pause_ms"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise ValueError(f"{name} {[low, high]}: give [low, high] with 0 <= low <= high")
         return self

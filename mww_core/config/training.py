@@ -61,6 +61,28 @@ class SpecAugmentConfig(Section):
         return self.time_masks > 0 or self.freq_masks > 0
 
 
+class VtlpConfig(Section):
+    """Vocal tract length perturbation (Jaitly and Hinton 2013) on a phase's training features:
+    each warped window's spectrum is stretched along frequency by a factor drawn per window,
+    a new speaker every step (the augmented copies' formant warp is fixed per copy). Off (0)
+    by default.
+    """
+
+    probability: float = probability(0.0, "Share of training windows warped.")
+    factor: tuple[float, float] = Field(
+        (0.88, 1.12),
+        description="Warp range: a window warped by f has what was at h Hz at f*h Hz (above "
+        "1: formants move up, a shorter vocal tract). Drawn uniformly.",
+    )
+
+    @model_validator(mode="after")
+    def _factor_positive(self) -> VtlpConfig:
+        low, high = self.factor
+        if not 0 < low <= high:
+            raise ValueError(f"factor {list(self.factor)} must be [low, high] with 0 < low <= high")
+        return self
+
+
 class PhaseConfig(Section):
     """One training phase."""
 
@@ -84,6 +106,11 @@ class PhaseConfig(Section):
         default_factory=SpecAugmentConfig,
         description="Time and frequency masks on this phase's training features (off by "
         "default); validation and test features are never masked.",
+    )
+    vtlp: VtlpConfig = Field(
+        default_factory=VtlpConfig,
+        description="Frequency warp of this phase's training features, a new vocal tract per "
+        "window and step (off by default); validation and test features are never warped.",
     )
     weight_average: float | None = Field(
         None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class WindowJob:
     copy: int
     offset_s: float  # start in the source (long ambient audio); 0 for clips
     seed: int
+    follow: str = ""  # a positive's continuation: a negative clip said after the word
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,28 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
                 for copy in range(copies):
                     seed = job_seed(config.augmentation.seed, name, copy, float(offset))
                     jobs.append(WindowJob(name, kind, copy, float(offset), seed))
-    return jobs
+    return _with_continuations(config, jobs)
+
+
+def _with_continuations(config: FullConfig, jobs: list[WindowJob]) -> list[WindowJob]:
+    """Give ``features.continuation_probability`` of the positive jobs a negative clip of the
+    same split to follow the word, drawn from each job's own seed (so a job's continuation does
+    not depend on the other jobs)."""
+    share = config.features.continuation_probability
+    clips = sorted({j.source for j in jobs if j.kind == "negative"})
+    if share == 0 or not clips:
+        return jobs
+    out = []
+    for job in jobs:
+        if job.kind == "positive":
+            rng = np.random.default_rng([job.seed, _CONTINUATION_STREAM])
+            if rng.random() < share:
+                job = replace(job, follow=clips[int(rng.integers(len(clips)))])
+        out.append(job)
+    return out
+
+
+_CONTINUATION_STREAM = 1  # keeps the draw apart from the window's own (default_rng(seed))
 
 
 def _duration_s(path: Path) -> float:
@@ -171,13 +193,14 @@ def plan_shards(config: FullConfig, jobs: list[WindowJob]) -> list[ShardPlan]:
         config.augmentation.fingerprint() if config.augmentation.enabled else "off",
         config.features.window_frames,
         list(config.features.end_jitter_ms),
+        list(config.features.continuation_pause_ms),
         stages.file_listing(data_dir / "rirs"),
         stages.file_listing(data_dir / "noise"),
         stages.code_fingerprint(*SHARD_CODE),
     )
     plans = []
     for shard in group_into_shards(config, jobs):
-        sources = sorted({j.source for j in shard})
+        sources = sorted({j.source for j in shard} | {j.follow for j in shard if j.follow})
         stats = [(s, stages.file_digest(data_dir / s)) for s in sources]
         fp = stages.fingerprint(common, stats, [astuple(j) for j in shard])
         plans.append(ShardPlan(shard[0].kind, tuple(shard), fp))

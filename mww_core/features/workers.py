@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -106,22 +107,40 @@ def make_window(job: WindowJob) -> np.ndarray:
     else:
         low, high = config.features.end_jitter_ms
         end_gap = int(rng.integers(low, high + 1)) * SAMPLE_RATE_HZ // 1000
-        samples = place_clip(audio, window, end_gap)
+        after = None
+        if job.follow:
+            low, high = config.features.continuation_pause_ms
+            pause = int(rng.integers(low, high + 1)) * SAMPLE_RATE_HZ // 1000
+            follow = _load_follow(config.data.data_dir / job.follow)
+            after = np.concatenate([np.zeros(pause, np.float32), follow])
+        samples = place_clip(audio, window, end_gap, after)
     if config.augmentation.enabled:
         samples = _WORKER["pipeline"].augment(samples, job.seed)
     return compute_features(samples)[:frames]
 
 
-def place_clip(clip: np.ndarray, window: int, end_gap: int) -> np.ndarray:
+def place_clip(
+    clip: np.ndarray, window: int, end_gap: int, after: np.ndarray | None = None
+) -> np.ndarray:
     """Put ``clip`` in a window of zeros so it ends ``end_gap`` samples before the end.
 
-    A clip longer than the space keeps its end (the part that decides a detection).
+    A clip longer than the space keeps its end (the part that decides a detection). ``after``
+    (another utterance) fills the gap from the clip's end on, as far as it reaches.
     """
     out = np.zeros(window, np.float32)
     end = window - end_gap
     part = clip[-end:] if len(clip) > end else clip
     out[end - len(part) : end] = part
+    if after is not None:
+        tail = after[:end_gap]
+        out[end : end + len(tail)] = tail
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def _load_follow(path: Path) -> np.ndarray:
+    """A continuation clip (short negatives, read again and again by many positives)."""
+    return load_audio(path)
 
 
 def make_windows(jobs: tuple[WindowJob, ...]) -> tuple[np.ndarray, list[int], dict[str, str]]:

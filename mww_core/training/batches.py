@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig
-from mww_core.frontend import features_to_float
+from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig, VtlpConfig
+from mww_core.frontend import NUM_CHANNELS, channel_centres_hz, channel_position, features_to_float
 from mww_core.store import StoredStream, Stream, Windows
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -155,9 +155,39 @@ def finish_batch(
     w = class_weight_vector(weight_class, phase.class_weights)
     if in_focus is not None:
         w[in_focus] = focus_weight
-    if phase.spec_augment.enabled:  # drawn last: with it off, every draw above is unchanged
+    # Drawn last (the warp, then the masks): with them off, every draw above is unchanged.
+    if phase.vtlp.probability > 0:
+        x = vtlp(x, rng, phase.vtlp)
+    if phase.spec_augment.enabled:
         x = spec_augment(x, rng, phase.spec_augment)
     return x, y, w
+
+
+def vtlp(x: np.ndarray, rng: np.random.Generator, warp: VtlpConfig) -> np.ndarray:
+    """Features ``[batch, frames, channels]`` with each drawn example's spectrum warped.
+
+    A window warped by ``f`` shows at channel ``c`` what the original had at the frequency
+    ``centre(c) / f``, read between the two nearest channels (linearly, on the mel-spaced
+    channel axis) and held at the band's edges. Examples not drawn are returned unchanged.
+    """
+    batch = len(x)
+    drawn = rng.random(batch) < warp.probability
+    factors = rng.uniform(warp.factor[0], warp.factor[1], batch)
+    if not drawn.any():
+        return x
+    rows = np.flatnonzero(drawn)
+    source = channel_position(channel_centres_hz()[None, :] / factors[rows, None])
+    source = np.clip(source, 0, NUM_CHANNELS - 1)
+    below = np.minimum(np.floor(source).astype(np.intp), NUM_CHANNELS - 2)
+    above_share = source - below
+    # One [channels, channels] interpolation matrix per warped example: a batched matmul.
+    mix = np.zeros((len(rows), NUM_CHANNELS, NUM_CHANNELS), np.float32)
+    example, channel = np.indices(below.shape)
+    mix[example, below, channel] = 1 - above_share
+    mix[example, below + 1, channel] = above_share
+    out = x.copy()
+    out[rows] = np.matmul(x[rows], mix)
+    return out
 
 
 def spec_augment(x: np.ndarray, rng: np.random.Generator, masks: SpecAugmentConfig) -> np.ndarray:

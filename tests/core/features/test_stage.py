@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import soundfile as sf
 
 from mww_core.audio import AudioError, write_wav
 from mww_core.config import FullConfig
+from mww_core.features import place_clip
 from mww_core.features.plan import plan_shards, plan_window_jobs
 from mww_core.features.stage import build_features
 from mww_core.features.streams import iter_streams
@@ -129,3 +131,52 @@ def test_features_do_not_depend_on_worker_count(tmp_path):
         for p, h in zip(pooled, here, strict=True):
             np.testing.assert_array_equal(p.features, h.features)
             assert p.spans == h.spans and p.features.any()
+
+
+def test_place_clip_fills_the_gap_after_the_word_with_the_continuation():
+    word, after = np.full(500, 0.5, np.float32), np.arange(1, 801, dtype=np.float32)
+    plain = place_clip(word, 1000, 300)
+    followed = place_clip(word, 1000, 300, after)
+    np.testing.assert_array_equal(followed[:700], plain[:700])  # the word ends where it did
+    assert (plain[700:] == 0).all()
+    np.testing.assert_array_equal(followed[700:], after[:300])  # as far as the gap reaches
+    np.testing.assert_array_equal(place_clip(word, 1000, 0, after), place_clip(word, 1000, 0))
+
+
+def test_continuations_follow_a_seeded_share_of_positives_with_the_splits_negatives(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=40, n_neg=6)
+    plain = plan_window_jobs(_config(root))
+    jobs = plan_window_jobs(_config(root, continuation_probability=0.5))
+    assert not any(j.follow for j in plain)
+    followed = [j for j in jobs if j.follow]
+    assert all(j.kind == "positive" for j in followed)
+    assert 25 <= len(followed) <= 55  # half of 80 positive windows (40 clips x 2 copies)
+    negatives = {j.source for j in jobs if j.kind == "negative"}
+    assert {j.follow for j in followed} <= negatives and len({j.follow for j in followed}) > 3
+    assert jobs == plan_window_jobs(_config(root, continuation_probability=0.5))
+    # Apart from the continuation, every job is the one planned without it.
+    assert [replace(j, follow="") for j in jobs] == plain
+
+
+def test_continued_positives_differ_only_after_the_word(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=4, n_neg=3)
+    quiet = np.zeros(16000, np.float32)  # positives end in silence: a continuation shows
+    for path in (root / "train" / "positive").glob("*.wav"):
+        write_wav(path, np.concatenate([_noise(np.random.default_rng(5), 0.5), quiet[:100]]))
+
+    def config(**features):  # unaugmented: levels and noise depend on the whole window
+        made = _config(root, end_jitter_ms=(200, 300), **features)
+        plain_audio = made.augmentation.model_copy(update={"enabled": False})
+        return made.model_copy(update={"augmentation": plain_audio})
+
+    plain = build_features(config(), tmp_path / "a")
+    followed = build_features(config(continuation_probability=1.0), tmp_path / "b")
+    a = read_windows([p for p, _ in plain["outputs"]["train_windows"].values()])
+    b = read_windows([p for p, _ in followed["outputs"]["train_windows"].values()])
+    assert list(a.source) == list(b.source)
+    positive = a.label == 1
+    # The frontend is causal: up to the word's end (200-300 ms before the end of the 600 ms
+    # window) every frame is the same; the continuation is heard at most 100 ms after it.
+    np.testing.assert_array_equal(a.features[positive, :27], b.features[positive, :27])
+    assert (a.features[positive, 52:] != b.features[positive, 52:]).any(axis=(1, 2)).all()
+    np.testing.assert_array_equal(a.features[~positive], b.features[~positive])

@@ -1,11 +1,12 @@
-"""Training batches: SpecAugment masks per phase, seeded like the rest of the batch."""
+"""Training batches: SpecAugment masks and VTLP warps per phase, seeded like the batch."""
 
 import numpy as np
 import pytest
 
-from mww_core.config import PhaseConfig, SpecAugmentConfig
+from mww_core.config import PhaseConfig, SpecAugmentConfig, VtlpConfig
+from mww_core.frontend import channel_centres_hz
 from mww_core.store import Windows
-from mww_core.training.batches import TrainingData, spec_augment
+from mww_core.training.batches import TrainingData, spec_augment, vtlp
 
 
 def _data(frames=149):
@@ -96,3 +97,43 @@ def test_focus_rows_get_their_share_and_weight_and_the_rest_is_rehearsed():
     for a, b in zip(plain.batch(0, 3, 32, phase), TrainingData(plain.windows, 149, 7).batch(
             0, 3, 32, phase), strict=True):  # fmt: skip
         np.testing.assert_array_equal(a, b)
+
+
+def _peak_channel(spectrum: np.ndarray) -> float:
+    """Centre of mass of the channels above half the peak."""
+    top = np.where(spectrum >= spectrum.max() / 2, spectrum, 0)
+    return float((top * np.arange(len(spectrum))).sum() / top.sum())
+
+
+def test_vtlp_moves_a_formant_by_its_factor_and_keeps_unwarped_rows():
+    centres = channel_centres_hz()
+    x = np.zeros((3, 6, 40), np.float32)
+    x[:, :, 20] = 10.0  # one formant at channel 20's centre frequency
+    up = vtlp(x, np.random.default_rng(0), VtlpConfig(probability=1.0, factor=(1.15, 1.15)))
+    down = vtlp(x, np.random.default_rng(0), VtlpConfig(probability=1.0, factor=(0.87, 0.87)))
+    for warped, factor in ((up, 1.15), (down, 0.87)):
+        moved = np.interp(_peak_channel(warped[0, 0]), np.arange(40), centres)
+        assert moved == pytest.approx(centres[20] * factor, rel=0.02)
+        np.testing.assert_array_equal(warped[:, 1:], warped[:, :1].repeat(5, axis=1))
+    assert (x[:, :, 20] == 10).all() and x.sum() == 3 * 6 * 10  # the input is not changed
+    same = vtlp(x, np.random.default_rng(0), VtlpConfig(probability=1.0, factor=(1.0, 1.0)))
+    np.testing.assert_allclose(same, x, atol=1e-4)
+
+
+def test_vtlp_in_a_phase_warps_its_share_of_rows_seeded_and_leaves_labels():
+    data = _data()
+    plain = data.batch(0, 5, 64, _phase())
+    phase = PhaseConfig(steps=10, learning_rate=0.001, vtlp={"probability": 0.5})
+    warped = data.batch(0, 5, 64, phase)
+    changed = ~np.all(np.isclose(warped[0], plain[0]), axis=(1, 2))
+    assert 16 <= changed.sum() <= 48  # about half the rows
+    np.testing.assert_array_equal(warped[0][~changed], plain[0][~changed])
+    np.testing.assert_array_equal(warped[1], plain[1])
+    np.testing.assert_array_equal(warped[2], plain[2])
+    np.testing.assert_array_equal(warped[0], data.batch(0, 5, 64, phase)[0])
+    assert not np.array_equal(warped[0], data.batch(0, 6, 64, phase)[0])
+
+
+def test_vtlp_factors_must_be_a_positive_range():
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        VtlpConfig(probability=0.5, factor=(1.1, 0.9))
