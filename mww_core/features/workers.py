@@ -111,7 +111,10 @@ def make_window(job: WindowJob) -> np.ndarray:
         if job.follow:
             low, high = config.features.continuation_pause_ms
             pause = int(rng.integers(low, high + 1)) * SAMPLE_RATE_HZ // 1000
-            follow = _load_follow(config.data.data_dir / job.follow)
+            try:
+                follow = _load_follow(config.data.data_dir / job.follow)
+            except AudioError:  # reported by the negative's own window; the word stays usable
+                follow = np.zeros(0, np.float32)
             after = np.concatenate([np.zeros(pause, np.float32), follow])
         samples = place_clip(audio, window, end_gap, after)
     if config.augmentation.enabled:

@@ -180,3 +180,17 @@ def test_continued_positives_differ_only_after_the_word(tmp_path):
     np.testing.assert_array_equal(a.features[positive, :27], b.features[positive, :27])
     assert (a.features[positive, 52:] != b.features[positive, 52:]).any(axis=(1, 2)).all()
     np.testing.assert_array_equal(a.features[~positive], b.features[~positive])
+
+
+def test_an_unusable_continuation_leaves_the_positive_and_is_reported_once(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=6, n_neg=1)
+    _add_bad_and_odd_files(root / "train" / "negative")
+    config = _config(root, continuation_probability=1.0)
+    assert any(j.follow.endswith(("corrupt.wav", "empty.wav")) for j in plan_window_jobs(config))
+    result = build_features(config, tmp_path / "out")
+    assert sorted(b["path"] for b in result["metrics"]["bad_files"]) == [
+        str(root / "train/negative/corrupt.wav"),
+        str(root / "train/negative/empty.wav"),
+    ]
+    windows = read_windows([p for p, _ in result["outputs"]["train_windows"].values()])
+    assert (windows.label == 1).sum() == 6 * 2  # every positive copy, continued or not
