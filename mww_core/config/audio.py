@@ -15,6 +15,13 @@ class AugmentationConfig(Section):
     enabled: bool = Field(True, description="Augment training clips.")
     positive_copies: int = Field(2, ge=1, description="Augmented copies per positive clip.")
     negative_copies: int = Field(1, ge=1, description="Augmented copies per negative clip.")
+    near_miss_copies: int | None = Field(
+        None,
+        ge=1,
+        description="Augmented copies per training near-miss clip: a negative the data set's "
+        "dataset.json marks \"near_miss\": true (the demo builder marks them). More copies "
+        "give near misses a larger share of each batch's negatives. None = negative_copies.",
+    )
     rir_probability: float = probability(
         0.5, "Share of windows convolved with a room impulse response."
     )

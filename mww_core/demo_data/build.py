@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 
 # Bump when the generated audio changes for the same config: it is part of the fingerprint.
 # 2: near-miss speech in the ambient audio; 3: train/mining recordings; 4: generated near
-# misses; 5: a test split of held-out voices, Piper settings, rooms and conditions
-DEMO_DATA_VERSION = 5
+# misses; 5: a test split of held-out voices, Piper settings, rooms and conditions; 6: the
+# manifest marks near-miss clips ("near_miss": true) for augmentation.near_miss_copies
+DEMO_DATA_VERSION = 6
 MANIFEST_NAME = "dataset.json"
 
 

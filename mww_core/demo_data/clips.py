@@ -89,6 +89,7 @@ def _cut_clip(clip: _Clip, rendered: _Rendered) -> np.ndarray:
 
 
 def _clip_meta(clip: _Clip, rendered: _Rendered, samples: int) -> dict[str, Any]:
+    near_miss = {"near_miss": True} if clip.near_miss else {}
     return {
         "split": clip.split,
         "kind": clip.kind,
@@ -98,4 +99,5 @@ def _clip_meta(clip: _Clip, rendered: _Rendered, samples: int) -> dict[str, Any]
         "params": rendered.params,
         "utterance": _utterance_key(clip.generator, clip.voice, rendered.params, clip.text),
         "seconds": round(samples / SR, 3),
+        **near_miss,
     }

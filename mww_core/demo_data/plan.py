@@ -75,6 +75,7 @@ class _Clip:
     floor_db: float = -70.0  # a faint microphone noise floor instead of digital silence
     floor_seed: int = 0
     condition: str = ""  # test positives: one of conditions.CONDITIONS
+    near_miss: bool = False  # a negative that says a near-miss phrase
 
     @property
     def timing(self) -> str:
@@ -104,17 +105,18 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     }
     commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
     planner = _Planner(rng, voices, commands)
+    wake_words = _wake_word_variants(data.wake_word)
     plan = [
-        ("positive", "piper", demo.piper_positives, _wake_word_variants(data.wake_word)),
-        ("positive", "espeak-ng", demo.espeak_positives, _wake_word_variants(data.wake_word)),
-        ("negative", "piper", n_near // 2, phrases),
-        ("negative", "espeak-ng", n_near - n_near // 2, phrases),
-        ("negative", "piper", n_speech // 2, sentences),
-        ("negative", "espeak-ng", n_speech - n_speech // 2, sentences),
+        ("positive", "piper", demo.piper_positives, wake_words, False),
+        ("positive", "espeak-ng", demo.espeak_positives, wake_words, False),
+        ("negative", "piper", n_near // 2, phrases, True),
+        ("negative", "espeak-ng", n_near - n_near // 2, phrases, True),
+        ("negative", "piper", n_speech // 2, sentences, False),
+        ("negative", "espeak-ng", n_speech - n_speech // 2, sentences, False),
     ]
-    for kind, generator, total, texts in plan:
+    for kind, generator, total, texts, near in plan:
         for split, count in _split_counts(total, fractions).items():
-            planner.add(kind, generator, split, count, texts)
+            planner.add(kind, generator, split, count, texts, near_miss=near)
     for split in SPLITS:
         n_piper = round(pool_sizes[split] * _POOL_PIPER_SHARE)
         planner.add("speech", "piper", split, n_piper, sentences)
@@ -168,8 +170,11 @@ class _Planner:
         self.seen: set[str] = set()
         self.counters: dict[str, int] = {}
 
-    def add(self, kind: str, generator: str, split: str, count: int, texts) -> None:
-        """Plan ``count`` clips of one kind and generator in one split."""
+    def add(
+        self, kind: str, generator: str, split: str, count: int, texts, near_miss: bool = False
+    ) -> None:
+        """Plan ``count`` clips of one kind and generator in one split (``near_miss``: they
+        say near-miss phrases)."""
         if count <= 0:
             return
         order = self.rng.permutation(len(self.voices[split])) if generator != "piper" else [0]
@@ -187,7 +192,7 @@ class _Planner:
                     break
             self.seen.add(key)
             clip = self._clip(kind, generator, split, voice, text, params)
-            self.clips.append(replace(clip, condition=condition))
+            self.clips.append(replace(clip, condition=condition, near_miss=near_miss))
 
     def _count(self, name: str) -> int:
         """How many times ``name`` was counted before (and count it once more)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
     jobs: list[WindowJob] = []
     window_s = samples_for_frames(config.features.window_frames) / SAMPLE_RATE_HZ
     seen: set[str] = set()
-    for folder, kind, copies in source_folders(config, split):
+    near_misses = marked_near_misses(config)
+    for folder, kind, folder_copies in source_folders(config, split):
         if kind == MINING_KIND:  # scanned by mining only (see plan_stream_jobs)
             continue
         for path in list_audio_files(folder):
@@ -106,6 +108,9 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
             if name in seen:  # a configured source may overlap the data layout
                 continue
             seen.add(name)
+            copies = folder_copies
+            if kind == "negative" and name in near_misses:
+                copies = config.augmentation.near_miss_copies
             offsets = [0.0]
             if kind == "ambient":
                 end = max(_duration_s(path) - window_s, 0.0) + 1e-9
@@ -115,6 +120,22 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
                     seed = job_seed(config.augmentation.seed, name, copy, float(offset))
                     jobs.append(WindowJob(name, kind, copy, float(offset), seed))
     return _with_continuations(config, jobs)
+
+
+def marked_near_misses(config: FullConfig) -> set[str]:
+    """Names of the clips the data set's ``dataset.json`` marks as near misses (none when
+    ``augmentation.near_miss_copies`` is unset or the data set has no manifest)."""
+    manifest = config.data.data_dir / "dataset.json"
+    if config.augmentation.near_miss_copies is None or not manifest.is_file():
+        return set()
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AudioError(
+            f"{manifest}: cannot read its near-miss marks ({exc}); fix or delete the file, or "
+            "unset augmentation.near_miss_copies"
+        ) from exc
+    return {name for name, meta in files.items() if meta.get("near_miss")}
 
 
 def _with_continuations(config: FullConfig, jobs: list[WindowJob]) -> list[WindowJob]:

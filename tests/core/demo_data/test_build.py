@@ -125,6 +125,14 @@ def test_near_miss_clips_say_the_generated_phrases(built):
     said = [normalize(m["text"]) for m in manifest["files"].values() if m.get("kind") == "negative"]
     near = [t for t in said if t in phrases]
     assert len(near) == TINY.near_miss_negatives
+    # The manifest marks exactly the clips that say a near-miss phrase (near_miss_copies).
+    marked = {n for n, m in manifest["files"].items() if m.get("near_miss")}
+    saying = {
+        n
+        for n, m in manifest["files"].items()
+        if m.get("kind") == "negative" and normalize(m["text"]) in phrases
+    }
+    assert marked == saying and len(marked) == TINY.near_miss_negatives
     assert any(phrases[t]["kind"] == SUBSTITUTION for t in near)
 
 

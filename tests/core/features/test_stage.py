@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
@@ -194,3 +195,28 @@ def test_an_unusable_continuation_leaves_the_positive_and_is_reported_once(tmp_p
     ]
     windows = read_windows([p for p, _ in result["outputs"]["train_windows"].values()])
     assert (windows.label == 1).sum() == 6 * 2  # every positive copy, continued or not
+
+
+def test_near_miss_copies_apply_to_the_clips_the_manifest_marks(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=2, n_neg=4)
+    marked = ["train/negative/negative_001.wav", "train/negative/negative_003.wav"]
+    files = {name: {"kind": "negative", "near_miss": True} for name in marked}
+    files["train/negative/negative_000.wav"] = {"kind": "negative"}
+    (root / "dataset.json").write_text(json.dumps({"files": files}))
+
+    def copies(config):
+        jobs = [j for j in plan_window_jobs(config) if j.kind != "ambient"]
+        return {j.source: sum(k.source == j.source for k in jobs) for j in jobs}
+
+    base = _config(root)
+    boosted = base.model_copy(
+        update={"augmentation": base.augmentation.model_copy(update={"near_miss_copies": 5})}
+    )
+    assert set(copies(base).values()) == {1, 2}  # negatives 1, positives 2: unset, no boost
+    got = copies(boosted)
+    assert {s for s, n in got.items() if n == 5} == set(marked)
+    assert got["train/negative/negative_000.wav"] == 1
+    assert got["train/positive/positive_000.wav"] == 2
+    (root / "dataset.json").write_text("{not json")
+    with pytest.raises(AudioError, match="dataset.json: cannot read its near-miss marks"):
+        plan_window_jobs(boosted)
