@@ -78,16 +78,18 @@ def _mel(hz: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(hz, np.float64) / 700.0)
 
 
+# Mel-scale edges of the triangular filters: channel i peaks at edge i + 1.
+_MEL_EDGES = np.linspace(_mel(LOWER_BAND_HZ), _mel(UPPER_BAND_HZ), NUM_CHANNELS + 2)
+
+
 def channel_centres_hz() -> np.ndarray:
     """Centre frequency of each of the frontend's channels (its filters' peaks), in Hz."""
-    edges = np.linspace(_mel(LOWER_BAND_HZ), _mel(UPPER_BAND_HZ), NUM_CHANNELS + 2)
-    return 700.0 * np.expm1(edges[1:-1] / 1127.0)
+    return 700.0 * np.expm1(_MEL_EDGES[1:-1] / 1127.0)
 
 
 def channel_position(hz: np.ndarray) -> np.ndarray:
     """Fractional channel index of each frequency (0 = the first channel's centre)."""
-    edges = np.linspace(_mel(LOWER_BAND_HZ), _mel(UPPER_BAND_HZ), NUM_CHANNELS + 2)
-    return (_mel(hz) - edges[1]) / (edges[1] - edges[0])
+    return (_mel(hz) - _MEL_EDGES[1]) / (_MEL_EDGES[1] - _MEL_EDGES[0])
 
 
 def features_to_float(raw: np.ndarray) -> np.ndarray:

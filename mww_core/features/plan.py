@@ -21,6 +21,8 @@ KINDS = ("positive", "negative", "ambient")
 MINING_KIND = "mining"
 # The job kind of a mined window re-made with augmentation (``augment_mined_windows``).
 MINED_KIND = "mined"
+# Keeps a positive's continuation draw apart from its window's own draws (default_rng(seed)).
+_CONTINUATION_STREAM = 1
 # Code whose change invalidates cached shards.
 SHARD_CODE = (
     "features.plan", "features.workers", "features.shards", "augment", "frontend", "audio",
@@ -154,9 +156,6 @@ def _with_continuations(config: FullConfig, jobs: list[WindowJob]) -> list[Windo
                 job = replace(job, follow=clips[int(rng.integers(len(clips)))])
         out.append(job)
     return out
-
-
-_CONTINUATION_STREAM = 1  # keeps the draw apart from the window's own (default_rng(seed))
 
 
 def _duration_s(path: Path) -> float:
