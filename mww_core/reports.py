@@ -32,7 +32,18 @@ def fah_text(row: dict[str, Any], hours: float) -> str:
         return "n/a (no ambient audio)"
     count = row["ambient_activations"]
     noun = "activation" if count == 1 else "activations"
-    return f"{row['fah']:.2f} ({count} {noun} in {hours:.2f} h)"
+    slips = f"; {row['slip_activations']} more on slips" if row.get("slip_activations") else ""
+    return f"{row['fah']:.2f} ({count} {noun} in {hours:.2f} h{slips})"
+
+
+def false_accepts_text(row: dict[str, Any], negatives: int) -> str:
+    """``4/90``, or with slips counted apart (``evaluation.slips``) ``4/60; slips 3/30``."""
+    if "slip_clips" not in row:
+        return f"{row['false_accepts']}/{negatives}"
+    counted = negatives - row["slip_clips"]
+    return (
+        f"{row['false_accepts']}/{counted}; slips {row['slip_false_accepts']}/{row['slip_clips']}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +190,7 @@ def _results_table(metrics: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {name} | {split} | {row['cutoff']:.2f} | {_fmt(row['recall'], '.3f')} "
                 f"({row['positives_detected']}/{metrics['clips'][split]['positive']}) "
-                f"| {row['false_accepts']}/{metrics['clips'][split]['negative']} "
+                f"| {false_accepts_text(row, metrics['clips'][split]['negative'])} "
                 f"| {fah_text(row, hours[split])} |"
             )
     return lines
@@ -246,7 +257,7 @@ def _headline_table(metrics: dict[str, Any]) -> list[str]:
         count = round(best["fah"] * hours)
         return (
             f"{best['fah']:.2f} ({count} in {hours:.2f} h; cutoff {best['cutoff']:.2f}) "
-            f"| {best['false_accepts']}/{negatives}"
+            f"| {false_accepts_text(best, negatives)}"
         )
 
     lines = [
@@ -385,7 +396,17 @@ def _how_evaluated(metrics: dict[str, Any]) -> list[str]:
         "of a stream. Clips are joined into one stream with faint noise between them; a clip "
         "counts as detected when a detection falls within it or 0.5 s after its end. The cutoff "
         "is chosen on validation audio, the test figures are reported at that cutoff.",
-    ]
+    ] + (
+        [
+            "",
+            "Slips (near misses closer to the wake word than `evaluation.near_miss_min_distance` "
+            "phonemes, such as 'kay jarvis' for 'hey jarvis': the wake word said carelessly) are "
+            "counted apart: they count neither toward the near-miss limit nor toward the FAH, "
+            "and the tables show them beside the other false accepts.",
+        ]
+        if "slip_clips" in metrics.get("test", {})
+        else []
+    )
 
 
 def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:

@@ -35,6 +35,21 @@ class DemoDataConfig(Section):
         "pronunciations and as espeak-ng says them. 1 or 2 sound alike; more drifts away.",
     )
     speech_negatives: int = Field(150, ge=0, description="Clips of read-aloud sentences.")
+    validation_extra_positives: int = Field(
+        0,
+        ge=0,
+        description="Wake-word clips added to validation alone, half from each engine, said "
+        "by validation's voices and settings. They are planned after every other clip, so "
+        "training and test keep every clip they had: more validation clips steady the choice "
+        "of the best step, phase and cutoff without redrawing the rest of the data set.",
+    )
+    validation_extra_near_misses: int = Field(
+        0,
+        ge=0,
+        description="Near-miss clips added to validation alone, like validation_extra_positives"
+        ": with 30 near-miss clips a 5% limit (evaluation.max_near_miss_rate) allows one false "
+        "accept, so one clip moves the cutoff.",
+    )
     ambient_minutes: dict[str, float] = Field(
         default_factory=lambda: {"train": 20.0, "validation": 30.0, "test": 60.0},
         description="Minutes of long ambient audio (noise, babble, speech, near misses) per "

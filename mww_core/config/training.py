@@ -160,6 +160,15 @@ class TrainingConfig(Section):
         description="Share of validation near-miss clips a validation cutoff may falsely "
         "accept when picking the best model (with target_fah); none: not counted.",
     )
+    near_miss_min_distance: int = Field(
+        1,
+        ge=1,
+        description="Near misses closer to the wake word than this many phonemes ('kay jarvis' "
+        "for 'hey jarvis': the wake word said carelessly) are slips: when picking the best "
+        "model they count neither toward max_near_miss_rate nor, said in ambient audio, toward "
+        "the FAH. Read from the data set's dataset.json (the demo builder writes it); 1: every "
+        "near miss counts.",
+    )
     seed: int = Field(42, description="Seed of the model's initial weights and the batch order.")
     pool_windows: int = Field(
         8192,
@@ -225,6 +234,13 @@ class EvaluationConfig(Section):
         le=1,
         description="The cutoff must also falsely accept at most this share of the validation "
         "near-miss clips (with target_fah); none: near misses do not limit the cutoff.",
+    )
+    near_miss_min_distance: int = Field(
+        1,
+        ge=1,
+        description="Near misses closer to the wake word than this many phonemes are slips "
+        "(training.near_miss_min_distance): the cutoff's near-miss rate and FAH leave them "
+        "out and the report counts them apart. 1: every near miss counts.",
     )
     cutoffs: list[float] = Field(
         default_factory=lambda: [round(0.5 + 0.01 * i, 2) for i in range(50)],

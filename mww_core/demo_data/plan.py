@@ -133,6 +133,14 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         planner.add("confusable", "piper", split, n_piper, carriers)
         planner.add("confusable", "espeak-ng", split, size - n_piper, carriers)
     _plan_mining_pool(planner, voices["train"], demo.mining_minutes, sentences, carriers)
+    # Validation's extra clips come last of all: every clip above keeps its draws and name.
+    extras = [
+        ("positive", demo.validation_extra_positives, wake_words, False),
+        ("negative", demo.validation_extra_near_misses if phrases else 0, phrases, True),
+    ]
+    for kind, total, texts, near in extras:
+        planner.add(kind, "piper", "validation", total // 2, texts, near_miss=near)
+        planner.add(kind, "espeak-ng", "validation", total - total // 2, texts, near_miss=near)
     return planner.clips
 
 

@@ -26,6 +26,7 @@ from mww_core.evaluation.firing import (  # noqa: F401
     recall,
     sliding_mean,
 )
+from mww_core.evaluation.slips import Slips, find_slips  # noqa: F401
 from mww_core.evaluation.streams import (  # noqa: F401
     GAP_NOISE_DBFS,
     LEADING_GAP_S,

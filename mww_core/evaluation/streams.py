@@ -78,6 +78,10 @@ class ScoredStreams:
     negative_spans: list[tuple[int, int]]
     ambient_probs: list[np.ndarray] = field(default_factory=list)
     ambient_duration_s: float = 0.0
+    # Slips (``evaluation.slips``): per negative clip, whether it is one, and per ambient
+    # recording the sample spans where one is said. None: nothing is a slip.
+    negative_slips: np.ndarray | None = None
+    ambient_slips: list[list[tuple[int, int]]] | None = None
 
 
 def score_audio(scorer: Scorer, audio: np.ndarray, stride: int) -> np.ndarray:

@@ -14,10 +14,12 @@ from mww_core.evaluation.firing import (
     clip_max_scores,
     cutoff_to_uint8,
     detect_with_config,
+    detection_samples,
     false_activations_per_hour,
     ignored_inferences,
     recall,
 )
+from mww_core.evaluation.slips import outside
 from mww_core.evaluation.streams import ScoredStreams, Scorer, score_streams
 
 logger = logging.getLogger(__name__)
@@ -31,38 +33,52 @@ def sweep(
     Rows hold ``cutoff``, ``cutoff_uint8``, ``positives_detected``, ``recall`` (None without
     positives), ``false_accepts`` (negative clips with a hit), ``false_accept_rate`` (None
     without negatives), ``ambient_activations`` and ``fah`` (None without ambient audio).
+    With slips marked (``scored.negative_slips``, ``scored.ambient_slips``: near misses one
+    phoneme from the wake word, ``evaluation.slips``) the first four leave them out, and
+    ``slip_false_accepts`` (of ``slip_clips``) and ``slip_activations`` count them instead.
     """
     stride = scored.stride
+    n_neg = len(scored.negative_spans)
+    slips = scored.negative_slips
+    slips = np.zeros(n_neg, dtype=bool) if slips is None else np.asarray(slips, dtype=bool)
+    if len(slips) != n_neg:
+        raise ValueError(f"{len(slips)} slip marks for {n_neg} negative clips")
+    ambient_slips = scored.ambient_slips or [[] for _ in scored.ambient_probs]
+    marked = scored.negative_slips is not None or scored.ambient_slips is not None
 
-    def clips_hit(probs: np.ndarray, spans: list[tuple[int, int]], cutoff: float) -> int:
-        return int(
-            clip_hits(detect_with_config(probs, cutoff, config, stride), spans, stride).sum()
-        )
+    def hits(probs: np.ndarray, spans: list[tuple[int, int]], cutoff: float) -> np.ndarray:
+        return clip_hits(detect_with_config(probs, cutoff, config, stride), spans, stride)
 
     rows = []
     for cutoff in cutoffs if cutoffs is not None else config.cutoffs:
-        detected = clips_hit(scored.positive_probs, scored.positive_spans, cutoff)
-        false_accepts = clips_hit(scored.negative_probs, scored.negative_spans, cutoff)
-        activations = sum(
-            len(detect_with_config(probs, cutoff, config, stride)) for probs in scored.ambient_probs
-        )
-        n_pos, n_neg = len(scored.positive_spans), len(scored.negative_spans)
-        rows.append(
-            {
-                "cutoff": float(cutoff),
-                "cutoff_uint8": cutoff_to_uint8(cutoff),
-                "positives_detected": detected,
-                "recall": recall(detected, n_pos) if n_pos else None,
-                "false_accepts": false_accepts,
-                "false_accept_rate": false_accepts / n_neg if n_neg else None,
-                "ambient_activations": int(activations),
-                "fah": (
-                    false_activations_per_hour(activations, scored.ambient_duration_s)
-                    if scored.ambient_duration_s > 0
-                    else None
-                ),
-            }
-        )
+        detected = int(hits(scored.positive_probs, scored.positive_spans, cutoff).sum())
+        negative_hits = hits(scored.negative_probs, scored.negative_spans, cutoff)
+        false_accepts = int(negative_hits[~slips].sum())
+        activations = slipped = 0
+        for probs, spans in zip(scored.ambient_probs, ambient_slips, strict=True):
+            times = detection_samples(detect_with_config(probs, cutoff, config, stride), stride)
+            kept = int(outside(times, spans).sum())
+            activations, slipped = activations + kept, slipped + len(times) - kept
+        n_pos, n_counted = len(scored.positive_spans), int((~slips).sum())
+        row = {
+            "cutoff": float(cutoff),
+            "cutoff_uint8": cutoff_to_uint8(cutoff),
+            "positives_detected": detected,
+            "recall": recall(detected, n_pos) if n_pos else None,
+            "false_accepts": false_accepts,
+            "false_accept_rate": false_accepts / n_counted if n_counted else None,
+            "ambient_activations": int(activations),
+            "fah": (
+                false_activations_per_hour(activations, scored.ambient_duration_s)
+                if scored.ambient_duration_s > 0
+                else None
+            ),
+        }
+        if marked:
+            row["slip_false_accepts"] = int(negative_hits[slips].sum())
+            row["slip_clips"] = int(slips.sum())
+            row["slip_activations"] = int(slipped)
+        rows.append(row)
     return rows
 
 

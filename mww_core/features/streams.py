@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mww_core.audio import AudioError, list_audio_files, load_audio
 from mww_core.config import FullConfig
+from mww_core.evaluation.slips import find_slips
 from mww_core.evaluation.streams import stream_clips
 from mww_core.features.plan import MINING_KIND, source_folders, source_name
 from mww_core.features.workers import _WORKER
 from mww_core.frontend import compute_features
 from mww_core.store import Stream
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,28 @@ def plan_stream_jobs(config: FullConfig, split: str) -> list[StreamJob]:
                 clips[kind].append(name)
     joined = [StreamJob(split, k, tuple(clips[k])) for k in ("positive", "negative") if clips[k]]
     return joined + recordings
+
+
+def split_slips(config: FullConfig, split: str, streams: list, min_distance: int):
+    """The slips of a split's streams (``evaluation.find_slips``), or None.
+
+    The joined negative stream holds the split's negative clips in ``plan_stream_jobs`` order;
+    when its clip count differs (an unusable file was left out) nothing is marked, with a
+    warning, rather than marking the wrong clips.
+    """
+    if min_distance <= 1:
+        return None
+    names = next((j.sources for j in plan_stream_jobs(config, split) if j.kind == "negative"), ())
+    joined = [s for s in streams if s.kind == "negative"]
+    count = len(joined[0].spans) if joined else 0
+    if len(names) != count:
+        logger.warning(
+            "%s negative stream holds %d clips, its folders %d: near-miss slips not marked",
+            split, count, len(names),
+        )  # fmt: skip
+        return None
+    ambient = [s.source for s in streams if s.kind == "ambient"]
+    return find_slips(config.data.data_dir, min_distance, names, ambient)
 
 
 def make_stream(

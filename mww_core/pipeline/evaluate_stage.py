@@ -60,6 +60,7 @@ def _evaluate_weights(
 ) -> dict:
     """Quantize one model, stream validation and test audio; sweeps and the scored streams."""
     from mww_core import evaluation, export
+    from mww_core.features.streams import split_slips
     from mww_core.model import load_model
     from mww_core.store import open_streams
     from mww_core.training.trainer import score_feature_streams
@@ -73,7 +74,8 @@ def _evaluate_weights(
     sweeps, scored = {}, {}
     for split in ("validation", "test"):
         streams = open_streams(feats.outputs["streams"][split])
-        scored[split] = score_feature_streams(runner, streams, runner.stride)
+        slips = split_slips(config, split, streams, config.evaluation.near_miss_min_distance)
+        scored[split] = score_feature_streams(runner, streams, runner.stride, slips)
         sweeps[split] = evaluation.sweep(
             scored[split], config.evaluation, evaluation.sweep_cutoffs(config.evaluation)
         )

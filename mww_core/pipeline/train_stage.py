@@ -48,6 +48,17 @@ def streamed_data(config: FullConfig, paths: list, input_frames: int, **focus):
     )
 
 
+def validation_set(config: FullConfig, feats: StageRecord):
+    """The validation streams of a features record, with their near-miss slips marked."""
+    from mww_core.features.streams import split_slips
+    from mww_core.store import open_streams
+    from mww_core.training.batches import ValidationSet
+
+    streams = open_streams(feats.outputs["streams"]["validation"])
+    slips = split_slips(config, "validation", streams, config.training.near_miss_min_distance)
+    return ValidationSet(streams, slips)
+
+
 def run_train_phase(
     config: FullConfig,
     phase_index: int,
@@ -66,15 +77,14 @@ def run_train_phase(
     fp = _train_fingerprint(config, phase_index, *upstream)
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.store import open_streams
-        from mww_core.training.trainer import Trainer, ValidationSet
+        from mww_core.training.trainer import Trainer
 
         paths = [p for p, _ in feats.outputs["train_windows"].values()]
         if mined is not None:
             paths.append(Path(mined.outputs["hard_negatives"]))
         trainer = Trainer(config, stage_dir, progress, training_logger)
         data = streamed_data(config, paths, trainer.input_frames)
-        validation = ValidationSet(open_streams(feats.outputs["streams"]["validation"]))
+        validation = validation_set(config, feats)
         init = Path(previous.outputs["best_weights"]) if previous else None
         init_best = previous.metrics.get("best") if previous else None
         result = trainer.train_phase(phase_index, data, validation, init, init_best=init_best)

@@ -208,14 +208,14 @@ def run_fine_tune(
     )
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.store import open_streams
-        from mww_core.training.trainer import Trainer, ValidationSet
+        from mww_core.pipeline.train_stage import validation_set
+        from mww_core.training.trainer import Trainer
 
         trainer = Trainer(tuned, stage_dir, progress)
         new_path = Path(mined.outputs["hard_negatives"])
         data = rehearsal_data(config, tuned, scan, new_path, trainer.input_frames)
         feats = load_record(config.run_dir / "features")
-        validation = ValidationSet(open_streams(feats.outputs["streams"]["validation"]))
+        validation = validation_set(tuned, feats)
         index = len(tuned.training.phases) - 1
         result = trainer.train_phase(
             index, data, validation, Path(current["weights"]), freeze_batch_norm=True

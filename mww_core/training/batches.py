@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig, VtlpConfig
+from mww_core.evaluation.slips import Slips
 from mww_core.frontend import NUM_CHANNELS, channel_centres_hz, channel_position, features_to_float
 from mww_core.store import StoredStream, Stream, Windows
 
@@ -225,6 +226,7 @@ class ValidationSet:
     """
 
     streams: list[Stream | StoredStream]
+    slips: Slips | None = None  # near misses counted apart (``evaluation.find_slips``)
 
     def of_kind(self, kind: str) -> list[Stream | StoredStream]:
         """Streams of one kind."""

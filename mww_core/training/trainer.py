@@ -71,13 +71,17 @@ def score_stream(scorer: Callable[[np.ndarray], np.ndarray], stream) -> np.ndarr
 
 
 def score_feature_streams(
-    scorer: Callable[[np.ndarray], np.ndarray], streams: list, stride: int
+    scorer: Callable[[np.ndarray], np.ndarray],
+    streams: list,
+    stride: int,
+    slips: evaluation.Slips | None = None,
 ) -> evaluation.ScoredStreams:
     """Score stored feature streams once, for a cutoff sweep.
 
     ``streams`` are ``Stream``s or ``StoredStream``s (``store.open_streams``): the latter are
     read one chunk at a time, so memory holds a chunk and the probabilities (one float per
-    ``stride`` frames), not the features of hours of audio.
+    ``stride`` frames), not the features of hours of audio. ``slips`` marks the near misses
+    the sweep counts apart (``evaluation.find_slips``).
     """
     empty = np.zeros(0, np.float32)
 
@@ -96,6 +100,8 @@ def score_feature_streams(
         negative_spans=neg_spans,
         ambient_probs=[score_stream(scorer, s) for s in ambient],
         ambient_duration_s=sum(s.duration_s for s in ambient),
+        negative_slips=None if slips is None else slips.negative,
+        ambient_slips=None if slips is None else [slips.ambient.get(s.source, []) for s in ambient],
     )
 
 
@@ -152,7 +158,7 @@ def freeze_batch_normalization(model: keras.Model) -> int:
 def _stream_confusion(row: dict, scored: evaluation.ScoredStreams) -> list[list[int]]:
     """Clip-level ``[[tn, fp], [fn, tp]]`` of one sweep row."""
     tp, fp = row["positives_detected"], row["false_accepts"]
-    n_pos, n_neg = len(scored.positive_spans), len(scored.negative_spans)
+    n_pos, n_neg = len(scored.positive_spans), len(scored.negative_spans) - row.get("slip_clips", 0)
     return [[n_neg - fp, fp], [n_pos - tp, tp]]
 
 
@@ -318,7 +324,10 @@ class Trainer:
 
     def _validate_streams(self, validation: ValidationSet) -> dict:
         scored = score_feature_streams(
-            keras_scorer(self.model, self.config), validation.streams, self.config.model.stride
+            keras_scorer(self.model, self.config),
+            validation.streams,
+            self.config.model.stride,
+            validation.slips,
         )
         # Device firing defaults, not the evaluation section: tuning evaluation must not
         # invalidate training (the flow re-runs only evaluation and export then).

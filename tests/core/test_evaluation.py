@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from mww_core.evaluation import (
     detection_samples,
     evaluate_streaming,
     false_activations_per_hour,
+    find_slips,
     ignored_inferences,
     load_manifest,
     recall,
@@ -242,6 +244,79 @@ def test_sweep_on_hand_made_outputs():
     assert [r["false_accept_rate"] for r in rows] == [1.0, 1.0, 0.0]
     assert [r["ambient_activations"] for r in rows] == [3, 3, 2]
     assert [r["fah"] for r in rows] == [6.0, 6.0, 4.0]
+
+
+def test_sweep_counts_slips_apart_and_the_cutoff_no_longer_rejects_them():
+    # Two negative clips, both firing at 0.5 and 0.8: the first a slip ("kay jarvis"). The
+    # ambient recording fires twice at 0.5, once on a slip said from 9.5 to 11.5 s.
+    negative = _burst(400, 75, 230) + _burst(400, 250, 230)  # at 36800 and 120800 samples
+    ambient = _burst(1000, 300, 200) + _burst(1000, 600, 200)  # at 144800 and 288800 samples
+    plain = ScoredStreams(
+        stride=3,
+        positive_probs=_burst(200, 75, 210),  # fires at 0.5 only
+        positive_spans=[(24000, 40000)],
+        negative_probs=negative,
+        negative_spans=[(24000, 40000), (108000, 124000)],
+        ambient_probs=[ambient],
+        ambient_duration_s=3600.0,
+    )
+    slipped = replace(
+        plain, negative_slips=np.array([True, False]), ambient_slips=[[(136000, 200000)]]
+    )
+    config = EvaluationConfig(cutoffs=[0.5, 0.85])
+    before, after = sweep(plain, config), sweep(slipped, config)
+    assert [r["false_accepts"] for r in before] == [2, 2]
+    assert [r["false_accepts"] for r in after] == [1, 1]
+    assert [r["false_accept_rate"] for r in after] == [1.0, 1.0]  # of the one counted clip
+    assert [r["slip_false_accepts"] for r in after] == [1, 1]
+    assert [r["slip_clips"] for r in after] == [1, 1]
+    assert [r["ambient_activations"] for r in before] == [2, 0]
+    assert [r["ambient_activations"] for r in after] == [1, 0]
+    assert [r["slip_activations"] for r in after] == [1, 0]
+    assert "slip_clips" not in before[0]
+    # At 1 FAH the slip's activation no longer pushes the cutoff up.
+    assert choose_cutoff(before, 1.0)[0]["cutoff"] == 0.85
+    assert choose_cutoff(after, 1.0)[0]["cutoff"] == 0.5
+    with pytest.raises(ValueError, match="1 slip marks for 2 negative clips"):
+        sweep(replace(plain, negative_slips=np.array([True])), config)
+
+
+def _described(tmp_path: Path) -> Path:
+    manifest = {
+        "near_miss_phrases": [
+            {"text": "kay jarvis", "spoken_distance": 1},
+            {"text": "jarvis", "spoken_distance": 2},
+            {"text": "hey travis", "spoken_distance": 3},
+        ],
+        "files": {
+            "validation/negative/a.wav": {"text": "kay jarvis", "near_miss": True},
+            "validation/negative/b.wav": {"text": "hey travis", "near_miss": True},
+            "validation/negative/c.wav": {"text": "The bus was late.", "near_miss": False},
+            "validation/ambient/x.wav": {
+                "near_misses": [
+                    {"start_s": 10.0, "seconds": 2.0, "text": "Kay Jarvis, the soup is ready."},
+                    {"start_s": 30.0, "seconds": 2.0, "text": "Jarvis, come here."},
+                ]
+            },
+        },
+    }
+    (tmp_path / "dataset.json").write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def test_find_slips_marks_near_misses_closer_than_the_distance(tmp_path):
+    data_dir = _described(tmp_path)
+    names = [f"validation/negative/{n}.wav" for n in "abc"]
+    ambient = ["validation/ambient/x.wav", "validation/ambient/unknown.wav"]
+    slips = find_slips(data_dir, 2, names, ambient)
+    assert slips.negative.tolist() == [True, False, False]
+    # "Kay Jarvis" is a slip from 0.5 s before to 1 s after it; "Jarvis" alone is not.
+    assert slips.ambient == {ambient[0]: [(9.5 * 16000, 13.0 * 16000)], ambient[1]: []}
+    wider = find_slips(data_dir, 3, names, ambient)
+    assert wider.negative.tolist() == [True, False, False]
+    assert len(wider.ambient[ambient[0]]) == 2  # "jarvis" (distance 2) is a slip at 3
+    assert find_slips(data_dir, 1, names, ambient) is None
+    assert find_slips(tmp_path / "elsewhere", 2, names, ambient) is None
 
 
 @needs_reference_models

@@ -6,7 +6,7 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from mww_core.evaluation import compare_at_equal_recall, confusion_matrix
-from mww_core.reports import _headline_levels, _verdict, fah_text, write_report
+from mww_core.reports import _headline_levels, _verdict, fah_text, false_accepts_text, write_report
 
 
 def sweep_rows(recalls: list[float], activations: list[int], false_accepts: list[int]) -> list:
@@ -91,6 +91,14 @@ def test_fah_text_names_the_evidence():
     assert fah_text(row, 0.5) == "0.00 (0 activations in 0.50 h)"
     assert fah_text({"fah": 2.0, "ambient_activations": 1}, 0.5) == "2.00 (1 activation in 0.50 h)"
     assert fah_text({"fah": None, "ambient_activations": 0}, 0.0).startswith("n/a")
+
+
+def test_slips_are_shown_beside_the_false_accepts_they_are_kept_out_of():
+    row = {"false_accepts": 2, "fah": 1.0, "ambient_activations": 1}
+    assert false_accepts_text(row, 90) == "2/90"
+    slipped = {**row, "slip_false_accepts": 3, "slip_clips": 18, "slip_activations": 2}
+    assert false_accepts_text(slipped, 90) == "2/72; slips 3/18"
+    assert fah_text(slipped, 1.0) == "1.00 (1 activation in 1.00 h; 2 more on slips)"
 
 
 def test_write_report_files_and_content(tmp_path):

@@ -35,3 +35,22 @@ def test_hey_jarvis_near_misses_are_hand_written_and_generated():
     assert "jarvis" in confusable and "hey jarvis" not in confusable
     assert len(said - set(NEAR_MISS_PHRASES)) >= TINY.near_miss_phrases
     assert not any("hey jarvis" in normalize(t) for t in said)
+
+
+def test_validation_extras_are_added_to_validation_and_leave_every_other_clip_alone():
+    before = _plan_clips(DataConfig(demo=TINY))
+    extras = {"validation_extra_positives": 5, "validation_extra_near_misses": 7}
+    after = _plan_clips(DataConfig(demo=TINY.model_copy(update=extras)))
+    assert after[: len(before)] == before  # names, voices, texts and draws unchanged
+    added = after[len(before) :]
+    assert {c.split for c in added} == {"validation"}
+    positives = [c for c in added if c.kind == "positive"]
+    near_misses = [c for c in added if c.kind == "negative"]
+    assert len(positives) == 5 and len(near_misses) == 7
+    assert {c.generator for c in added} == {"piper", "espeak-ng"}
+    assert all(c.near_miss for c in near_misses) and not any(c.near_miss for c in positives)
+    assert not any("hey jarvis" in normalize(c.text) for c in near_misses)
+    training_voices = {c.voice for c in before if c.split == "train" and c.generator != "piper"}
+    assert not {c.voice for c in added if c.generator != "piper"} & training_voices
+    names = [c.name for c in after]
+    assert len(names) == len(set(names))

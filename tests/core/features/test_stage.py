@@ -15,7 +15,7 @@ from mww_core.config import FullConfig
 from mww_core.features import place_clip
 from mww_core.features.plan import plan_shards, plan_window_jobs
 from mww_core.features.stage import build_features
-from mww_core.features.streams import iter_streams
+from mww_core.features.streams import iter_streams, split_slips
 from mww_core.store import read_streams, read_windows
 from tests.conftest import SMALL_MODEL
 
@@ -220,3 +220,40 @@ def test_near_miss_copies_apply_to_the_clips_the_manifest_marks(tmp_path):
     (root / "dataset.json").write_text("{not json")
     with pytest.raises(AudioError, match="dataset.json: cannot read its near-miss marks"):
         plan_window_jobs(boosted)
+
+
+def test_slips_are_marked_on_the_split_streams_clips_in_stream_order(tmp_path):
+    root = _make_data(tmp_path / "data", n_pos=2, n_neg=2)
+    rng = np.random.default_rng(3)
+    write_wav(root / "validation" / "negative" / "negative_002.wav", _noise(rng, 1.0))
+    said = {
+        "negative_000": "kay jarvis",  # one phoneme from the wake word: a slip
+        "negative_001": "The bus was late.",
+        "negative_002": "hey travis",
+    }
+    files = {
+        f"validation/negative/{stem}.wav": {
+            "text": text,
+            "near_miss": "jarvis" in text or "travis" in text,
+        }
+        for stem, text in said.items()
+    }
+    files["validation/ambient/room.wav"] = {
+        "near_misses": [{"start_s": 1.0, "seconds": 1.5, "text": "Kay Jarvis, look."}]
+    }
+    phrases = [
+        {"text": "kay jarvis", "spoken_distance": 1},
+        {"text": "hey travis", "spoken_distance": 3},
+    ]
+    (root / "dataset.json").write_text(json.dumps({"near_miss_phrases": phrases, "files": files}))
+    config = _config(root)
+    streams = list(iter_streams(config, "validation"))
+
+    slips = split_slips(config, "validation", streams, 2)
+    assert slips.negative.tolist() == [True, False, False]
+    assert slips.ambient == {"validation/ambient/room.wav": [(8000, 56000)]}
+    assert split_slips(config, "validation", streams, 1) is None
+    # An unusable clip leaves the stream one clip short: nothing is marked, not the wrong clips.
+    (root / "validation" / "negative" / "negative_001.wav").write_bytes(b"not audio")
+    short = list(iter_streams(config, "validation", errors={}))
+    assert split_slips(config, "validation", short, 2) is None
