@@ -36,6 +36,12 @@ def fah_text(row: dict[str, Any], hours: float) -> str:
     return f"{row['fah']:.2f} ({count} {noun} in {hours:.2f} h{slips})"
 
 
+def _slips(row: dict[str, Any], key: str = "slip_false_accepts") -> str:
+    """`` + 3 slips`` after a count that leaves slips out, when there were any."""
+    count = row.get(key) or 0
+    return f" + {count} slip{'s' if count != 1 else ''}" if count else ""
+
+
 def false_accepts_text(row: dict[str, Any], negatives: int) -> str:
     """``4/90``, or with slips counted apart (``evaluation.slips``) ``4/60; slips 3/30``."""
     if "slip_clips" not in row:
@@ -199,19 +205,32 @@ def _results_table(metrics: dict[str, Any]) -> list[str]:
 def _confusion_table(metrics: dict[str, Any]) -> list[str]:
     cm = metrics["confusion_matrix"]
     clips = metrics["clips"]["test"]
+    slips = cm.get("slip_clips", 0)
     hours = metrics["ambient_hours"]["test"]
-    return [
-        f"## Confusion matrix (test, cutoff {cm['cutoff']:.2f})",
-        "",
-        "| | fired | did not fire |",
-        "|---|---|---|",
-        f"| wake-word clips ({clips['positive']}) | {cm['true_positives']} (hit) "
-        f"| {cm['false_negatives']} (miss) |",
-        f"| near-miss clips ({clips['negative']}) | {cm['false_positives']} (false accept) "
-        f"| {cm['true_negatives']} (correct reject) |",
-        f"| ambient audio ({hours:.2f} h) | {cm['ambient_activations']} (false activations) "
-        "| the rest |",
-    ]
+    return (
+        [
+            f"## Confusion matrix (test, cutoff {cm['cutoff']:.2f})",
+            "",
+            "| | fired | did not fire |",
+            "|---|---|---|",
+            f"| wake-word clips ({clips['positive']}) | {cm['true_positives']} (hit) "
+            f"| {cm['false_negatives']} (miss) |",
+            f"| near-miss clips ({clips['negative'] - slips}) | {cm['false_positives']} "
+            f"(false accept) | {cm['true_negatives']} (correct reject) |",
+        ]
+        + (
+            [
+                f"| slips, counted apart ({slips}) | {cm['slips_accepted']} (accepted) "
+                f"| {slips - cm['slips_accepted']} (rejected) |"
+            ]
+            if "slip_clips" in cm
+            else []
+        )
+        + [
+            f"| ambient audio ({hours:.2f} h) | {cm['ambient_activations']} (false activations) "
+            "| the rest |",
+        ]
+    )
 
 
 def _verdict(first: dict[str, Any] | None, final: dict[str, Any] | None) -> str:
@@ -301,7 +320,8 @@ def _comparison_table(metrics: dict[str, Any]) -> list[str]:
             cells.append(
                 "not reached"
                 if best is None
-                else f"{best['fah']:.2f}, {best['false_accepts']} ({best['cutoff']:.2f})"
+                else f"{best['fah']:.2f}, {best['false_accepts']}{_slips(best)} "
+                f"({best['cutoff']:.2f})"
             )
         lines.append(f"| {row['recall']:.3f} | {cells[0]} | {cells[1]} |")
     return lines
@@ -377,8 +397,9 @@ def _cutoff_table(rows: Rows, chosen: float, positive_clips: int, model: str) ->
         mark = " **← chosen**" if row["cutoff"] == chosen else ""
         lines.append(
             f"| {row['cutoff']:.2f}{mark} | {_fmt(row['recall'], '.3f')} "
-            f"| {positive_clips - row['positives_detected']} | {row['false_accepts']} "
-            f"| {row['ambient_activations']} | {_fmt(row['fah'], '.2f')} |"
+            f"| {positive_clips - row['positives_detected']} | {row['false_accepts']}"
+            f"{_slips(row)} | {row['ambient_activations']}{_slips(row, 'slip_activations')} "
+            f"| {_fmt(row['fah'], '.2f')} |"
         )
     return lines
 

@@ -165,9 +165,7 @@ def manifest_cutoff(
     ``config.cutoffs`` at ``target_fah`` (default ``config.target_fah``) and
     ``config.max_near_miss_rate``, a best-recall plateau giving its middle (``centre``)."""
     target = config.target_fah if target_fah is None else target_fah
-    return choose_cutoff(
-        sweep_rows, target, config.cutoffs, config.max_near_miss_rate, centre=True
-    )
+    return choose_cutoff(sweep_rows, target, config.cutoffs, config.max_near_miss_rate, centre=True)
 
 
 def evaluate_streaming(
@@ -236,14 +234,18 @@ def confusion_matrix(row: dict[str, Any], positive_clips: int, negative_clips: i
     only its activation count belongs to the "false positive" side.
     """
     detected, false_accepts = row["positives_detected"], row["false_accepts"]
-    return {
+    slips = row.get("slip_clips", 0)
+    matrix = {
         "cutoff": row["cutoff"],
         "true_positives": detected,
         "false_negatives": positive_clips - detected,
         "false_positives": false_accepts,
-        "true_negatives": negative_clips - false_accepts,
+        "true_negatives": negative_clips - slips - false_accepts,
         "ambient_activations": row["ambient_activations"],
     }
+    if "slip_clips" in row:  # slips, counted apart (``evaluation.slips``)
+        matrix |= {"slip_clips": slips, "slips_accepted": row["slip_false_accepts"]}
+    return matrix
 
 
 def best_row_at_recall(
@@ -265,6 +267,10 @@ def best_row_at_recall(
     return min(rows, key=lambda r: (r["fah"], r["false_accepts"], -r["cutoff"]))
 
 
+_COMPARED = ("fah", "false_accepts", "cutoff", "recall")
+_SLIP_KEYS = ("slip_false_accepts", "slip_clips", "slip_activations")
+
+
 def compare_at_equal_recall(
     sweeps: dict[str, Sequence[dict[str, Any]]], recalls: Sequence[float]
 ) -> list[dict[str, Any]]:
@@ -276,7 +282,7 @@ def compare_at_equal_recall(
 
     Returns:
         One row per recall level: ``{"recall": r, "<model>": {"fah", "false_accepts",
-        "cutoff", "recall"} or None}``.
+        "cutoff", "recall"} (and the slip counts when the sweep has them) or None}``.
     """
     out = []
     for level in recalls:
@@ -286,7 +292,7 @@ def compare_at_equal_recall(
             entry[name] = (
                 None
                 if best is None
-                else {k: best[k] for k in ("fah", "false_accepts", "cutoff", "recall")}
+                else {k: best[k] for k in (*_COMPARED, *_SLIP_KEYS) if k in best}
             )
         out.append(entry)
     return out
