@@ -33,8 +33,9 @@ def sweep(
     Rows hold ``cutoff``, ``cutoff_uint8``, ``positives_detected``, ``recall`` (None without
     positives), ``false_accepts`` (negative clips with a hit), ``false_accept_rate`` (None
     without negatives), ``ambient_activations`` and ``fah`` (None without ambient audio).
-    With slips marked (``scored.negative_slips``, ``scored.ambient_slips``: near misses one
-    phoneme from the wake word, ``evaluation.slips``) the first four leave them out, and
+    With slips marked (``scored.negative_slips``, ``scored.ambient_slips``: near misses closer
+    to the wake word than ``near_miss_min_distance`` phonemes, ``evaluation.slips``), the false
+    accepts, their rate, the ambient activations and the FAH leave them out, and
     ``slip_false_accepts`` (of ``slip_clips``) and ``slip_activations`` count them instead.
     """
     stride = scored.stride
