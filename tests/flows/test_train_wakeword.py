@@ -63,11 +63,26 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert set(again["skipped"]) == trained | {"evaluate", "export"}
     assert time.time() - started < first
 
-    # Changing only an evaluation setting re-runs evaluation and export alone.
-    config = write_tiny_config(tmp_path, mining=MINE_ALL, evaluation={"target_fah": 5.0})
+    # Changing only evaluation settings re-runs evaluation and export alone; with slips counted
+    # apart the demo data set's one-phoneme near misses are marked from its dataset.json.
+    assert "slip_clips" not in metrics["test"]
+    evaluation = {"target_fah": 5.0, "near_miss_min_distance": 2}
+    config = write_tiny_config(tmp_path, mining=MINE_ALL, evaluation=evaluation)
     assert pipeline.up_to_date(load_config(config)) is None
     changed = train_wakeword(config=str(config))
     assert set(changed["skipped"]) == trained
+    metrics = json.loads((report.parent / "stage.json").read_text())["metrics"]
+    described = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    distances = {p["text"]: p["spoken_distance"] for p in described["near_miss_phrases"]}
+    slips = sum(
+        1
+        for name, entry in described["files"].items()
+        if name.startswith("test/negative/") and distances.get(entry.get("text"), 9) < 2
+    )
+    assert metrics["test"]["slip_clips"] == slips > 0
+    assert metrics["confusion_matrix"]["true_negatives"] + metrics["test"]["false_accepts"] == (
+        metrics["clips"]["test"]["negative"] - slips
+    )
 
 
 def _evaluation_table() -> list[dict]:
