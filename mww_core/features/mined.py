@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +16,24 @@ from mww_core.frontend import NUM_CHANNELS
 from mww_core.store import Windows, empty_windows, scores_or_nan
 
 log = logging.getLogger(__name__)
+
+
+def _seed_name(source: str) -> str:
+    """What a mined window's augmentation seed is drawn from: its source as the store names it.
+
+    Sources inside the data folder are named relative to it. An absolute path (a retraining
+    inbox, an extra source folder) is named by its file name and contents instead, so the same
+    clips give the same copies wherever their folder lives (a path would make the seeds, and the
+    fine-tuned model, depend on the folder's location).
+    """
+    path = Path(source)
+    if not path.is_absolute() or not path.is_file():
+        return source
+    digest = hashlib.sha256()
+    with path.open("rb") as audio:
+        for block in iter(lambda: audio.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.name}|{digest.hexdigest()[:16]}"
 
 
 def augment_mined_windows(
@@ -38,9 +58,10 @@ def augment_mined_windows(
     rows = [i for i, s in enumerate(mined.source) if "#" not in s]
     if copies <= 0 or not rows or not config.augmentation.enabled:
         return empty_windows(frames)
+    names = {s: _seed_name(s) for s in {str(mined.source[i]) for i in rows}}
     jobs = tuple(
         WindowJob(str(mined.source[i]), MINED_KIND, c, float(mined.offset_s[i]),
-                  job_seed(config.augmentation.seed, f"mined|{mined.source[i]}", c,
+                  job_seed(config.augmentation.seed, f"mined|{names[str(mined.source[i])]}", c,
                            float(mined.offset_s[i])))
         for i in rows
         for c in range(copies)

@@ -47,3 +47,34 @@ def test_mined_windows_are_remade_with_augmentation(tmp_path):
     again = augment_mined_windows(config, mined, copies=3)
     np.testing.assert_array_equal(made.features, again.features)  # seeded: same bytes
     assert len(augment_mined_windows(config, mined, copies=0)) == 0
+
+
+def test_copies_of_clips_outside_the_data_folder_do_not_depend_on_where_it_lives(tmp_path):
+    rng = np.random.default_rng(2)
+    clip = (0.1 * rng.standard_normal(24000)).astype("f4")
+    config = FullConfig.model_validate(
+        {
+            "data": {"data_dir": str(tmp_path / "data"), "build_demo": False},
+            "features": {"window_frames": 60, "num_workers": 1},
+            "model": SMALL_MODEL,
+        }
+    )
+
+    def copies(folder, audio=clip):
+        write_wav(folder / "candidate_00.wav", audio)  # e.g. a retraining inbox
+        mined = Windows(
+            features=np.zeros((1, 60, 40), np.uint16),
+            label=np.zeros(1, np.int8),
+            weight_class=np.array(["hard_negative"], dtype=object),
+            source=np.array([str((folder / "candidate_00.wav").resolve())], object),
+            offset_s=np.array([0.2], np.float32),
+            seed=np.full(1, -1, np.int64),
+            score=np.array([0.9], np.float32),
+        )
+        return augment_mined_windows(config, mined, copies=3)
+
+    here, there = copies(tmp_path / "inbox"), copies(tmp_path / "elsewhere" / "inbox")
+    np.testing.assert_array_equal(here.seed, there.seed)
+    np.testing.assert_array_equal(here.features, there.features)
+    other = copies(tmp_path / "other", clip[::-1].copy())  # the same name, other audio
+    assert not set(other.seed) & set(here.seed)
