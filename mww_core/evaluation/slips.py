@@ -43,6 +43,8 @@ class Slips:
 
 
 def _normalize(text: str) -> str:
+    # As demo_data.confusables.normalize, which is not imported: importing the demo_data
+    # package loads the whole data set builder into every evaluation.
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
 

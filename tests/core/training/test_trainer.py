@@ -275,6 +275,27 @@ def test_validation_reads_stored_streams_chunk_by_chunk_like_streams_in_memory(t
     assert trainer.validate(ValidationSet(stored)) == trainer.validate(validation)
 
 
+def test_validation_counts_slips_apart_from_near_misses_and_fah(tmp_path):
+    from mww_core.evaluation import Slips
+    from mww_core.training.trainer import keras_scorer, score_feature_streams
+
+    _, validation = _data()
+    rng = np.random.default_rng(5)
+    spans = [(20000, 36000), (40000, 56000)]
+    negative = Stream(rng.integers(0, 400, (1500, 40)).astype(np.uint16), "n", "negative", spans)
+    streams = [*validation.streams, negative]
+    slips = Slips(np.array([True, False]), {"a": [(0, 480000)]})  # the whole ambient stream
+    trainer = Trainer(_small_config(), tmp_path)
+    scored = score_feature_streams(keras_scorer(trainer.model, trainer.config), streams, 3, slips)
+    assert scored.negative_slips.tolist() == [True, False]
+    assert scored.ambient_slips == [[(0, 480000)]]
+    plain = trainer.validate(ValidationSet(streams))
+    marked = trainer.validate(ValidationSet(streams, slips))
+    assert sum(plain["confusion_matrix"][0]) == 2  # [[tn, fp], [fn, tp]]: both negatives
+    assert sum(marked["confusion_matrix"][0]) == 1  # the slip is counted apart
+    assert marked["fah"] == 0.0  # every ambient activation falls on the slip's span
+
+
 def _averaging_config():
     raw = _config().model_dump()
     raw["training"]["phases"][0]["weight_average"] = 0.9
