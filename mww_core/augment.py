@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class AudioAugmentationPipeline:
     """microWakeWord's transforms plus speaker and device variety, each from the config.
 
-    In order: the speaker (speed, formant warp), then audiomentations' room and signal
+    In order: the speaker (speed, formant warp, vocoder), then audiomentations' room and signal
     transforms (impulse response, background and colored noise, EQ, distortion, pitch shift,
     band stop, gain), then the device (microphone band limits, then the level: a peak in
     ``loudness_peak_dbfs`` or clipping). Room impulse responses and background noise come from
@@ -78,6 +78,13 @@ def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -
     if (rng := _drawn(seed, "formant_warp", c.formant_warp_probability)) is not None:
         factor = rng.uniform(*c.formant_warp_factor)
         samples = warp_formants(samples, factor, seed=int(rng.integers(2**31)))
+    if (rng := _drawn(seed, "vocoder", c.vocoder_probability)) is not None:
+        samples = revoice(
+            samples,
+            pitch_factor=rng.uniform(*c.vocoder_pitch_factor),
+            pitch_range=rng.uniform(*c.vocoder_pitch_range),
+            aperiodicity_db=rng.uniform(*c.vocoder_aperiodicity_db),
+        )
     return samples
 
 
@@ -151,6 +158,43 @@ def warp_formants(samples: np.ndarray, factor: float, seed: int = 0) -> np.ndarr
     out = np.zeros_like(samples)
     values = changed.values[0][: len(samples)]
     out[: len(values)] = values
+    return out
+
+
+# WORLD's analysis frame period (ms): its default.
+_WORLD_FRAME_MS = 5.0
+
+
+def revoice(
+    samples: np.ndarray, pitch_factor: float, pitch_range: float, aperiodicity_db: float
+) -> np.ndarray:
+    """``samples`` re-spoken by the WORLD vocoder with a new voice source, length kept.
+
+    WORLD (pyworld: DIO and StoneMask for the pitch, CheapTrick for the spectral envelope, D4C
+    for the aperiodicity) splits speech into its source and its filter. The filter, what is
+    said through which vocal tract, is kept; the source changes: the pitch is multiplied by
+    ``pitch_factor``, its contour's swing around the mean log pitch by ``pitch_range`` (0 makes
+    it monotone), and the aperiodicity by ``aperiodicity_db`` (below 0 buzzier, above 0
+    breathier). Unvoiced sounds stay unvoiced. Silence is returned unchanged.
+    """
+    if float(np.max(np.abs(samples), initial=0.0)) < 1e-6:
+        return samples
+    import pyworld  # imported on first use, only when the vocoder is on
+
+    x = samples.astype(np.float64)
+    f0, times = pyworld.dio(x, SAMPLE_RATE_HZ, frame_period=_WORLD_FRAME_MS)
+    f0 = pyworld.stonemask(x, f0, times, SAMPLE_RATE_HZ)
+    envelope = pyworld.cheaptrick(x, f0, times, SAMPLE_RATE_HZ)
+    aperiodicity = pyworld.d4c(x, f0, times, SAMPLE_RATE_HZ)
+    voiced = f0 > 0
+    if voiced.any():
+        log_f0 = np.log(f0[voiced])
+        mean = log_f0.mean()
+        f0[voiced] = np.exp(mean + (log_f0 - mean) * pitch_range) * pitch_factor
+    aperiodicity = np.clip(aperiodicity * 10.0 ** (aperiodicity_db / 20.0), 0.001, 1.0)
+    spoken = pyworld.synthesize(f0, envelope, aperiodicity, SAMPLE_RATE_HZ, _WORLD_FRAME_MS)
+    out = np.zeros_like(samples)
+    out[: min(len(samples), len(spoken))] = spoken[: len(samples)]
     return out
 
 

@@ -85,6 +85,28 @@ class AugmentationConfig(Section):
         (0.9, 1.1),
         description="Formant scale range; above 1 moves formants up (a shorter vocal tract).",
     )
+    vocoder_probability: float = probability(
+        0.0,
+        "Share of windows re-spoken through the WORLD vocoder (pyworld) with a new voice "
+        "source: the spectral envelope (what is said, and the vocal tract) is kept, while the "
+        "pitch level, the pitch contour's range (0 = monotone) and the breathiness are drawn "
+        "anew. Parametric TTS engines and other speakers differ from the training voices "
+        "mostly in the source; the vocoder's own timbre is one more engine to hear.",
+    )
+    vocoder_pitch_factor: tuple[float, float] = Field(
+        (0.75, 1.35),
+        description="Range of the factor on the voice's pitch (F0); 0.5 is an octave down.",
+    )
+    vocoder_pitch_range: tuple[float, float] = Field(
+        (0.0, 1.5),
+        description="Range of the factor on the pitch contour's swing around its mean, in "
+        "log pitch: 0 = monotone (a flat, robotic voice), 1 = as spoken, 1.5 = livelier.",
+    )
+    vocoder_aperiodicity_db: tuple[float, float] = Field(
+        (-12.0, 6.0),
+        description="Range of the change to the voice's aperiodicity in dB: below 0 is buzzier "
+        "(a cleaner pulse train), above 0 breathier.",
+    )
     mic_band_probability: float = probability(
         0.0,
         "Share of windows band-limited like a cheap microphone or a phone line: "
@@ -129,12 +151,19 @@ class AugmentationConfig(Section):
             [
                 ("speed_factor", 0.0, None, "speeds are positive factors, e.g. [0.9, 1.1]"),
                 ("formant_warp_factor", 0.5, 2.0, "keep factors near 1, e.g. [0.9, 1.1]"),
+                ("vocoder_pitch_factor", 0.0, 4.0, "pitch factors are positive, e.g. [0.8, 1.3]"),
+                ("vocoder_pitch_range", None, 4.0, "0 (monotone) to about 2, e.g. [0.0, 1.5]"),
                 ("mic_low_cut_hz", 0.0, None, "cutoffs are positive frequencies"),
                 ("mic_high_cut_hz", 0.0, 7950.0, "at most 7950 Hz (Nyquist is 8000 Hz)"),
                 ("loudness_peak_dbfs", None, 0.0, "use clipping_* for levels above 0 dBFS"),
                 ("clipping_overdrive_db", 0.0, None, "overdrive is dB above full scale"),
             ],
         )
+        if self.vocoder_pitch_range[0] < 0:
+            problems.append(
+                f"vocoder_pitch_range = {list(self.vocoder_pitch_range)} is out of bounds: "
+                "0 (monotone) is the lowest, e.g. [0.0, 1.5]"
+            )
         if self.mic_low_cut_hz[1] >= self.mic_high_cut_hz[0]:
             problems.append(
                 f"mic_low_cut_hz {list(self.mic_low_cut_hz)} reaches mic_high_cut_hz "
@@ -155,6 +184,9 @@ _RANGE_FIELDS = [
     "band_stop_center_hz",
     "speed_factor",
     "formant_warp_factor",
+    "vocoder_pitch_factor",
+    "vocoder_pitch_range",
+    "vocoder_aperiodicity_db",
     "mic_low_cut_hz",
     "mic_high_cut_hz",
     "loudness_peak_dbfs",

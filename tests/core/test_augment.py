@@ -15,6 +15,7 @@ from mww_core.augment import (
     ParallelAugmenter,
     band_limit,
     change_speed,
+    revoice,
     warp_formants,
 )
 from mww_core.config import AugmentationConfig
@@ -181,10 +182,11 @@ def test_new_transforms_are_off_by_default_and_leave_the_old_pipeline_exact(tmp_
     assert (
         config.speed_probability,
         config.formant_warp_probability,
+        config.vocoder_probability,
         config.mic_band_probability,
         config.loudness_probability,
         config.clipping_probability,
-    ) == (0, 0, 0, 0, 0)
+    ) == (0, 0, 0, 0, 0, 0)
     pipeline = AudioAugmentationPipeline(config, *_folders(tmp_path))
     clip = _window(_vowel())
     for seed in range(6):
@@ -237,6 +239,63 @@ def test_formant_warp_moves_the_envelope_and_keeps_pitch_and_length():
     assert a.shape == window.shape and not np.array_equal(a, window)
 
 
+def _glide(f0_start, f0_end, seconds=0.8):
+    """The vowel of ``_vowel`` with its pitch gliding from ``f0_start`` to ``f0_end`` Hz."""
+    x, t = np.zeros(int(seconds * SR)), 0.0
+    while t < seconds:
+        x[int(t * SR)] = 1.0
+        t += 1.0 / (f0_start + (f0_end - f0_start) * t / seconds)
+    for hz in (700.0, 1200.0, 2600.0):
+        r, theta = np.exp(-np.pi * 80 / SR), 2 * np.pi * hz / SR
+        x = scipy.signal.lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], x)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def _harmonic_to_noise_db(x, f0):
+    """Spectral energy at the first 10 harmonics of ``f0`` against halfway between them."""
+    hz, spec = _spectrum(x)
+    at = lambda f: spec[np.argmin(np.abs(hz - f))] ** 2  # noqa: E731
+    harmonics = sum(at(k * f0) for k in range(1, 11))
+    between = sum(at((k + 0.5) * f0) for k in range(1, 11))
+    return 10 * np.log10(harmonics / between)
+
+
+def test_vocoder_moves_the_pitch_flattens_its_contour_and_keeps_the_vocal_tract():
+    vowel = _vowel(seconds=0.8)
+    out = revoice(vowel, pitch_factor=1.25, pitch_range=1.0, aperiodicity_db=0.0)
+    assert out.shape == vowel.shape and out.dtype == np.float32
+    middle = slice(2000, 10800)  # past WORLD's start and end frames
+    assert _dominant_hz(out[middle], 80, 200) == pytest.approx(150, abs=3)
+    np.testing.assert_allclose(_formants_hz(out) / _formants_hz(vowel), 1.0, atol=0.05)
+
+    glide = _glide(100, 160)  # a rising pitch: ~104 Hz in the first quarter, ~156 in the last
+    first, last = slice(800, 3200), slice(9600, 12000)
+    spoken = revoice(glide, pitch_factor=1.0, pitch_range=1.0, aperiodicity_db=0.0)
+    flat = revoice(glide, pitch_factor=1.0, pitch_range=0.0, aperiodicity_db=0.0)
+    rise = _dominant_hz(spoken[last], 80, 200) / _dominant_hz(spoken[first], 80, 200)
+    assert rise > 1.25
+    # Monotone: both ends at the contour's mean (geometric), about 127 Hz.
+    for part in (first, last):
+        assert _dominant_hz(flat[part], 80, 200) == pytest.approx(127, abs=6)
+
+
+def test_vocoder_breathiness_and_silence():
+    vowel = _vowel(seconds=0.8)
+    middle = slice(2000, 10800)
+    hnr = {
+        db: _harmonic_to_noise_db(revoice(vowel, 1.0, 1.0, db)[middle], 120.0)
+        for db in (-12.0, 0.0, 20.0)
+    }
+    assert hnr[-12.0] > hnr[0.0] + 5 and hnr[0.0] > hnr[20.0] + 10  # breathier: noise between
+    silence = np.zeros(8000, np.float32)
+    np.testing.assert_array_equal(revoice(silence, 1.2, 0.0, 6.0), silence)
+    voc = _only(vocoder_probability=1.0)
+    window = _window(vowel)
+    a = voc(window, 5)
+    np.testing.assert_array_equal(a, voc(window, 5))
+    assert not np.array_equal(a, voc(window, 6)) and a.shape == window.shape
+
+
 def test_mic_band_removes_energy_outside_the_cutoffs():
     t = np.arange(SR) / SR
     tones = {60: 0.0, 1000: 0.0, 7500: 0.0}
@@ -271,6 +330,7 @@ def test_everything_on_is_reproducible_in_worker_processes(tmp_path):
     config = AugmentationConfig(
         speed_probability=0.8,
         formant_warp_probability=0.8,
+        vocoder_probability=0.8,
         mic_band_probability=0.8,
         loudness_probability=0.8,
         clipping_probability=0.1,
