@@ -38,7 +38,7 @@ OFF = {
     "pitch_shift_probability": 0.0,
     "band_stop_probability": 0.0,
 }
-NEW = ["speed", "formant_warp", "mic_band", "loudness", "clipping"]
+NEW = ["speed", "formant_warp", "vocoder", "mic_band", "loudness", "clipping"]
 RECIPE = {  # README "Augmentation": the generalization recipe
     "speed_probability": 0.5,
     "formant_warp_probability": 0.3,

@@ -13,7 +13,9 @@ from bench.generalization import (
     derive_data,
     direction_config,
     direction_name,
+    format_summary,
     keeps_file,
+    seed_summary,
 )
 from mww_core.audio import write_wav
 from mww_core.config import FullConfig
@@ -169,3 +171,33 @@ def test_direction_config_and_best_cutoff(tmp_path):
     assert best_within_fah(rows, 1.0)["cutoff"] == 0.9  # equal recall: fewer activations
     assert best_within_fah(rows, 0.5)["cutoff"] == 0.9
     assert best_within_fah(rows[:1], 1.0) is None
+
+
+def test_seeds_set_the_training_seed_and_are_summarized_per_direction(tmp_path):
+    config = direction_config(FullConfig(), tmp_path, "espeak_to_piper", None, seed=7)
+    assert config.training.seed == 7
+    assert direction_config(FullConfig(), tmp_path, "x", None).training.seed == 42
+
+    def result(direction, seed, recall, best):
+        return {
+            "direction": direction, "seed": seed, "test_recall": recall, "best_recall": best,
+            "test_fah": 1.0, "test_false_accept_rate": 0.0,
+        }  # fmt: skip
+
+    results = [
+        result("espeak_to_piper", 42, 0.5, 0.6),
+        result("espeak_to_piper", 1, 0.3, None),  # never within the FAH bound: recall 0
+        result("piper_to_espeak", 42, 0.1, 0.2),
+    ]
+    summary = seed_summary(results)
+    assert list(summary) == ["espeak_to_piper", "piper_to_espeak"]
+    e2p = summary["espeak_to_piper"]
+    assert e2p["seeds"] == [42, 1]
+    assert e2p["test_recall"] == {"mean": pytest.approx(0.4), "min": 0.3, "max": 0.5}
+    assert e2p["best_recall"] == {"mean": pytest.approx(0.3), "min": 0.0, "max": 0.6}
+    assert summary["piper_to_espeak"]["test_recall"]["mean"] == pytest.approx(0.1)
+    text = format_summary(summary, 1.0)
+    assert (
+        "espeak_to_piper, 2 seeds [42, 1]: test recall at the chosen cutoff 0.400 (0.300-0.500)"
+        in text
+    )
