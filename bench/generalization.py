@@ -18,8 +18,8 @@ they choose and measure, they do not train. Rooms and noise are kept as they are
 
 The pipeline then runs on it without Prefect, and recall on the engine training never heard is
 printed: at the cutoff chosen on validation, at the best test cutoff within ``--max-fah``, and
-per test condition. With 48 test clips and 24 validation clips a direction's figure moves by up
-to 0.3 from one training seed to the next, so ``--seeds`` trains each direction once per seed
+per test condition. With 48 test clips and 24 validation clips a direction's figure moves by
+about 0.3 from one training seed to the next, so ``--seeds`` trains each direction once per seed
 (in the same run folder: the features are computed once, training again for each seed) and
 prints the mean and range over the seeds as well.
 """

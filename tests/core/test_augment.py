@@ -354,3 +354,9 @@ def test_bad_ranges_name_the_field_and_the_fix():
     assert "speed_factor = [1.2, 0.9]: give [low, high] with low <= high" in message
     assert "mic_high_cut_hz" in message and "7950 Hz" in message
     assert "loudness_peak_dbfs" in message and "clipping_" in message
+    with pytest.raises(ValueError) as err:
+        AugmentationConfig(vocoder_pitch_factor=(0.0, 1.2), vocoder_pitch_range=(-0.5, 1.0))
+    message = str(err.value)
+    assert "vocoder_pitch_factor = [0.0, 1.2] is out of bounds" in message
+    assert "vocoder_pitch_range = [-0.5, 1.0] is out of bounds: 0 (monotone)" in message
+    assert AugmentationConfig(vocoder_pitch_range=(0.0, 1.0)).vocoder_pitch_range == (0.0, 1.0)
