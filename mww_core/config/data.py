@@ -70,6 +70,24 @@ class DemoDataConfig(Section):
         description="Minutes of talk-heavy recordings in train/mining/ (train voices, their own "
         "utterances, two near misses a minute) that only hard-negative mining scans.",
     )
+    mining_piper_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the mining corpus's utterances said by the Piper voice (at "
+        "training's settings) instead of espeak-ng's training voices. 0 keeps the corpus "
+        "espeak-ng only.",
+    )
+    piper_accent_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of training's Piper clips (and the mining corpus's) phonemized with "
+        "the accent of one of training's other espeak-ng base voices (en, en-gb-x-rp, "
+        "en-gb-x-gbcwmd unless held out) instead of the voice's own en-us: one neural voice "
+        "saying the wake word the ways training's other voices say it. Validation and test "
+        "keep the voice's own accent, and accents held out for them are never used.",
+    )
     split_fractions: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
         description="Share of the clips in each split; no utterance appears in two splits.",

@@ -41,7 +41,8 @@ _CONFUSABLE_PER_MINUTE = 1.0
 _CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
 # The mining corpus (train/mining/): talk-heavy recordings in the train voices with utterances
 # of their own, standing in for the hours of podcasts and TV a user lets mining scan. It is
-# synthesized by espeak-ng only (Piper is the slow part of the build).
+# synthesized by espeak-ng, and by Piper for data.demo.mining_piper_share of it (Piper is the
+# slow part of the build); each recording is one engine's talk.
 _MINING_WEIGHTS = (0.5, 0.15, 0.05, 0.05, 0.15, 0.1)  # in the order of _AMBIENT_KINDS
 _MINING_CONFUSABLE_PER_MINUTE = 2.0
 
@@ -116,6 +117,8 @@ def _write_ambient(
     rooms = {
         s: _ambient_rooms(seed, s) for s in (*SPLITS, MINING_POOL) if any(j[0] == s for j in jobs)
     }
+    n_mining = sum(1 for job in jobs if job[0] == MINING_POOL)
+    mining_pools = _one_engine_each(pools[MINING_POOL], n_mining) if n_mining else []
     files = {}
     with clock.stage("ambient audio", len(jobs)) as tick:
         for split, i, seconds in jobs:
@@ -133,7 +136,7 @@ def _write_ambient(
             audio, made = _compose_ambient(
                 rng,
                 int(seconds * SR),
-                pools[split],
+                mining_pools[i] if split == MINING_POOL else pools[split],
                 rooms[split],
                 **mix,
                 held_out_noises=split == "test",
@@ -142,6 +145,28 @@ def _write_ambient(
             files[name] = {**meta, "kind": name.split("/")[1], **made}
             tick()
     return files
+
+
+def _one_engine_each(pool: _AmbientPool, n_files: int) -> list[_AmbientPool]:
+    """The pool of each of ``n_files`` mining recordings: one engine's utterances each.
+
+    A show has its own voices: each recording is talk by one engine, Piper's recordings
+    first, as many as its share of the talk. bench.generalization can then keep the training
+    engine's recordings whole.
+    """
+    engines = {key.split("|", 1)[0] for key, _ in pool.speech}
+    if len(engines) < 2:
+        return [pool] * n_files
+
+    def said_by(engine: str) -> _AmbientPool:
+        return _AmbientPool(
+            speech=[u for u in pool.speech if u[0].startswith(f"{engine}|")],
+            confusable=[u for u in pool.confusable if u[0].startswith(f"{engine}|")],
+        )
+
+    share = sum(key.startswith("piper|") for key, _ in pool.speech) / len(pool.speech)
+    n_piper = min(n_files - 1, max(1, round(share * n_files)))
+    return [said_by("piper")] * n_piper + [said_by("espeak-ng")] * (n_files - n_piper)
 
 
 def _ambient_rooms(seed: int, split: str) -> list[np.ndarray]:

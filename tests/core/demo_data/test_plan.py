@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from mww_core.config import DataConfig
+from mww_core.config import DataConfig, DemoDataConfig
 from mww_core.demo_data.confusables import normalize
 from mww_core.demo_data.corpus import ESPEAK_VOICES, NEAR_MISS_PHRASES
-from mww_core.demo_data.plan import _plan_clips, held_out_voices
+from mww_core.demo_data.plan import MINING_POOL, _plan_clips, held_out_voices
 from tests.core.demo_data.test_build import TINY
 
 
@@ -54,3 +56,42 @@ def test_validation_extras_are_added_to_validation_and_leave_every_other_clip_al
     assert not {c.voice for c in added if c.generator != "piper"} & training_voices
     names = [c.name for c in after]
     assert len(names) == len(set(names))
+
+
+def test_piper_accents_are_training_voices_and_leave_validation_and_test_alone():
+    update = {"piper_accent_share": 0.5, "piper_positives": 60, "mining_minutes": 2.0}
+    before = _plan_clips(
+        DataConfig(demo=TINY.model_copy(update={**update, "piper_accent_share": 0}))
+    )
+    after = _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+    assert len(after) == len(before)
+    piper = [c for c in after if c.generator == "piper"]
+    assert {c.voice for c in piper if c.split in ("validation", "test")} == {"joe"}
+    trained = [c.voice for c in piper if c.split in ("train", MINING_POOL)]
+    assert 0.3 < trained.count("joe") / len(trained) < 0.7  # about half in the voice's own
+    accents = {v.partition("+")[2] for v in trained} - {""}
+    train_voices = held_out_voices(DataConfig(demo=TINY))["train"]
+    assert len(accents) > 1 and accents <= set(train_voices) - {"en-us"}
+    assert not accents & {*TINY.test_espeak_voices, *TINY.validation_espeak_voices}
+    # Every other choice is the one made without accents.
+    plain = [replace(c, voice="joe") if c.generator == "piper" else c for c in after]
+    assert plain == before
+
+
+def test_mining_piper_share_moves_mining_utterances_to_piper_only():
+    before = _plan_clips(DataConfig(demo=TINY))
+    after = _plan_clips(DataConfig(demo=TINY.model_copy(update={"mining_piper_share": 0.5})))
+
+    def mining(clips, generator):
+        return [c for c in clips if c.split == MINING_POOL and c.generator == generator]
+
+    assert [c for c in after if c.split != MINING_POOL] == [
+        c for c in before if c.split != MINING_POOL
+    ]
+    total = len(mining(before, "espeak-ng"))
+    assert not mining(before, "piper")
+    assert len(mining(after, "piper")) == pytest.approx(total / 2, abs=2)
+    assert len(mining(after, "piper")) + len(mining(after, "espeak-ng")) == total
+    assert {c.kind for c in mining(after, "piper")} == {"speech", "confusable"}
+    with pytest.raises(ValueError, match="mining_piper_share"):
+        DemoDataConfig(mining_piper_share=1.5)
