@@ -75,8 +75,9 @@ class DemoDataConfig(Section):
         ge=0,
         le=1,
         description="Share of the mining corpus's utterances said by the Piper voice (at "
-        "training's settings) instead of espeak-ng's training voices. 0 keeps the corpus "
-        "espeak-ng only.",
+        "training's settings) instead of espeak-ng's training voices. Each mining recording "
+        "(one a minute) is one engine's talk, so a corpus of one recording stays espeak-ng's. "
+        "0 keeps the corpus espeak-ng only.",
     )
     piper_accent_share: float = Field(
         0.0,
