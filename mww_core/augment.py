@@ -77,7 +77,10 @@ def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -
         samples = change_speed(samples, rng.uniform(*c.speed_factor))
     if (rng := _drawn(seed, "formant_warp", c.formant_warp_probability)) is not None:
         factor = rng.uniform(*c.formant_warp_factor)
-        samples = warp_formants(samples, factor, seed=int(rng.integers(2**31)))
+        praat_seed = int(rng.integers(2**31))
+        low, high = c.formant_warp_pitch_median_hz
+        median = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > 0 else 0.0
+        samples = warp_formants(samples, factor, seed=praat_seed, pitch_median_hz=median)
     if (rng := _drawn(seed, "vocoder", c.vocoder_probability)) is not None:
         samples = revoice(
             samples,
@@ -119,22 +122,26 @@ def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
-# Praat's "Change gender" arguments besides the formant ratio: pitch floor and ceiling (Hz) of
-# its analysis (Praat's defaults), new pitch median 0 = keep the pitch, pitch range and
-# duration factors 1 = keep them.
+# Praat's "Change gender" arguments besides the formant ratio and the new pitch median (0 =
+# keep the pitch): pitch floor and ceiling (Hz) of its analysis (Praat's defaults), pitch
+# range and duration factors 1 = keep them.
 _PRAAT_PITCH_FLOOR_HZ, _PRAAT_PITCH_CEILING_HZ = 75.0, 600.0
 # Praat's pitch analysis needs three periods of the pitch floor: 40 ms.
 _PRAAT_MIN_SAMPLES = int(np.ceil(3 * SAMPLE_RATE_HZ / _PRAAT_PITCH_FLOOR_HZ))
 
 
-def warp_formants(samples: np.ndarray, factor: float, seed: int = 0) -> np.ndarray:
-    """``samples`` with every formant scaled by ``factor``, pitch and length kept.
+def warp_formants(
+    samples: np.ndarray, factor: float, seed: int = 0, pitch_median_hz: float = 0.0
+) -> np.ndarray:
+    """``samples`` with every formant scaled by ``factor``, length kept, and the pitch kept or,
+    with ``pitch_median_hz`` above 0, moved so that its median is that many Hz.
 
-    A change of vocal-tract length (as VTLP simulates on filterbanks), made with Praat's
-    "Change gender" (resample by ``factor``, then PSOLA back to the original pitch and
-    duration) through praat-parselmouth. Praat draws random numbers while overlap-adding;
-    ``seed`` makes the result reproducible. Audio shorter than 40 ms (too short for Praat's
-    pitch analysis) is returned unchanged.
+    A change of vocal-tract length (as VTLP simulates on filterbanks), and with a new pitch
+    median a change of speaker (a man's voice as a woman's), made with Praat's "Change
+    gender" (resample by ``factor``, then PSOLA back to the original duration and to the
+    original or new pitch) through praat-parselmouth. Praat draws random numbers while
+    overlap-adding; ``seed`` makes the result reproducible. Audio shorter than 40 ms (too short
+    for Praat's pitch analysis) is returned unchanged.
     """
     if len(samples) < _PRAAT_MIN_SAMPLES:
         return samples
@@ -151,7 +158,7 @@ def warp_formants(samples: np.ndarray, factor: float, seed: int = 0) -> np.ndarr
             _PRAAT_PITCH_FLOOR_HZ,
             _PRAAT_PITCH_CEILING_HZ,
             float(factor),
-            0.0,
+            float(pitch_median_hz),
             1.0,
             1.0,
         )

@@ -85,6 +85,12 @@ class AugmentationConfig(Section):
         (0.9, 1.1),
         description="Formant scale range; above 1 moves formants up (a shorter vocal tract).",
     )
+    formant_warp_pitch_median_hz: tuple[float, float] = Field(
+        (0.0, 0.0),
+        description="Range of a new median pitch (Hz) for formant-warped windows, drawn "
+        "log-uniformly (Praat's 'Change gender' new pitch median; the contour keeps its shape): "
+        "a man's voice as a woman's or a child's, and back. (0, 0) keeps each voice's pitch.",
+    )
     vocoder_probability: float = probability(
         0.0,
         "Share of windows re-spoken through the WORLD vocoder (pyworld) with a new voice "
@@ -159,6 +165,12 @@ class AugmentationConfig(Section):
                 ("clipping_overdrive_db", 0.0, None, "overdrive is dB above full scale"),
             ],
         )
+        low, high = self.formant_warp_pitch_median_hz
+        if (low, high) != (0.0, 0.0) and not 50.0 <= low <= high <= 500.0:
+            problems.append(
+                f"formant_warp_pitch_median_hz = {[low, high]} is out of bounds: give "
+                "[low, high] within 50-500 Hz (e.g. [90, 260]), or [0, 0] to keep the pitch"
+            )
         if self.vocoder_pitch_range[0] < 0:
             problems.append(
                 f"vocoder_pitch_range = {list(self.vocoder_pitch_range)} is out of bounds: "

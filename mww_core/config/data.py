@@ -89,6 +89,15 @@ class DemoDataConfig(Section):
         "saying the wake word the ways training's other voices say it. Validation and test "
         "keep the voice's own accent, and accents held out for them are never used.",
     )
+    espeak_female_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of training's espeak-ng clips (and the mining corpus's) said in a "
+        "variant that espeak-ng marks female (f1-f5, Alicia, belinda, ...). None keeps the "
+        "voices as dealt: about one clip in five, as one curated variant in five is female. "
+        "Validation and test keep their voices.",
+    )
     split_fractions: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2},
         description="Share of the clips in each split; no utterance appears in two splits.",

@@ -167,14 +167,37 @@ def _mentions(sentence: str, wake_word: str) -> bool:
     return any(f" {w} " in padded for w in [wake_word, "jarvis", *words])
 
 
-def _available_variants() -> list[str]:
-    """The curated variants present in this espeak-ng installation."""
+def _variants_dir() -> Path | None:
+    """espeak-ng's folder of voice variants (``voices/!v``), None without espeak-ng."""
     try:
         text = subprocess.run(
             ["espeak-ng", "--version"], capture_output=True, text=True, check=True
         ).stdout
-        data_dir = Path(text.split("Data at:")[1].strip())
+        return Path(text.split("Data at:")[1].strip()) / "voices" / "!v"
     except (OSError, subprocess.CalledProcessError, IndexError):
+        return None
+
+
+def _available_variants() -> list[str]:
+    """The curated variants present in this espeak-ng installation."""
+    folder = _variants_dir()
+    if folder is None:
         return list(ESPEAK_VARIANTS)
-    present = [v for v in ESPEAK_VARIANTS if (data_dir / "voices" / "!v" / v).is_file()]
+    present = [v for v in ESPEAK_VARIANTS if (folder / v).is_file()]
     return present or list(ESPEAK_VARIANTS)
+
+
+def _female_variants() -> frozenset[str]:
+    """The curated variants that espeak-ng's own files mark ``gender female``."""
+    folder = _variants_dir()
+    if folder is None:
+        return frozenset()
+    female = set()
+    for variant in ESPEAK_VARIANTS:
+        try:
+            lines = (folder / variant).read_text(errors="replace").lower().splitlines()
+        except OSError:
+            continue
+        if any(line.split()[:2] == ["gender", "female"] for line in lines):
+            female.add(variant)
+    return frozenset(female)

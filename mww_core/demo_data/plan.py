@@ -17,6 +17,7 @@ from mww_core.demo_data.corpus import (
     ESPEAK_VOICES,
     SENTENCES,
     _available_variants,
+    _female_variants,
     _mentions,
     _near_miss_sentences,
     _normalize,
@@ -107,7 +108,10 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     }
     commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
     accents = [v for v in held_out_voices(data)["train"] if v != PIPER_ACCENT]
-    planner = _Planner(rng, voices, commands, accents, demo.piper_accent_share, demo.seed)
+    planner = _Planner(
+        rng, voices, commands, accents, demo.piper_accent_share, demo.seed,
+        female_share=demo.espeak_female_share,
+    )  # fmt: skip
     wake_words = _wake_word_variants(data.wake_word)
     plan = [
         ("positive", "piper", demo.piper_positives, wake_words, False),
@@ -189,6 +193,7 @@ class _Planner:
         piper_accents: list[str] | None = None,
         piper_accent_share: float = 0.0,
         seed: int = 0,
+        female_share: float | None = None,
     ) -> None:
         self.rng = rng
         self.voices = voices
@@ -198,6 +203,16 @@ class _Planner:
         self.piper_accents = piper_accents or []
         self.piper_accent_share = piper_accent_share
         self.accent_rng = _rng(seed, "piper accents")
+        # So do the voices swapped for the share of female espeak-ng voices in training.
+        self.female_share = female_share
+        self.female_rng = _rng(seed, "espeak-ng female share")
+        self.female = _female_variants() if female_share is not None else frozenset()
+        if female_share and not any(v.partition("+")[2] in self.female for v in voices["train"]):
+            raise ValueError(
+                f"data.demo.espeak_female_share is {female_share} but no training espeak-ng "
+                "voice is female (no variant file of espeak-ng's voices/!v says 'gender "
+                "female'): install espeak-ng-data with its variants, or set it to null"
+            )
         self.clips: list[_Clip] = []
         self.seen: set[str] = set()
         self.counters: dict[str, int] = {}
@@ -215,7 +230,7 @@ class _Planner:
             voice = (
                 self._piper_voice(split)
                 if generator == "piper"
-                else self.voices[split][order[i % len(order)]]
+                else self._espeak_voice(split, self.voices[split][order[i % len(order)]])
             )
             text = texts[text_order[i % len(texts)]]
             condition = self._next_condition(kind, split)
@@ -238,6 +253,18 @@ class _Planner:
             return PIPER_VOICE
         accent = self.piper_accents[int(self.accent_rng.integers(len(self.piper_accents)))]
         return f"{PIPER_VOICE}+{accent}"
+
+    def _espeak_voice(self, split: str, dealt: str) -> str:
+        """The espeak-ng voice of a clip: the one dealt, or in training and mining, when
+        ``female_share`` is set, one of the gender it draws (female with that share)."""
+        if self.female_share is None or split not in ("train", MINING_POOL):
+            return dealt
+        want_female = self.female_rng.random() < self.female_share
+        is_female = lambda voice: voice.partition("+")[2] in self.female  # noqa: E731
+        if is_female(dealt) == want_female:
+            return dealt
+        pool = [v for v in self.voices[split] if is_female(v) == want_female]
+        return pool[int(self.female_rng.integers(len(pool)))] if pool else dealt
 
     def _count(self, name: str) -> int:
         """How many times ``name`` was counted before (and count it once more)."""

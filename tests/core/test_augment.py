@@ -239,6 +239,41 @@ def test_formant_warp_moves_the_envelope_and_keeps_pitch_and_length():
     assert a.shape == window.shape and not np.array_equal(a, window)
 
 
+def _median_pitch_hz(x):
+    """Praat's median pitch of ``x`` (its autocorrelation method, over voiced frames)."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    pitch = parselmouth.Sound(x.astype(np.float64), SR).to_pitch()
+    return call(pitch, "Get quantile", 0, 0, 0.5, "Hertz")
+
+
+def test_formant_warp_with_a_pitch_median_makes_another_speaker():
+    vowel = _vowel()  # 120 Hz, a man's pitch
+    out = warp_formants(vowel, 1.15, seed=1, pitch_median_hz=220.0)  # a woman's
+    assert out.shape == vowel.shape
+    assert _median_pitch_hz(out) == pytest.approx(220, rel=0.03)
+    np.testing.assert_allclose(_formants_hz(out) / _formants_hz(vowel), 1.15, atol=0.05)
+    # In the pipeline: each warped window draws its median in the range, log-uniformly.
+    window = _window(vowel)
+    changed = _only(
+        formant_warp_probability=1.0,
+        formant_warp_factor=(1.0, 1.0),
+        formant_warp_pitch_median_hz=(150.0, 260.0),
+    )
+    pitches = [_median_pitch_hz(changed(window, seed)) for seed in range(8)]
+    assert all(145 <= hz <= 265 for hz in pitches) and max(pitches) - min(pitches) > 30
+    # (0, 0), the default, keeps the pitch.
+    kept = _only(formant_warp_probability=1.0, formant_warp_factor=(0.9, 1.1))
+    assert _median_pitch_hz(kept(window, 3)) == pytest.approx(120, rel=0.03)
+
+
+@pytest.mark.parametrize("median", [(40.0, 200.0), (100.0, 700.0), (200.0, 100.0), (0.0, 200.0)])
+def test_a_pitch_median_out_of_range_is_refused(median):
+    with pytest.raises(ValueError, match="formant_warp_pitch_median_hz"):
+        AugmentationConfig(formant_warp_pitch_median_hz=median)
+
+
 def _glide(f0_start, f0_end, seconds=0.8):
     """The vowel of ``_vowel`` with its pitch gliding from ``f0_start`` to ``f0_end`` Hz."""
     x, t = np.zeros(int(seconds * SR)), 0.0

@@ -95,3 +95,37 @@ def test_mining_piper_share_moves_mining_utterances_to_piper_only():
     assert {c.kind for c in mining(after, "piper")} == {"speech", "confusable"}
     with pytest.raises(ValueError, match="mining_piper_share"):
         DemoDataConfig(mining_piper_share=1.5)
+
+
+def test_espeak_female_share_swaps_training_voices_only():
+    from mww_core.demo_data.corpus import _female_variants
+
+    female = _female_variants()
+    assert {"f1", "f3", "Alicia", "linda"} <= female and not {"m1", "klatt", "adam"} & female
+
+    def is_female(clip):
+        return clip.voice.partition("+")[2] in female
+
+    update = {"espeak_positives": 200, "mining_minutes": 2.0}
+    before = _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+    after = _plan_clips(
+        DataConfig(demo=TINY.model_copy(update={**update, "espeak_female_share": 0.6}))
+    )
+    assert len(after) == len(before)
+    trained = [c for c in after if c.generator == "espeak-ng" and c.split in ("train", MINING_POOL)]
+    dealt = [c for c in before if c.generator == "espeak-ng" and c.split in ("train", MINING_POOL)]
+    assert sum(map(is_female, dealt)) / len(dealt) < 0.35  # as dealt: about a fifth
+    assert 0.5 < sum(map(is_female, trained)) / len(trained) < 0.7
+
+    # Training's own voices only; validation, test and every other choice as before.
+    def variants(clips):
+        return {c.voice.partition("+")[2] for c in clips if c.generator == "espeak-ng"}
+
+    held_out = variants(c for c in before if c.split in ("validation", "test"))
+    assert held_out and not variants(trained) & held_out
+    assert [replace(c, voice="") for c in after] == [replace(c, voice="") for c in before]
+    assert [c for c in after if c.split in ("validation", "test")] == [
+        c for c in before if c.split in ("validation", "test")
+    ]
+    with pytest.raises(ValueError, match="espeak_female_share"):
+        DemoDataConfig(espeak_female_share=1.2)
