@@ -347,6 +347,10 @@ def _voice_table(metrics: dict[str, Any]) -> list[str]:
     return _group_table(metrics, "voice_groups", "voice group")
 
 
+def _gender_table(metrics: dict[str, Any]) -> list[str]:
+    return _group_table(metrics, "speaker_genders", "speaker gender")
+
+
 def _condition_table(metrics: dict[str, Any]) -> list[str]:
     return _group_table(metrics, "conditions", "condition")
 
@@ -461,8 +465,8 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
     lines += [*headline, ""] if headline else []
     lines += [*_confusion_table(metrics), ""]
     sections = (
-        _comparison_table(metrics), _voice_table(metrics), _condition_table(metrics),
-        _learning_curve_table(metrics),
+        _comparison_table(metrics), _voice_table(metrics), _gender_table(metrics),
+        _condition_table(metrics), _learning_curve_table(metrics),
     )  # fmt: skip
     for section in sections:
         if section:

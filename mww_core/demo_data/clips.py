@@ -10,6 +10,7 @@ import numpy as np
 from mww_core.audio import SAMPLE_RATE_HZ, write_wav
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import Room, apply_condition
+from mww_core.demo_data.corpus import speaker_gender
 from mww_core.demo_data.plan import _MAX_MARGIN_S, _POOL_KINDS, _Clip, _rng, _utterance_key
 from mww_core.demo_data.rooms import _at_level, _colored_noise, _fade
 from mww_core.demo_data.tts import _Rendered
@@ -95,6 +96,7 @@ def _clip_meta(clip: _Clip, rendered: _Rendered, samples: int) -> dict[str, Any]
         "kind": clip.kind,
         "generator": clip.generator,
         "voice": clip.voice,
+        "gender": speaker_gender(clip.generator, clip.voice),
         "text": clip.text,
         "params": rendered.params,
         "utterance": _utterance_key(clip.generator, clip.voice, rendered.params, clip.text),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -187,6 +188,7 @@ def _available_variants() -> list[str]:
     return present or list(ESPEAK_VARIANTS)
 
 
+@functools.cache
 def _female_variants() -> frozenset[str]:
     """The curated variants that espeak-ng's own files mark ``gender female``."""
     folder = _variants_dir()
@@ -201,3 +203,10 @@ def _female_variants() -> frozenset[str]:
         if any(line.split()[:2] == ["gender", "female"] for line in lines):
             female.add(variant)
     return frozenset(female)
+
+
+def speaker_gender(generator: str, voice: str) -> str:
+    """ "female" or "male": an espeak-ng voice by its variant's file, the Piper voice (joe) male."""
+    if generator == "espeak-ng" and voice.partition("+")[2] in _female_variants():
+        return "female"
+    return "male"

@@ -92,7 +92,8 @@ def _evaluate_weights(
 
 
 def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
-    """Test recall per voice group and per condition, and what the test split holds out.
+    """Test recall per voice group, speaker gender and condition, and what the test split holds
+    out.
 
     Read from the data set's ``dataset.json``; ``{}`` unless it describes every test positive.
     """
@@ -112,6 +113,9 @@ def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
         return {}
     voices = [evaluation.voice_group(files[n]) for n in names]
     out = {"voice_groups": evaluation.recall_by_group(hits, voices)}
+    if all("gender" in files[n] for n in names):
+        genders = [str(files[n]["gender"]) for n in names]
+        out["speaker_genders"] = evaluation.recall_by_group(hits, genders)
     if any("condition" in files[n] for n in names):
         conditions = [evaluation.clip_condition(files[n]) for n in names]
         out["conditions"] = evaluation.recall_by_group(hits, conditions)

@@ -45,6 +45,10 @@ def make_metrics() -> tuple[dict, dict]:
             "piper joe": {"clips": 12, "detected": 12, "recall": 1.0},
             "espeak-ng en-us": {"clips": 8, "detected": 7, "recall": 0.875},
         },
+        "speaker_genders": {
+            "male": {"clips": 16, "detected": 16, "recall": 1.0},
+            "female": {"clips": 4, "detected": 3, "recall": 0.75},
+        },
         "conditions": {
             "clean": {"clips": 10, "detected": 10, "recall": 1.0},
             "far_field": {"clips": 10, "detected": 9, "recall": 0.9},
@@ -122,6 +126,8 @@ def test_write_report_files_and_content(tmp_path):
     )
     assert headline.count("\n| 0.") == 2
     assert "| espeak-ng en-us | 8 | 7 | 0.875 |" in text
+    genders = text.split("## Recall per speaker gender (test, cutoff 0.50)")[1].split("\n## ")[0]
+    assert genders.index("| female | 4 | 3 | 0.750 |") < genders.index("| male | 16 | 16 |")
     conditions = text.split("## Recall per condition (test, cutoff 0.50)")[1].split("\n## ")[0]
     assert conditions.index("| far_field | 10 | 9 | 0.900 |") < conditions.index("| clean |")
     held_out = [line for line in text.splitlines() if "never used in training" in line]

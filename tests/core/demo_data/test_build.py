@@ -20,6 +20,7 @@ from mww_core.demo_data import (
 )
 from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, speech_rms
 from mww_core.demo_data.confusables import SUBSTITUTION, normalize
+from mww_core.demo_data.corpus import _female_variants
 from mww_core.pipeline.evaluate_stage import _test_groups
 
 # Most tests here share a demo build of about 25 s.
@@ -263,6 +264,15 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
     assert set(groups["conditions"]) == set(CONDITIONS)
     assert sum(g["detected"] for g in groups["conditions"].values()) == sum(hits)
     assert sum(g["clips"] for g in groups["voice_groups"].values()) == len(test)
+    genders = [manifest["files"][n]["gender"] for n in test]
+    assert {g: c["clips"] for g, c in groups["speaker_genders"].items()} == {
+        g: genders.count(g) for g in set(genders)
+    }
+    assert all(
+        (meta["gender"] == "female") == (meta["voice"].partition("+")[2] in _female_variants())
+        for meta in manifest["files"].values()
+        if "voice" in meta
+    )
     assert all(voice in groups["test_held_out"] for voice in TINY.test_espeak_voices)
 
 
