@@ -121,6 +121,18 @@ class PhaseConfig(Section):
         "average; training steps on the raw weights. None: no average.",
     )
 
+    carry_over_margin: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How far below the validation recall of the weights this phase starts from "
+        "(the previous phase's best, which stay the best model until beaten) a validation of "
+        "this phase may fall and still replace them, when it meets the FAH and near-miss "
+        "targets. 0: it must beat them. Mined hard negatives teach what a validation hour "
+        "cannot show: 0.05 (about 2 of the demo's 48 validation wake words) ships phase 2 "
+        "unless phase 1 is clearly better.",
+    )
+
     @model_validator(mode="after")
     def _fractions_fit(self) -> PhaseConfig:
         if self.positive_fraction + self.hard_negative_fraction >= 1.0:

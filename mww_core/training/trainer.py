@@ -167,7 +167,9 @@ class Trainer:
 
     Best model rule (``_is_best_model``): a validation that meets ``training.target_fah`` beats
     one that does not; among those, higher recall wins, then lower FAH, then fewer near-miss false
-    accepts, then a higher cutoff; an exact tie goes to the later step. Recall and FAH come from
+    accepts, then a higher cutoff; an exact tie goes to the later step. A phase's
+    ``carry_over_margin`` lets it replace the previous phase's best with a little less recall.
+    Recall and FAH come from
     streaming the validation audio the way the device fires, at the sweep cutoff that meets the
     FAH target (``evaluation.choose_cutoff``).
     """
@@ -193,6 +195,7 @@ class Trainer:
         self.optimizer: keras.optimizers.Optimizer | None = None
         self._step_fn = None
         self._writer = None
+        self._carry_over_margin = 0.0  # the phase's, set by train_phase
 
     # ---- model and optimizer ------------------------------------------------------------
 
@@ -346,13 +349,20 @@ class Trainer:
         }
 
     @staticmethod
-    def _is_best_model(metrics: dict, best: dict | None) -> bool:
+    def _is_best_model(metrics: dict, best: dict | None, carry_over_margin: float = 0.0) -> bool:
         """Whether ``metrics`` replaces ``best``.
 
         Meeting the FAH target first, then higher recall, lower FAH, fewer near-miss false
         accepts, a higher cutoff (the same recall with more margin); a later validation that
         ties on all of these wins: validation cannot tell the two apart and it trained longer.
+        ``best`` carried over from the previous phase is replaced by a validation that meets
+        the targets with recall at most ``carry_over_margin`` below its own (the phase's
+        ``carry_over_margin``; with 0, by the rule above).
         """
+        carried = best is not None and best.get("carried_over") and carry_over_margin > 0
+        if carried and metrics.get("target_met", True):
+            if metrics["recall"] >= best["recall"] - carry_over_margin - 1e-9:
+                return True
 
         def key(m: dict) -> tuple:
             return (
@@ -392,7 +402,7 @@ class Trainer:
         self, validation, step: int, train_metrics: dict, best: dict | None, out: Path
     ):
         metrics = {"step": step, **train_metrics, **self.validate(validation)}
-        metrics["is_best"] = self._is_best_model(metrics, best)
+        metrics["is_best"] = self._is_best_model(metrics, best, self._carry_over_margin)
         self.history.append(metrics)
         self.logger.log_step_metrics(step, train_metrics)
         self.logger.print_validation_results(step, metrics)
@@ -494,6 +504,7 @@ class Trainer:
         if freeze_batch_norm:
             freeze_batch_normalization(self.model)
         self._prepare_optimizer(phase.learning_rate, phase.weight_average)
+        self._carry_over_margin = phase.carry_over_margin
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)
         if best is None and init_best is not None and init_weights is not None:

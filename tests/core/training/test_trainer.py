@@ -1,5 +1,6 @@
 """Trainer: seeded batches, and a crashed phase resumes from its checkpoint to the same model."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +234,40 @@ def test_a_phase_keeps_its_starting_weights_unless_validation_beats_them(tmp_pat
     assert not tuned["best"].get("carried_over") and tuned["best"]["step"] == 3
     assert (tmp_path / "p3/best.weights.npz").read_bytes() != start.read_bytes()
     assert tuned["own_best_weights"] == tuned["best_weights"]
+
+
+def test_a_carry_over_margin_lets_a_phase_replace_slightly_better_starting_weights(tmp_path):
+    config = _small_config()
+    data, validation = _data()
+    result = Trainer(config, tmp_path / "p1").train_phase(0, data, validation)
+    start = tmp_path / "p1" / "best.weights.npz"
+    unbeatable = {**result["best"], "recall": 2.0}
+    Trainer(config, tmp_path / "p2").train_phase(1, data, validation, start, init_best=unbeatable)
+    learned = json.loads((tmp_path / "p2" / "own_best.json").read_text())
+    assert learned["target_met"]
+    ahead = {**result["best"], "recall": learned["recall"] + 0.04, "fah": 0.0, "target_met": True}
+
+    def phase_2(margin: float, folder: str) -> dict:
+        phases = list(config.training.phases)
+        phases[1] = phases[1].model_copy(update={"carry_over_margin": margin})
+        training = config.training.model_copy(update={"phases": phases})
+        trainer = Trainer(config.model_copy(update={"training": training}), tmp_path / folder)
+        return trainer.train_phase(1, data, validation, start, init_best=ahead)["best"]
+
+    assert phase_2(0.03, "strict")["carried_over"]  # 0.04 behind: more than the margin
+    replaced = phase_2(0.05, "margin")
+    assert not replaced.get("carried_over")
+    assert replaced["recall"] >= ahead["recall"] - 0.05 and replaced["target_met"]
+    assert (tmp_path / "margin/best.weights.npz").read_bytes() != start.read_bytes()
+    # The rule itself: a validation missing the targets never wins by the margin.
+    missed = {"recall": ahead["recall"], "fah": 9.0, "target_met": False}
+    assert not Trainer._is_best_model(missed, {**ahead, "carried_over": True}, 0.05)
+    assert Trainer._is_best_model(
+        {"recall": 0.76, "fah": 1.0, "target_met": True}, {**ahead, "recall": 0.8,
+        "carried_over": True}, 0.05)  # fmt: skip
+    assert not Trainer._is_best_model(
+        {"recall": 0.76, "fah": 1.0, "target_met": True}, {**ahead, "recall": 0.8,
+        "carried_over": True}, 0.0)  # fmt: skip
 
 
 def test_frozen_batch_normalization_keeps_its_statistics():
