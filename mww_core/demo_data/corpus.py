@@ -206,7 +206,8 @@ def _female_variants() -> frozenset[str]:
 
 
 def speaker_gender(generator: str, voice: str) -> str:
-    """ "female" or "male": an espeak-ng voice by its variant's file, the Piper voice (joe) male."""
+    """The speaker's gender, "female" or "male": an espeak-ng voice's from its variant's file;
+    the Piper voice (joe) is a man's."""
     if generator == "espeak-ng" and voice.partition("+")[2] in _female_variants():
         return "female"
     return "male"

@@ -207,7 +207,7 @@ class _Planner:
         self.female_share = female_share
         self.female_rng = _rng(seed, "espeak-ng female share")
         self.female = _female_variants() if female_share is not None else frozenset()
-        if female_share and not any(v.partition("+")[2] in self.female for v in voices["train"]):
+        if female_share and not any(map(self._is_female, voices["train"])):
             raise ValueError(
                 f"data.demo.espeak_female_share is {female_share} but no training espeak-ng "
                 "voice is female (no variant file of espeak-ng's voices/!v says 'gender "
@@ -260,11 +260,14 @@ class _Planner:
         if self.female_share is None or split not in ("train", MINING_POOL):
             return dealt
         want_female = self.female_rng.random() < self.female_share
-        is_female = lambda voice: voice.partition("+")[2] in self.female  # noqa: E731
-        if is_female(dealt) == want_female:
+        if self._is_female(dealt) == want_female:
             return dealt
-        pool = [v for v in self.voices[split] if is_female(v) == want_female]
+        pool = [v for v in self.voices[split] if self._is_female(v) == want_female]
         return pool[int(self.female_rng.integers(len(pool)))] if pool else dealt
+
+    def _is_female(self, voice: str) -> bool:
+        """Whether an espeak-ng "base+variant" voice has a variant marked female."""
+        return voice.partition("+")[2] in self.female
 
     def _count(self, name: str) -> int:
         """How many times ``name`` was counted before (and count it once more)."""

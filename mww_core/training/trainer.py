@@ -169,9 +169,8 @@ class Trainer:
     one that does not; among those, higher recall wins, then lower FAH, then fewer near-miss false
     accepts, then a higher cutoff; an exact tie goes to the later step. A phase's
     ``carry_over_margin`` lets it replace the previous phase's best with a little less recall.
-    Recall and FAH come from
-    streaming the validation audio the way the device fires, at the sweep cutoff that meets the
-    FAH target (``evaluation.choose_cutoff``).
+    Recall and FAH come from streaming the validation audio the way the device fires, at the
+    sweep cutoff that meets the FAH target (``evaluation.choose_cutoff``).
     """
 
     def __init__(
