@@ -347,6 +347,22 @@ def _voice_table(metrics: dict[str, Any]) -> list[str]:
     return _group_table(metrics, "voice_groups", "voice group")
 
 
+def _phase_choice_line(metrics: dict[str, Any], shipped: str) -> list[str]:
+    """Why phase 2 ships when phase 1's row above shows more validation recall."""
+    first = (metrics.get("phase_1") or {}).get("validation") or {}
+    final = metrics.get("validation") or {}
+    if shipped != FINAL or not first or (first.get("recall") or 0) <= (final.get("recall") or 0):
+        return []
+    return [
+        f"Phase 2 ships though phase 1's validation recall is higher here "
+        f"({first['recall']:.3f} against {final['recall']:.3f}): training chose it on validation "
+        "during training, where phase 2 beat phase 1 or came within phase 2's "
+        "`carry_over_margin` of it. Its mined hard negatives teach what the validation audio "
+        "cannot show.",
+        "",
+    ]
+
+
 def _gender_table(metrics: dict[str, Any]) -> list[str]:
     return _group_table(metrics, "speaker_genders", "speaker gender")
 
@@ -461,6 +477,7 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
             "mined hard negatives): what mining changed, not what ships.",
             "",
         ]
+    lines += _phase_choice_line(metrics, shipped)
     headline = _headline_table(metrics)
     lines += [*headline, ""] if headline else []
     lines += [*_confusion_table(metrics), ""]

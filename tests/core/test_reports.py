@@ -209,3 +209,27 @@ def test_learning_curves_come_from_each_phase_history_into_the_report(tmp_path):
     assert "| phase 1 | 500 * | 0.500 | 1.00 | 0.90 | 0.050 |" in text
     assert "| phase 1 | 1000 | 0.400 |" in text
     assert "| phase 2 | 500 * | 0.625 |" in text
+
+
+def test_the_report_says_why_phase_2_ships_when_phase_1_validates_higher(tmp_path):
+    metrics, sweeps = make_metrics()
+    said = "Phase 2 ships though phase 1's validation recall is higher here"
+    ahead = {**metrics["validation"], "recall": metrics["validation"]["recall"] + 0.04}
+    behind = {**metrics["validation"], "recall": metrics["validation"]["recall"] - 0.04}
+    for first, shipped, expected in [
+        (ahead, "phase 2", True),
+        (behind, "phase 2", False),
+        (ahead, "phase 1", False),
+    ]:
+        case = {
+            **metrics,
+            "shipped": shipped,
+            "phase_1": {**metrics["phase_1"], "validation": first},
+            "phase_2": metrics["phase_1"],  # phase 2's own best, shown when phase 1 ships
+        }
+        write_report(tmp_path, case, sweeps)
+        text = (tmp_path / "report.md").read_text()
+        assert (said in text) is expected, (shipped, first["recall"])
+        if expected:
+            numbers = f"({ahead['recall']:.3f} against {metrics['validation']['recall']:.3f})"
+            assert numbers in text
