@@ -355,10 +355,9 @@ def _phase_choice_line(metrics: dict[str, Any], shipped: str) -> list[str]:
         return []
     return [
         f"Phase 2 ships though phase 1's validation recall is higher here "
-        f"({first['recall']:.3f} against {final['recall']:.3f}): training chose it on validation "
-        "during training, where phase 2 beat phase 1 or came within phase 2's "
-        "`carry_over_margin` of it. Its mined hard negatives teach what the validation audio "
-        "cannot show.",
+        f"({first['recall']:.3f} against {final['recall']:.3f}): training's own validations "
+        "(of the float models) found phase 2 better, or within phase 2's `carry_over_margin` "
+        "of phase 1. Its mined hard negatives teach what the validation audio cannot show.",
         "",
     ]
 

@@ -17,12 +17,12 @@ from mww_core.demo_data.corpus import (
     ESPEAK_VOICES,
     SENTENCES,
     _available_variants,
-    _female_variants,
     _mentions,
     _near_miss_sentences,
     _normalize,
     _wake_word_variants,
     near_miss_phrases,
+    speaker_gender,
 )
 
 SPLITS = ("train", "validation", "test")
@@ -206,8 +206,7 @@ class _Planner:
         # So do the voices swapped for the share of female espeak-ng voices in training.
         self.female_share = female_share
         self.female_rng = _rng(seed, "espeak-ng female share")
-        self.female = _female_variants() if female_share is not None else frozenset()
-        if female_share and not any(map(self._is_female, voices["train"])):
+        if female_share and not any(map(_is_female, voices["train"])):
             raise ValueError(
                 f"data.demo.espeak_female_share is {female_share} but no training espeak-ng "
                 "voice is female (no variant file of espeak-ng's voices/!v says 'gender "
@@ -260,14 +259,10 @@ class _Planner:
         if self.female_share is None or split not in ("train", MINING_POOL):
             return dealt
         want_female = self.female_rng.random() < self.female_share
-        if self._is_female(dealt) == want_female:
+        if _is_female(dealt) == want_female:
             return dealt
-        pool = [v for v in self.voices[split] if self._is_female(v) == want_female]
+        pool = [v for v in self.voices[split] if _is_female(v) == want_female]
         return pool[int(self.female_rng.integers(len(pool)))] if pool else dealt
-
-    def _is_female(self, voice: str) -> bool:
-        """Whether an espeak-ng "base+variant" voice has a variant marked female."""
-        return voice.partition("+")[2] in self.female
 
     def _count(self, name: str) -> int:
         """How many times ``name`` was counted before (and count it once more)."""
@@ -304,6 +299,10 @@ class _Planner:
             ("speed", int(rng.integers(140, 211))),
             ("word_gap", int(rng.choice([0, 0, 0, 1, 2]))),
         )
+
+
+def _is_female(espeak_voice: str) -> bool:
+    return speaker_gender("espeak-ng", espeak_voice) == "female"
 
 
 def _voice_rng(data: DataConfig) -> np.random.Generator:

@@ -194,7 +194,6 @@ class Trainer:
         self.optimizer: keras.optimizers.Optimizer | None = None
         self._step_fn = None
         self._writer = None
-        self._carry_over_margin = 0.0  # the phase's, set by train_phase
 
     # ---- model and optimizer ------------------------------------------------------------
 
@@ -393,15 +392,23 @@ class Trainer:
             for variable, value in zip(variables, raw, strict=True):
                 variable.assign(value)
 
-    def _evaluate(self, validation, step: int, train_metrics: dict, best: dict | None, out: Path):
+    def _evaluate(
+        self, validation, step: int, train_metrics: dict, best: dict | None, out: Path,
+        carry_over_margin: float = 0.0,
+    ):  # fmt: skip
         with self._averaged_weights():
-            return self._evaluate_model(validation, step, train_metrics, best, out)
+            return self._evaluate_model(
+                validation, step, train_metrics, best, out, carry_over_margin
+            )
 
     def _evaluate_model(
-        self, validation, step: int, train_metrics: dict, best: dict | None, out: Path
-    ):
+        self, validation, step: int, train_metrics: dict, best: dict | None, out: Path,
+        carry_over_margin: float = 0.0,
+    ):  # fmt: skip
+        """Validate, and keep the weights as the phase's best when they beat ``best`` (by
+        ``_is_best_model``, with the phase's ``carry_over_margin``)."""
         metrics = {"step": step, **train_metrics, **self.validate(validation)}
-        metrics["is_best"] = self._is_best_model(metrics, best, self._carry_over_margin)
+        metrics["is_best"] = self._is_best_model(metrics, best, carry_over_margin)
         self.history.append(metrics)
         self.logger.log_step_metrics(step, train_metrics)
         self.logger.print_validation_results(step, metrics)
@@ -503,7 +510,6 @@ class Trainer:
         if freeze_batch_norm:
             freeze_batch_normalization(self.model)
         self._prepare_optimizer(phase.learning_rate, phase.weight_average)
-        self._carry_over_margin = phase.carry_over_margin
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)
         if best is None and init_best is not None and init_weights is not None:
@@ -596,7 +602,9 @@ class Trainer:
                                          "train/learning_rate": phase.learning_rate})  # fmt: skip
             if step % cfg.eval_step_interval == 0 or step == phase.steps:
                 with self.profiler.section("validation"):
-                    best = self._evaluate(validation, step, recent, best, out)
+                    best = self._evaluate(
+                        validation, step, recent, best, out, phase.carry_over_margin
+                    )
             if step % cfg.checkpoint_interval == 0 or step == phase.steps:
                 with self.profiler.section("checkpoint"):
                     self._save_checkpoint(manager, state, step, best)
