@@ -389,7 +389,8 @@ def _learning_curve_table(metrics: dict[str, Any]) -> list[str]:
         "## Learning curves (validation: voices and settings training never used)",
         "",
         "Each phase's float model at every validation, at the cutoff that meets the training "
-        "FAH target on validation ambient audio; * marks the weights the phase kept.",
+        "FAH target on validation ambient audio; * marks the weights the phase kept. A phase "
+        "trained more than once (`restarts`) names each start; steps count on across them.",
         "",
         "| phase | step | recall | FAH | cutoff | near-miss false accept rate |",
         "|---|---|---|---|---|---|",
@@ -397,8 +398,9 @@ def _learning_curve_table(metrics: dict[str, Any]) -> list[str]:
     for name, rows in curves.items():
         for row in rows:
             mark = " *" if row.get("is_best") else ""
+            start = f", start {row['restart']}" if row.get("restart") else ""
             lines.append(
-                f"| {name} | {row['step']}{mark} | {_fmt(row['recall'], '.3f')} | "
+                f"| {name}{start} | {row['step']}{mark} | {_fmt(row['recall'], '.3f')} | "
                 f"{_fmt(row['fah'], '.2f')} | {_fmt(row['cutoff'], '.2f')} | "
                 f"{_fmt(row['false_accept_rate'], '.3f')} |"
             )

@@ -121,6 +121,17 @@ class PhaseConfig(Section):
         "average; training steps on the raw weights. None: no average.",
     )
 
+    restarts: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Train the phase this many times, each from a fresh start (phase 1: new "
+        "initial weights; later phases: the previous phase's best again) with batches of its "
+        "own, and keep the weights validation rates best over all of them, by the same rule "
+        "as the best step. Each restart adds the phase's steps. Validation recall on held-back "
+        "voices follows recall on unseen ones from seed to seed, so a second start mostly "
+        "spares a run its unlucky seed.",
+    )
     carry_over_margin: float = Field(
         0.0,
         ge=0,

@@ -193,7 +193,9 @@ def learning_curves(phase: StageRecord, first: StageRecord | None = None) -> dic
     return curves
 
 
-_CURVE_KEYS = ("step", "recall", "fah", "cutoff", "false_accept_rate", "target_met", "is_best")
+_CURVE_KEYS = (
+    "step", "restart", "recall", "fah", "cutoff", "false_accept_rate", "target_met", "is_best"
+)  # fmt: skip
 
 
 def run_evaluation(

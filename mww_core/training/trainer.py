@@ -56,6 +56,9 @@ BEST_WEIGHTS = "best.weights.npz"
 # (what it learned, for the report's phase 1 vs phase 2 comparison).
 OWN_BEST_WEIGHTS = "own_best.weights.npz"
 TENSORBOARD_EVERY = 10  # steps between TensorBoard loss points
+# Restart r of phase i draws its batches as phase i + RESTART_KEY * r: a single start draws as
+# it always has.
+RESTART_KEY = 1000
 
 
 def score_stream(scorer: Callable[[np.ndarray], np.ndarray], stream) -> np.ndarray:
@@ -139,6 +142,13 @@ class KerasStreamScorer:
 def keras_scorer(model: keras.Model, config: FullConfig) -> KerasStreamScorer:
     """Raw features -> one probability per ``stride`` frames, like the streaming model."""
     return KerasStreamScorer(model, config)
+
+
+def restart_seed(seed: int, number: int) -> int:
+    """The seed of restart ``number``'s initial weights (restart 0: the training seed)."""
+    if number == 0:
+        return seed
+    return int(np.random.default_rng([seed, number]).integers(2**31))
 
 
 def freeze_batch_normalization(model: keras.Model) -> int:
@@ -510,6 +520,7 @@ class Trainer:
         if freeze_batch_norm:
             freeze_batch_normalization(self.model)
         self._prepare_optimizer(phase.learning_rate, phase.weight_average)
+        fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)
         if best is None and init_best is not None and init_weights is not None:
@@ -517,13 +528,20 @@ class Trainer:
         start = int(state["step"].numpy())
         if start:
             log.info("resuming phase %d at step %d", phase_index + 1, start)
-        settings = {"steps": phase.steps, "learning_rate": phase.learning_rate, "start_step": start}
+        total = phase.steps * phase.restarts
+        settings = {"steps": total, "learning_rate": phase.learning_rate, "start_step": start}
         self.logger.log_phase_transition(phase_index, settings)
         batches = self._batches(data, phase_index, phase, int(state["data_position"].numpy()))
         self._writer = tf.summary.create_file_writer(str(out / "tensorboard"))
         started = time.time()
+
+        def restart(number: int) -> None:
+            self._restart(phase_index, number, init_weights, fresh_optimizer)
+
         try:
-            best = self._run_steps(phase_index, batches, validation, manager, state, best, out)
+            best = self._run_steps(
+                phase_index, batches, validation, manager, state, best, out, restart
+            )
         finally:
             if isinstance(batches, PrefetchedBatches):
                 batches.close()
@@ -543,7 +561,7 @@ class Trainer:
         )
         summary = {
             "best": best,
-            "steps": phase.steps,
+            "steps": total,
             "seconds": time.time() - started,
             "best_weights": str(out / BEST_WEIGHTS),
             "own_best_weights": str(own),
@@ -560,18 +578,20 @@ class Trainer:
         size = self.config.training.batch_size
 
         def make(step: int):
-            return data.batch(phase_index, step, size, phase)
+            restart, local = divmod(step, phase.steps)
+            return data.batch(phase_index + RESTART_KEY * restart, local, size, phase)
 
-        depth = self.config.performance.prefetch_batches
+        total, depth = phase.steps * phase.restarts, self.config.performance.prefetch_batches
         if depth == 0:
-            return (make(step) for step in range(position, phase.steps))
-        return PrefetchedBatches(make, position, phase.steps, depth)
+            return (make(step) for step in range(position, total))
+        return PrefetchedBatches(make, position, total, depth)
 
     def _next_batch(self, batches, phase_index: int, step: int) -> tuple:
         try:
             batch = next(batches)
         except StopIteration:
-            total = self.config.training.phases[phase_index].steps
+            phase = self.config.training.phases[phase_index]
+            total = phase.steps * phase.restarts
             raise ValueError(
                 f"training data ran out at step {step} of phase {phase_index + 1} ({total} "
                 "steps); the data factory must yield one batch per step"
@@ -580,12 +600,35 @@ class Trainer:
             return batch[0], batch[1], self._apply_class_weights(batch[1], None, phase_index)
         return batch[0], batch[1], batch[2]
 
-    def _run_steps(self, phase_index, batches, validation, manager, state, best, out: Path):
+    def _restart(
+        self, phase_index: int, number: int, init_weights: Path | None, optimizer_state: list
+    ) -> None:
+        """Start the phase afresh as restart ``number`` (from 0): the weights it started from
+        (phase 1: new initial weights, seeded by the restart) and a fresh optimizer."""
+        if init_weights is not None:
+            load_weights(self.model, init_weights)
+        else:
+            keras.utils.set_random_seed(restart_seed(self.config.training.seed, number))
+            fresh = self._build_model(self.model.dtype_policy.name)
+            self.model.set_weights(fresh.get_weights())
+        for variable, value in zip(self.optimizer.variables, optimizer_state, strict=True):
+            variable.assign(value)
+        restarts = self.config.training.phases[phase_index].restarts
+        log.info("phase %d: restart %d of %d", phase_index + 1, number + 1, restarts)
+
+    def _run_steps(
+        self, phase_index, batches, validation, manager, state, best, out: Path, restart
+    ):  # fmt: skip
+        """Train to the phase's steps times its restarts; ``restart(n)`` starts restart n."""
         phase = self.config.training.phases[phase_index]
         cfg = self.config.training
         losses: list[float] = []
         step = int(state["step"].numpy())
-        while step < phase.steps:
+        total = phase.steps * phase.restarts
+        while step < total:
+            if step and step % phase.steps == 0:  # also when resumed at the boundary
+                restart(step // phase.steps)
+                losses = []
             with self.profiler.section("data"):
                 x, y, w = self._next_batch(batches, phase_index, step)
             with self.profiler.section("train_step"):
@@ -595,23 +638,25 @@ class Trainer:
             state["data_position"].assign_add(1)
             losses.append(metrics["loss"])
             recent = {"loss": float(np.mean(losses[-50:])), "accuracy": metrics["accuracy"]}
+            if phase.restarts > 1:
+                recent["restart"] = (step - 1) // phase.steps + 1
             if step % TENSORBOARD_EVERY == 0:
                 with self.profiler.section("tensorboard"):
                     self._scalars(step, {"train/loss": np.mean(losses[-TENSORBOARD_EVERY:]),
                                          "train/accuracy": metrics["accuracy"],
                                          "train/learning_rate": phase.learning_rate})  # fmt: skip
-            if step % cfg.eval_step_interval == 0 or step == phase.steps:
+            if step % cfg.eval_step_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("validation"):
                     best = self._evaluate(
                         validation, step, recent, best, out, phase.carry_over_margin
                     )
-            if step % cfg.checkpoint_interval == 0 or step == phase.steps:
+            if step % cfg.checkpoint_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("checkpoint"):
                     self._save_checkpoint(manager, state, step, best)
             recent["learning_rate"] = phase.learning_rate
-            self.logger.update_progress(phase_index, step, phase.steps, recent)
+            self.logger.update_progress(phase_index, step, total, recent)
             if self.progress:
-                self.progress(f"phase {phase_index + 1}", step, phase.steps)
+                self.progress(f"phase {phase_index + 1}", step, total)
         return best
 
     def train(

@@ -196,7 +196,10 @@ def test_learning_curves_come_from_each_phase_history_into_the_report(tmp_path):
         {"step": 1000, "recall": 0.4, **row, "is_best": False},
         {"step": 1100, "loss": 0.2},  # a training-only row: no validation
     ])  # fmt: skip
-    second = phase("train_phase_2", [{"step": 500, "recall": 0.625, **row, "is_best": True}])
+    second = phase("train_phase_2", [
+        {"step": 500, "recall": 0.625, **row, "is_best": True, "restart": 1},
+        {"step": 1500, "recall": 0.7, **row, "is_best": True, "restart": 2},
+    ])  # fmt: skip
     curves = learning_curves(second, first)
     assert [r["step"] for r in curves["phase 1"]] == [500, 1000]
     assert curves["phase 2"][0]["recall"] == 0.625 and "loss" not in curves["phase 2"][0]
@@ -208,7 +211,8 @@ def test_learning_curves_come_from_each_phase_history_into_the_report(tmp_path):
     assert "## Learning curves (validation" in text
     assert "| phase 1 | 500 * | 0.500 | 1.00 | 0.90 | 0.050 |" in text
     assert "| phase 1 | 1000 | 0.400 |" in text
-    assert "| phase 2 | 500 * | 0.625 |" in text
+    assert "| phase 2, start 1 | 500 * | 0.625 |" in text
+    assert "| phase 2, start 2 | 1500 * | 0.700 |" in text
 
 
 def test_the_report_says_why_phase_2_ships_when_phase_1_validates_higher(tmp_path):

@@ -270,6 +270,66 @@ def test_a_carry_over_margin_lets_a_phase_replace_slightly_better_starting_weigh
         "carried_over": True}, 0.0)  # fmt: skip
 
 
+def _restarting(config, restarts: int, phase_index: int = 0):
+    phases = list(config.training.phases)
+    phases[phase_index] = phases[phase_index].model_copy(update={"restarts": restarts})
+    training = config.training.model_copy(update={"phases": phases})
+    return config.model_copy(update={"training": training})
+
+
+def test_restarts_train_the_phase_again_and_keep_the_best_validation_of_all(tmp_path):
+    config = _restarting(_small_config(), 2)
+    data, validation = _data()
+    once = Trainer(_small_config(), tmp_path / "once")
+    once.train_phase(0, data, validation)
+    twice = Trainer(config, tmp_path / "twice")
+    result = twice.train_phase(0, data, validation)
+    assert [(h["step"], h.get("restart")) for h in twice.history] == [
+        (3, 1), (6, 1), (9, 2), (12, 2)
+    ]  # fmt: skip
+    # The first start is the single-start phase; the second starts from other weights.
+    for a, b in zip(once.history, twice.history[:2], strict=True):
+        assert (a["loss"], a["recall"], a["fah"]) == (b["loss"], b["recall"], b["fah"])
+    assert twice.history[2]["loss"] != twice.history[0]["loss"]
+    # The best over both starts, by the best-step rule, is the one kept.
+    best = None
+    for record in twice.history:
+        best = record if Trainer._is_best_model(record, best) else best
+    assert result["best"]["step"] == best["step"] and result["steps"] == 12
+    # A later phase restarts from the weights it was given, not from new ones.
+    start = tmp_path / "twice" / "best.weights.npz"
+    tuned = Trainer(_restarting(config, 2, 1), tmp_path / "p2")
+    tuned.train_phase(1, data, validation, start)
+    assert [h["step"] for h in tuned.history] == [3, 6]
+    again = Trainer(_restarting(config, 1, 1), tmp_path / "p2_once")
+    again.train_phase(1, data, validation, start)
+    assert again.history[0]["loss"] == tuned.history[0]["loss"]
+    assert tuned.history[1]["loss"] != tuned.history[0]["loss"]  # other batches, same start
+
+
+def test_a_phase_interrupted_between_restarts_resumes_to_the_same_model(tmp_path):
+    config = _restarting(_small_config(), 2)
+    data, validation = _data()
+    reference = Trainer(config, tmp_path / "ref")
+    reference.train_phase(0, data, validation)
+
+    def crash_at_7(what, done, total):
+        if done == 7:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        Trainer(config, tmp_path / "run", crash_at_7).train_phase(0, data, validation)
+    seen = []
+    resumed = Trainer(config, tmp_path / "run", lambda w, d, t: seen.append((d, t)))
+    resumed.train_phase(0, data, validation)
+    assert seen[0] == (7, 12)  # from the checkpoint at the end of the first start
+    for got, want in zip(resumed.model.get_weights(), reference.model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "run/best.json").read_text())["step"] == json.loads(
+        (tmp_path / "ref/best.json").read_text()
+    )["step"]
+
+
 def test_frozen_batch_normalization_keeps_its_statistics():
     import keras
 
