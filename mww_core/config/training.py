@@ -128,9 +128,9 @@ class PhaseConfig(Section):
         description="Train the phase this many times, each from a fresh start (phase 1: new "
         "initial weights; later phases: the previous phase's best again) with batches of its "
         "own, and keep the weights validation rates best over all of them, by the same rule "
-        "as the best step. Each restart adds the phase's steps. Validation recall on held-back "
-        "voices follows recall on unseen ones from seed to seed, so a second start mostly "
-        "spares a run its unlucky seed.",
+        "as the best step. Each restart adds the phase's steps. It can only choose as well as "
+        "validation tells starts apart: on the demo's 48 validation wake words, 2 starts of "
+        "each phase shipped test recall 0.753 over nine seeds against 0.765 with one.",
     )
     carry_over_margin: float = Field(
         0.0,
