@@ -84,27 +84,31 @@ class _Crash(Exception):
     pass
 
 
-def test_interrupted_phase_resumes_from_checkpoint(tmp_path):
-    config = _config()
+def _crash_and_resume(config, tmp_path, crash_step: int) -> list[tuple[int, int]]:
+    """Phase 1 run through, and run crashing at ``crash_step`` then again: asserts both end
+    with the same weights; returns the (done, total) steps the rerun reported."""
     data, validation = _data()
-
     reference = Trainer(config, tmp_path / "ref")
     reference.train_phase(0, data, validation)
-    expected = reference.model.get_weights()
 
-    def crash_at_13(what, done, total):
-        if done == 13:
+    def crash(what, done, total):
+        if done == crash_step:
             raise _Crash
 
     with pytest.raises(_Crash):
-        Trainer(config, tmp_path / "run", crash_at_13).train_phase(0, data, validation)
+        Trainer(config, tmp_path / "run", crash).train_phase(0, data, validation)
     seen = []
-    resumed = Trainer(config, tmp_path / "run", lambda w, d, t: seen.append(d))
+    resumed = Trainer(config, tmp_path / "run", lambda w, d, t: seen.append((d, t)))
     resumed.train_phase(0, data, validation)
-    assert seen[0] == 11  # continued after the step-10 checkpoint, not from step 0
-    assert seen[-1] == 20
-    for got, want in zip(resumed.model.get_weights(), expected, strict=True):
+    for got, want in zip(resumed.model.get_weights(), reference.model.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    return seen
+
+
+def test_interrupted_phase_resumes_from_checkpoint(tmp_path):
+    seen = _crash_and_resume(_config(), tmp_path, 13)
+    assert seen[0] == (11, 20)  # continued after the step-10 checkpoint, not from step 0
+    assert seen[-1] == (20, 20)
 
 
 def _small_config(**performance):
@@ -308,26 +312,12 @@ def test_restarts_train_the_phase_again_and_keep_the_best_validation_of_all(tmp_
 
 
 def test_a_phase_interrupted_between_restarts_resumes_to_the_same_model(tmp_path):
-    config = _restarting(_small_config(), 2)
-    data, validation = _data()
-    reference = Trainer(config, tmp_path / "ref")
-    reference.train_phase(0, data, validation)
-
-    def crash_at_7(what, done, total):
-        if done == 7:
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        Trainer(config, tmp_path / "run", crash_at_7).train_phase(0, data, validation)
-    seen = []
-    resumed = Trainer(config, tmp_path / "run", lambda w, d, t: seen.append((d, t)))
-    resumed.train_phase(0, data, validation)
+    seen = _crash_and_resume(_restarting(_small_config(), 2), tmp_path, 7)
     assert seen[0] == (7, 12)  # from the checkpoint at the end of the first start
-    for got, want in zip(resumed.model.get_weights(), reference.model.get_weights(), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    assert json.loads((tmp_path / "run/best.json").read_text())["step"] == json.loads(
-        (tmp_path / "ref/best.json").read_text()
-    )["step"]
+    assert (
+        json.loads((tmp_path / "run/best.json").read_text())["step"]
+        == json.loads((tmp_path / "ref/best.json").read_text())["step"]
+    )
 
 
 def test_frozen_batch_normalization_keeps_its_statistics():
