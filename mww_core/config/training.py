@@ -130,7 +130,8 @@ class PhaseConfig(Section):
         "own, and keep the weights validation rates best over all of them, by the same rule "
         "as the best step. Each restart adds the phase's steps. It can only choose as well as "
         "validation tells starts apart: on the demo's 48 validation wake words, 2 starts of "
-        "each phase shipped test recall 0.753 over nine seeds against 0.763 with one.",
+        "each phase shipped recall 0.753 on the test split's unseen voices over nine seeds, "
+        "against 0.763 with one.",
     )
     carry_over_margin: float = Field(
         0.0,
@@ -143,6 +144,11 @@ class PhaseConfig(Section):
         "cannot show: 0.05 (about 2 of the demo's 48 validation wake words) ships phase 2 "
         "unless phase 1 is clearly better.",
     )
+
+    @property
+    def total_steps(self) -> int:
+        """Steps the phase trains in all: its steps once per start."""
+        return self.steps * self.restarts
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> PhaseConfig:

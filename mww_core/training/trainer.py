@@ -151,6 +151,12 @@ def restart_seed(seed: int, number: int) -> int:
     return int(np.random.default_rng([seed, number]).integers(2**31))
 
 
+def _phase_summary(phase: PhaseConfig) -> str:
+    """``1500 @ 0.001``, or ``1500 x 2 starts @ 0.001`` for a phase with restarts."""
+    starts = f" x {phase.restarts} starts" if phase.restarts > 1 else ""
+    return f"{phase.steps}{starts} @ {phase.learning_rate:g}"
+
+
 def freeze_batch_normalization(model: keras.Model) -> int:
     """Run every batch-norm layer in inference mode, its statistics and scales fixed.
 
@@ -284,24 +290,6 @@ class Trainer:
         return {"loss": float(loss), "accuracy": float(accuracy)}
 
     # ---- phases, class weights ----------------------------------------------------------
-
-    def _get_current_phase_settings(self, step: int) -> dict:
-        """Settings of the phase a global step (counted across all phases) falls in."""
-        start = 0
-        phases = self.config.training.phases
-        for index, phase in enumerate(phases):
-            if step < start + phase.steps or index == len(phases) - 1:
-                return {
-                    "phase_index": index,
-                    "phase_step": step - start,
-                    "first_step": start,
-                    "steps": phase.steps,
-                    "learning_rate": phase.learning_rate,
-                    "class_weights": phase.class_weights.model_dump(),
-                    "positive_fraction": phase.positive_fraction,
-                }
-            start += phase.steps
-        raise AssertionError("unreachable: training.phases is never empty")
 
     def _apply_class_weights(
         self, ground_truth, weight_class=None, phase_index: int = 0
@@ -528,7 +516,7 @@ class Trainer:
         start = int(state["step"].numpy())
         if start:
             log.info("resuming phase %d at step %d", phase_index + 1, start)
-        total = phase.steps * phase.restarts
+        total = phase.total_steps
         settings = {"steps": total, "learning_rate": phase.learning_rate, "start_step": start}
         self.logger.log_phase_transition(phase_index, settings)
         batches = self._batches(data, phase_index, phase, int(state["data_position"].numpy()))
@@ -581,7 +569,7 @@ class Trainer:
             restart, local = divmod(step, phase.steps)
             return data.batch(phase_index + RESTART_KEY * restart, local, size, phase)
 
-        total, depth = phase.steps * phase.restarts, self.config.performance.prefetch_batches
+        total, depth = phase.total_steps, self.config.performance.prefetch_batches
         if depth == 0:
             return (make(step) for step in range(position, total))
         return PrefetchedBatches(make, position, total, depth)
@@ -590,8 +578,7 @@ class Trainer:
         try:
             batch = next(batches)
         except StopIteration:
-            phase = self.config.training.phases[phase_index]
-            total = phase.steps * phase.restarts
+            total = self.config.training.phases[phase_index].total_steps
             raise ValueError(
                 f"training data ran out at step {step} of phase {phase_index + 1} ({total} "
                 "steps); the data factory must yield one batch per step"
@@ -624,7 +611,7 @@ class Trainer:
         cfg = self.config.training
         losses: list[float] = []
         step = int(state["step"].numpy())
-        total = phase.steps * phase.restarts
+        total = phase.total_steps
         while step < total:
             if step and step % phase.steps == 0:  # also when resumed at the boundary
                 restart(step // phase.steps)
@@ -691,7 +678,7 @@ class Trainer:
             "run": cfg.run_name,
             "model": f"{cfg.model.name} ({self.model.count_params():,} parameters, "
             f"{self.input_frames} frames, {self.model.dtype_policy.name})",
-            "phases": ", ".join(f"{p.steps} @ {p.learning_rate:g}" for p in cfg.training.phases),
+            "phases": ", ".join(map(_phase_summary, cfg.training.phases)),
             "batch size": cfg.training.batch_size,
             "devices": ", ".join(d.device_type for d in tf.config.list_physical_devices()),
         }

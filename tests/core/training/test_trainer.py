@@ -128,12 +128,8 @@ def _small_config(**performance):
     )
 
 
-def test_phase_settings_and_class_weights(tmp_path):
+def test_class_weights(tmp_path):
     trainer = Trainer(_small_config(), tmp_path)
-    first, last = trainer._get_current_phase_settings(5), trainer._get_current_phase_settings(6)
-    assert (first["phase_index"], first["phase_step"], first["learning_rate"]) == (0, 5, 0.003)
-    assert (last["phase_index"], last["phase_step"], last["first_step"]) == (1, 0, 6)
-    assert trainer._get_current_phase_settings(8)["phase_index"] == 1
     np.testing.assert_array_equal(trainer._apply_class_weights([1, 0, 0]), [1.0, 20.0, 20.0])
     weights = trainer._apply_class_weights([0], np.array(["negative"]), phase_index=1)
     np.testing.assert_array_equal(weights, [5.0])
@@ -300,6 +296,7 @@ def test_restarts_train_the_phase_again_and_keep_the_best_validation_of_all(tmp_
     for record in twice.history:
         best = record if Trainer._is_best_model(record, best) else best
     assert result["best"]["step"] == best["step"] and result["steps"] == 12
+    assert "6 x 2 starts @ 0.003" in twice._header()["phases"]
     # A later phase restarts from the weights it was given, not from new ones.
     start = tmp_path / "twice" / "best.weights.npz"
     tuned = Trainer(_restarting(config, 2, 1), tmp_path / "p2")
