@@ -26,15 +26,31 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check mww_core tasks flows tests bench
 
-# Debian packages, installed only when a tool is missing (needs root or sudo).
+# Debian packages, installed only when a tool is missing (needs root or sudo). SVOX Pico's
+# pico2wave (libttspico-utils, Apache-2.0) is in Debian's non-free component: when apt does not
+# know the package, this adds that component alone, for the system's own release, in
+# $(NON_FREE_SOURCES).
+NON_FREE_SOURCES := /etc/apt/sources.list.d/mww-non-free.sources
 system-deps:
 	@missing=""; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v sox >/dev/null || missing="$$missing sox"; \
+	command -v pico2wave >/dev/null || missing="$$missing libttspico-utils"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get update -qq; \
+	  case "$$missing" in *libttspico-utils*) \
+	    if apt-cache policy libttspico-utils | grep -q 'Candidate: (none)' \
+	        || [ -z "$$(apt-cache policy libttspico-utils)" ]; then \
+	      . /etc/os-release; \
+	      echo "Adding Debian's non-free component ($$VERSION_CODENAME) for libttspico-utils: $(NON_FREE_SOURCES)"; \
+	      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	        "$$VERSION_CODENAME" | $$SUDO tee $(NON_FREE_SOURCES) >/dev/null; \
+	      $$SUDO apt-get update -qq; \
+	    fi;; \
+	  esac; \
+	  $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
 install: system-deps $(STAMP)

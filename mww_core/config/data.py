@@ -15,6 +15,24 @@ class DemoDataConfig(Section):
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
     espeak_positives: int = Field(240, ge=0, description="Positive clips from espeak-ng voices.")
+    pico_positives: int = Field(
+        0,
+        ge=0,
+        description="Positive clips from SVOX Pico's two voices (en-US and en-GB, both women's; "
+        "Debian's libttspico-utils, which `make system-deps` installs), at pitches and speeds "
+        "drawn per split like Piper's settings: a third engine, and the only women's voices "
+        "besides espeak-ng's female variants. Needs pico_share > 0, so that Pico says "
+        "negatives too.",
+    )
+    pico_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the negative clips (near misses and read sentences) and of the "
+        "ambient and mining talk said by SVOX Pico instead of Piper and espeak-ng (who split "
+        "the rest as before). Without it a model would learn that Pico's voices only ever say "
+        "the wake word. 0 keeps Pico out of the negatives.",
+    )
     near_miss_negatives: int = Field(
         300, ge=0, description="Clips of phrases that sound like the wake word."
     )
@@ -126,6 +144,17 @@ class DemoDataConfig(Section):
     )
     noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
+
+    @model_validator(mode="after")
+    def _pico_says_negatives(self) -> DemoDataConfig:
+        if self.pico_positives > 0 and self.pico_share <= 0:
+            raise ValueError(
+                f"data.demo.pico_positives is {self.pico_positives} but data.demo.pico_share is "
+                "0: Pico would say only the wake word, and the model would learn its voices "
+                "rather than the word. Set pico_share (0.2 says a fifth of the negatives in "
+                "Pico's voices) or pico_positives to 0"
+            )
+        return self
 
     @model_validator(mode="after")
     def _rt60_range(self) -> DemoDataConfig:

@@ -41,8 +41,9 @@ _CONFUSABLE_PER_MINUTE = 1.0
 _CONFUSABLE_LEVEL_DB = (-30.0, -16.0)
 # The mining corpus (train/mining/): talk-heavy recordings in the train voices with utterances
 # of their own, standing in for the hours of podcasts and TV a user lets mining scan. It is
-# synthesized by espeak-ng, and by Piper for data.demo.mining_piper_share of it (Piper is the
-# slow part of the build); each recording is one engine's talk.
+# synthesized by espeak-ng, by Piper for data.demo.mining_piper_share of it (Piper is the
+# slow part of the build) and by SVOX Pico for data.demo.pico_share; each recording is one
+# engine's talk.
 _MINING_WEIGHTS = (0.5, 0.15, 0.05, 0.05, 0.15, 0.1)  # in the order of _AMBIENT_KINDS
 _MINING_CONFUSABLE_PER_MINUTE = 2.0
 
@@ -151,10 +152,11 @@ def _one_engine_each(pool: _AmbientPool, n_files: int) -> list[_AmbientPool]:
     """The pool of each of ``n_files`` mining recordings: one engine's utterances each.
 
     A show has its own voices: each recording is talk by one engine, Piper's recordings
-    first, as many as its share of the talk. bench.generalization can then keep the training
-    engine's recordings whole.
+    first, then Pico's, each as many as its share of the talk (at least one), and espeak-ng's
+    the rest. bench.generalization can then keep the training engines' recordings whole.
     """
-    engines = {key.split("|", 1)[0] for key, _ in pool.speech}
+    said = [key.split("|", 1)[0] for key, _ in pool.speech]
+    engines = [e for e in ("piper", "pico", "espeak-ng") if e in said]
     if len(engines) < 2:
         return [pool] * n_files
 
@@ -164,9 +166,12 @@ def _one_engine_each(pool: _AmbientPool, n_files: int) -> list[_AmbientPool]:
             confusable=[u for u in pool.confusable if u[0].startswith(f"{engine}|")],
         )
 
-    share = sum(key.startswith("piper|") for key, _ in pool.speech) / len(pool.speech)
-    n_piper = min(n_files - 1, max(1, round(share * n_files)))
-    return [said_by("piper")] * n_piper + [said_by("espeak-ng")] * (n_files - n_piper)
+    out: list[_AmbientPool] = []
+    for i, engine in enumerate(engines[:-1]):
+        left = n_files - len(out) - (len(engines) - 1 - i)  # keep one for each engine after
+        n = max(0, min(left, max(1, round(said.count(engine) / len(said) * n_files))))
+        out += [said_by(engine)] * n
+    return out + [said_by(engines[-1])] * (n_files - len(out))
 
 
 def _ambient_rooms(seed: int, split: str) -> list[np.ndarray]:

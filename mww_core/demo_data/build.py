@@ -20,6 +20,7 @@ from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, Room
 from mww_core.demo_data.corpus import near_miss_phrases
 from mww_core.demo_data.plan import (
     MINING_POOL,
+    PICO_RANGES,
     PIPER_RANGES,
     SPLITS,
     _piper_region,
@@ -31,7 +32,7 @@ from mww_core.demo_data.plan import (
     held_out_voices,
 )
 from mww_core.demo_data.rooms import TRAIN_ROOM_M, _held_out_rooms, _write_rirs
-from mww_core.demo_data.tts import _PiperRun, _render_espeak, _require_espeak
+from mww_core.demo_data.tts import _PiperRun, _render_in_threads, _require_espeak, _require_pico
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def build_demo_dataset(data: DataConfig, progress: Progress | None = None) -> Pa
 
     Raises:
         FileExistsError: ``data_dir`` holds files that are not a demo data set.
-        RuntimeError: espeak-ng is missing or a synthesizer failed.
+        RuntimeError: espeak-ng (or pico2wave, when the config asks for Pico) is missing or
+            a synthesizer failed.
     """
     data_dir = Path(data.data_dir)
     fingerprint = demo_fingerprint(data)
@@ -110,10 +112,12 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     near_miss = near_miss_phrases(data)
     clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
-    espeak_clips = [c for c in clips if c.generator == "espeak-ng"]
+    threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's, then Pico's
+    if any(c.generator == "pico" for c in clips):
+        _require_pico()
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
-        rendered = _render_espeak(espeak_clips, clock)
+        rendered = _render_in_threads(threaded, clock)
         files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock, demo.rir_rt60_s))
         test_rooms = _held_out_rooms(_rng(demo.seed, "test-rooms"))
         rendered.update(piper.collect(clock))
@@ -145,6 +149,8 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
             "espeak_variants": sorted({v.split("+", 1)[1] for v in voices[split]}),
             "piper": PIPER_RANGES[_piper_region(split)],
         }
+        if data.demo.pico_positives or data.demo.pico_share:
+            out[split]["pico"] = PICO_RANGES[_piper_region(split)]
     out["train"]["room_m"] = TRAIN_ROOM_M
     test = PIPER_RANGES["test"]
     out["test"].update(
@@ -156,11 +162,23 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
             f"{len(out['test']['espeak_variants'])} variants of their own; Piper at length_scale "
             f"{_spans(test['length_scale'])}, noise_scale {_spans(test['noise_scale'])}, "
             f"noise_w_scale {_spans(test['noise_w_scale'])}, formants shifted "
-            f"x{_spans(test['formant_ratio'])}; halls and small rooms outside the training "
+            f"x{_spans(test['formant_ratio'])}{_pico_summary(data)}; halls and small rooms "
+            "outside the training "
             f"rooms' sizes; {', '.join(HELD_OUT_NOISES)} noise"
         ),
     )
     return out
+
+
+def _pico_summary(data: DataConfig) -> str:
+    """The test's Pico settings, for the summary line (empty without Pico)."""
+    if not (data.demo.pico_positives or data.demo.pico_share):
+        return ""
+    test = PICO_RANGES["test"]
+    return (
+        f"; Pico at pitch {_spans(test['pitch'])} %, speed {_spans(test['speed'])} %, formants "
+        f"shifted x{_spans(test['formant_ratio'])}"
+    )
 
 
 def _spans(spans: tuple[tuple[float, float], ...]) -> str:

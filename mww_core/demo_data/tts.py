@@ -1,4 +1,5 @@
-"""Speech synthesis: espeak-ng in threads, Piper in spawned processes, re-timed to fit."""
+"""Speech synthesis: espeak-ng and SVOX Pico in threads, Piper in spawned processes, re-timed
+to fit."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import multiprocessing
 import queue
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 import soundfile as sf
@@ -21,7 +25,13 @@ import soundfile as sf
 from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import shift_formants
-from mww_core.demo_data.plan import PIPER_ACCENT, PIPER_RANGES, _Clip, _piper_region
+from mww_core.demo_data.plan import (
+    PICO_RANGES,
+    PIPER_ACCENT,
+    PIPER_RANGES,
+    _Clip,
+    _piper_region,
+)
 
 SR = SAMPLE_RATE_HZ
 
@@ -54,6 +64,33 @@ def _require_espeak() -> None:
         raise RuntimeError(
             "espeak-ng is not installed; run `make system-deps` or `apt-get install espeak-ng`"
         )
+
+
+def _require_pico() -> None:
+    if shutil.which("pico2wave") is None:
+        raise RuntimeError(
+            "pico2wave (SVOX Pico) is not installed, and data.demo.pico_positives or pico_share "
+            "asks for its voices: run `make system-deps` (on Debian it enables the non-free "
+            "component for the package libttspico-utils), or set both to 0"
+        )
+
+
+def _pico_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
+    """Pico's audio for ``text`` in ``voice`` (en-US or en-GB) at its pitch and speed levels."""
+    markup = (
+        f'<pitch level="{int(params["pitch"])}"><speed level="{int(params["speed"])}">'
+        f"{escape(text)}</speed></pitch>"
+    )
+    with tempfile.TemporaryDirectory(prefix="mww-pico-") as folder:
+        path = Path(folder) / "clip.wav"  # pico2wave writes only to a file named .wav
+        cmd = ["pico2wave", "-l", voice, "-w", str(path), markup]
+        result = subprocess.run(cmd, capture_output=True, timeout=120)
+        if result.returncode != 0 or not path.is_file():
+            raise RuntimeError(
+                f"pico2wave failed for {cmd}: {result.stderr.decode(errors='replace')}"
+            )
+        audio, rate = sf.read(path, dtype="float32")
+    return resample_to_16k(audio, rate)
 
 
 def _espeak_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
@@ -113,18 +150,30 @@ def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, f
         low, high = next((a, b) for a, b in spans if a <= scale <= b)
         scale *= 0.85 if faster else 1.2
         params["length_scale"] = round(float(np.clip(scale, low, high)), 3)
+    elif clip.generator == "pico":
+        speed = params["speed"]
+        spans = PICO_RANGES[_piper_region(clip.split)]["speed"]
+        low, high = next((a, b) for a, b in spans if a <= speed <= b)
+        params["speed"] = int(np.clip(round(speed * (1.2 if faster else 0.85)), low, high))
     else:
         speed = params["speed"] * (1.2 if faster else 0.85)
         params["speed"] = int(np.clip(round(speed), 80, 450))
     return params
 
 
-def _render_espeak(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendered]:
+_THREADED_ENGINES = {"espeak-ng": _espeak_audio, "pico": _pico_audio}
+
+
+def _render_in_threads(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendered]:
+    """Synthesize espeak-ng's and Pico's clips (command-line engines) in threads."""
+
     def render(clip: _Clip) -> _Rendered:
-        return _render(clip, lambda p: _espeak_audio(clip.voice, clip.text, p))
+        engine = _THREADED_ENGINES[clip.generator]
+        return _render(clip, lambda p: engine(clip.voice, clip.text, p))
 
     out: dict[str, _Rendered] = {}
-    with clock.stage("espeak-ng speech", len(clips)) as tick:
+    label = " and ".join(dict.fromkeys(c.generator for c in clips)) or "espeak-ng"
+    with clock.stage(f"{label} speech", len(clips)) as tick:
         with ThreadPoolExecutor(ESPEAK_THREADS) as pool:
             for clip, rendered in zip(clips, pool.map(render, clips), strict=True):
                 out[clip.name] = rendered

@@ -46,3 +46,15 @@ def test_mining_recordings_written_are_one_engines_talk(tmp_path):
     engines = [{u.split("|")[0] for u in meta["utterances"]} for meta in files.values()]
     assert len(engines) == 4 and all(len(e) == 1 for e in engines)
     assert sorted(e.pop() for e in engines) == ["espeak-ng"] * 3 + ["piper"]
+
+
+def test_three_engines_each_get_recordings_of_their_own_in_proportion():
+    pool = _pool(n_piper=30, n_espeak=50)
+    pico = [(f"pico|en-US|{{}}|sentence {i}", np.zeros(10, np.float32)) for i in range(20)]
+    pool = _AmbientPool(speech=pool.speech + pico, confusable=pool.confusable + pico[::2])
+    pools = _one_engine_each(pool, n_files=10)
+    assert [_engines(p) for p in pools] == [{"piper"}] * 3 + [{"pico"}] * 2 + [{"espeak-ng"}] * 5
+    # A small share still gets one recording, and every engine keeps at least one.
+    assert [_engines(p) for p in _one_engine_each(pool, n_files=3)] == [
+        {"piper"}, {"pico"}, {"espeak-ng"}
+    ]  # fmt: skip

@@ -31,12 +31,14 @@ WAKE_WORD = "okay computer"
 TINY = DemoDataConfig(
     piper_positives=10,
     espeak_positives=20,  # with Piper's, 6 test positives: one in each test condition
+    pico_positives=5,  # SVOX Pico's two voices, one clip in the test split
+    pico_share=0.2,
     near_miss_negatives=10,
     near_miss_phrases=12,
     speech_negatives=6,
     ambient_minutes={"train": 0.2, "validation": 0.1, "test": 0.2},
     # A few near misses in every split's 6-12 s of ambient audio (Poisson counts).
-    ambient_near_misses_per_minute={"train": 20.0, "validation": 30.0, "test": 20.0},
+    ambient_near_misses_per_minute={"train": 30.0, "validation": 30.0, "test": 20.0},
     mining_minutes=0.2,
     rirs=2,
     rir_rt60_s=(0.85, 1.0),  # outside the old hard-coded 0.15-0.8: the field must reach the rooms
@@ -69,7 +71,7 @@ def test_layout_counts_and_format(built):
     assert on_disk == set(manifest["files"])
     assert manifest["fingerprint"] == demo_fingerprint(data)
     counts = manifest["counts"]
-    assert sum(counts[s]["positive"] for s in SPLITS) == 30
+    assert sum(counts[s]["positive"] for s in SPLITS) == 35  # Piper, espeak-ng and Pico
     assert sum(counts[s]["negative"] for s in SPLITS) == 16
     assert [counts[s]["ambient"] for s in SPLITS] == [1, 1, 1]
     assert (counts["rirs"], counts["noise"]) == (2, 4)
@@ -216,6 +218,13 @@ def test_test_voices_and_piper_settings_are_never_heard_in_training_or_validatio
                 assert all(not low <= p[name] <= high for p in piper[held_out]), (held_out, name)
     assert all(abs(p["formant_ratio"] - 1) >= 0.05 for p in piper["validation"])
     assert all(abs(p["formant_ratio"] - 1) >= 0.08 for p in piper["test"])
+    # Pico's voices are in every split, held out by their pitch and speed levels.
+    pico = {s: [p for g, _, p in said if g == "pico"] for s, said in speakers.items()}
+    assert all(pico[s] for s in SPLITS)
+    for name in ("pitch", "speed"):
+        trained = {p[name] for p in pico["train"]}
+        assert not trained & {p[name] for p in pico["validation"] + pico["test"]}, name
+    assert "Pico at pitch" in manifest["held_out"]["test"]["summary"]
 
 
 def _of_training_size(room_m: list[float]) -> bool:
@@ -226,7 +235,8 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
     data, manifest, _ = built
     files = manifest["files"]
     test = {n: m for n, m in files.items() if n.startswith("test/positive/")}
-    assert sorted(m["condition"] for m in test.values()) == sorted(CONDITIONS)
+    said = [m["condition"] for m in test.values()]  # Pico's one clip takes the first again
+    assert set(said) == set(CONDITIONS) and len(said) == len(CONDITIONS) + 1
     assert not any("condition" in m for n, m in files.items() if n not in test)
     for name, meta in test.items():
         audio, _ = sf.read(data.data_dir / name)
@@ -275,6 +285,8 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
             assert meta["gender"] == "male", meta["voice"]
         if meta["generator"] == "espeak-ng" and variant in {"f1", "f2", "f3", "f4", "f5"}:
             assert meta["gender"] == "female", meta["voice"]
+        if meta["generator"] == "pico":  # SVOX Pico's two voices are women's
+            assert meta["gender"] == "female", meta["voice"]
     assert {m["gender"] for m in spoken} <= {"female", "male"}
     assert all(voice in groups["test_held_out"] for voice in TINY.test_espeak_voices)
 
@@ -282,7 +294,7 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
 def test_progress_is_reported_per_stage(built):
     _, _, calls = built
     final = {stage: (done, total) for stage, done, total in calls}
-    assert {"espeak-ng speech", "piper speech", "ambient audio"} <= set(final)
+    assert {"espeak-ng and pico speech", "piper speech", "ambient audio"} <= set(final)
     assert all(done == total for done, total in final.values())
 
 

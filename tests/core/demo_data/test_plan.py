@@ -129,3 +129,64 @@ def test_espeak_female_share_swaps_training_voices_only():
     ]
     with pytest.raises(ValueError, match="espeak_female_share"):
         DemoDataConfig(espeak_female_share=1.2)
+
+
+def test_pico_adds_its_voices_and_leaves_every_other_wake_word_alone():
+    update = {"pico_positives": 40, "pico_share": 0.25, "mining_minutes": 2.0}
+    off = {"pico_positives": 0, "pico_share": 0.0, "mining_minutes": 2.0}
+    before = _plan_clips(DataConfig(demo=TINY.model_copy(update=off)))
+    assert not any(c.generator == "pico" for c in before)
+    after = _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+
+    def wake_words(clips, generator=None):
+        return [c for c in clips if c.kind == "positive" and generator in (None, c.generator)]
+
+    # Piper's and espeak-ng's wake words are the same clips, in every split.
+    assert wake_words(after)[: len(wake_words(before))] == wake_words(before)
+    pico = [c for c in after if c.generator == "pico"]
+    assert len(wake_words(pico)) == 40
+    assert {c.split for c in wake_words(pico)} == {"train", "validation", "test"}
+    assert {c.voice for c in pico} == {"en-US", "en-GB"}
+    assert all(c.name.split("/")[-1].startswith("pico_") for c in pico)
+    # Pico says its share of the negatives, the ambient talk and the mining corpus too.
+    for kind in ("negative", "speech", "confusable"):
+        said = [c for c in after if c.kind == kind]
+        share = sum(c.generator == "pico" for c in said) / len(said)
+        assert 0.1 < share < 0.4, kind
+    assert any(c.split == MINING_POOL for c in pico)
+    near = [c for c in pico if c.kind == "negative" and c.near_miss]
+    assert near and not any("hey jarvis" in normalize(c.text) for c in near)
+
+
+def test_pico_settings_of_validation_and_test_are_never_heard_in_training():
+    from mww_core.demo_data.plan import PICO_RANGES
+
+    update = {"pico_positives": 200, "pico_share": 0.3, "mining_minutes": 2.0}
+    clips = [c for c in _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+             if c.generator == "pico"]  # fmt: skip
+    drawn = {s: [dict(c.params) for c in clips if c.split == s] for s in ("train", "validation",
+             "test", MINING_POOL)}  # fmt: skip
+    assert not any("formant_ratio" in p for p in drawn["train"] + drawn[MINING_POOL])
+    for held_out, heard in [("validation", ["train", MINING_POOL]),
+                            ("test", ["train", MINING_POOL, "validation"])]:  # fmt: skip
+        seen = [p for split in heard for p in drawn[split]]
+        for name in ("pitch", "speed", "formant_ratio"):
+            values = [p[name] for p in seen if name in p]
+            if values:
+                low, high = min(values), max(values)
+                assert all(not low <= p[name] <= high for p in drawn[held_out]), (held_out, name)
+    # Pitch and speed are whole SSML percentages, inside their split's ranges.
+    for split, params in drawn.items():
+        ranges = PICO_RANGES["train" if split == MINING_POOL else split]
+        for p in params:
+            assert p["pitch"] == int(p["pitch"]) and p["speed"] == int(p["speed"])
+            for name, spans in ranges.items():
+                assert any(lo <= p[name] <= hi for lo, hi in spans), (split, name, p[name])
+
+
+def test_pico_wake_words_need_pico_negatives():
+    with pytest.raises(ValueError, match="pico_share is 0"):
+        DemoDataConfig(pico_positives=10)
+    with pytest.raises(ValueError, match="pico_share"):
+        DemoDataConfig(pico_positives=10, pico_share=1.5)
+    assert DemoDataConfig(pico_positives=10, pico_share=0.2).pico_share == 0.2

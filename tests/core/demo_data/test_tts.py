@@ -1,11 +1,12 @@
-"""Tests for mww_core.demo_data.tts: the Piper voice's accents."""
+"""Tests for mww_core.demo_data.tts: the Piper voice's accents, SVOX Pico's settings."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from mww_core.demo_data.corpus import speaker_gender
 from mww_core.demo_data.plan import PIPER_ACCENT
-from mww_core.demo_data.tts import _load_piper_voice, _piper_audio
+from mww_core.demo_data.tts import _load_piper_voice, _pico_audio, _piper_audio
 
 # No noise: Piper is then deterministic, so any difference comes from the accent.
 STILL = {"length_scale": 1.0, "noise_scale": 0.0, "noise_w_scale": 0.0}
@@ -24,3 +25,37 @@ def test_an_accent_changes_how_piper_says_the_wake_word_and_is_undone_after():
         spoken = _piper_audio(voice, "Hey Jarvis", STILL, f"joe+{accent}")
         assert abs(len(spoken) - len(own)) > 320, accent  # 20 ms at 16 kHz
     assert np.array_equal(own, _piper_audio(voice, "Hey Jarvis", STILL, "joe"))
+
+
+def _median_pitch_hz(audio: np.ndarray, sr: int = 16_000) -> float:
+    """Median autocorrelation pitch over the voiced 40 ms frames (70-400 Hz)."""
+    frame, found = 640, []
+    for start in range(0, len(audio) - frame, frame // 2):
+        x = audio[start : start + frame] - audio[start : start + frame].mean()
+        if np.sqrt((x**2).mean()) < 0.02:
+            continue
+        ac = np.correlate(x, x, "full")[frame - 1 :]
+        low, high = sr // 400, sr // 70
+        lag = low + int(np.argmax(ac[low:high]))
+        if ac[lag] > 0.5 * ac[0]:
+            found.append(sr / lag)
+    return float(np.median(found))
+
+
+def test_pico_says_the_wake_word_at_its_pitch_and_speed():
+    plain = {"pitch": 100, "speed": 100}
+    own = _pico_audio("en-US", "Hey Jarvis", plain)
+    assert own.dtype == np.float32 and 0.4 < len(own) / 16_000 < 2.0
+    assert np.array_equal(own, _pico_audio("en-US", "Hey Jarvis", plain))  # deterministic
+    slow = _pico_audio("en-US", "Hey Jarvis", {"pitch": 100, "speed": 70})
+    assert len(slow) > 1.2 * len(own)
+    pitch = _median_pitch_hz(own)  # about 160 Hz
+
+    def pitch_at(level: int) -> float:
+        return _median_pitch_hz(_pico_audio("en-US", "Hey Jarvis", {**plain, "pitch": level}))
+
+    assert pitch_at(150) / pitch > 1.3 and pitch_at(65) / pitch < 0.8
+    # The other voice is another speaker; markup characters in a text are said, not parsed.
+    assert not np.array_equal(own, _pico_audio("en-GB", "Hey Jarvis", plain))
+    assert len(_pico_audio("en-GB", "Salt & pepper <now>", plain)) > 16_000 * 0.5
+    assert speaker_gender("pico", "en-GB") == "female"
