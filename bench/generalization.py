@@ -5,10 +5,13 @@
         [--directions espeak_to_piper piper_to_espeak] [--seeds 42,1,2] [--json]
 
 The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
-(``espeak_*.wav``). For each direction (espeak-ng -> Piper, Piper -> espeak-ng) a data folder of
-links is made under ``runs/generalization/<direction>/data``: training and validation positives
-of the training engine only, test positives of the other engine only, and a ``dataset.json``
-describing only the linked files. Training hears no voice of the test engine at all
+(``espeak_*.wav``), and with ``data.demo.pico_positives`` a third, SVOX Pico (``pico_*.wav``).
+For each direction (espeak-ng -> Piper, Piper -> espeak-ng by default; with Pico also
+``espeak+piper_to_pico``, ``espeak+pico_to_piper`` and ``piper+pico_to_espeak``: two engines
+trained on, the third tested) a data folder of links is made under
+``runs/generalization/<direction>/data``: training and validation positives of the training
+engines only, test positives of the other engine only, and a ``dataset.json`` describing only
+the linked files. Training hears no voice of the test engine at all
 (``--negatives training-engine``, the default): its negative clips, ambient recordings and
 mining recordings that hold the test engine's speech are left out, as the held-out voices of an
 independent check are never heard. Otherwise the test engine's voice would be heard only in
@@ -40,18 +43,26 @@ from mww_core.config import FullConfig, load_config
 log = logging.getLogger(__name__)
 
 # Engine name in dataset.json -> the prefix of its clips' file names.
-ENGINE_PREFIXES = {"piper": "piper_", "espeak-ng": "espeak_"}
-SHORT_NAMES = {"piper": "piper", "espeak-ng": "espeak"}
-# (trained on, tested on)
-DIRECTIONS = (("espeak-ng", "piper"), ("piper", "espeak-ng"))
+ENGINE_PREFIXES = {"piper": "piper_", "espeak-ng": "espeak_", "pico": "pico_"}
+SHORT_NAMES = {"piper": "piper", "espeak-ng": "espeak", "pico": "pico"}
+# (trained on, tested on); "a+b" trains on both engines' wake words. The first two run by default.
+DIRECTIONS = (
+    ("espeak-ng", "piper"),
+    ("piper", "espeak-ng"),
+    ("espeak-ng+piper", "pico"),
+    ("espeak-ng+pico", "piper"),
+    ("piper+pico", "espeak-ng"),
+)
+DEFAULT_DIRECTIONS = DIRECTIONS[:2]
 CONDITIONS = ("clean", "noisy", "reverberant", "far_field", "pitch_shifted", "command")
 MANIFEST = "dataset.json"
 RUNS_DIR = Path("runs/generalization")
 
 
 def direction_name(train_engine: str, test_engine: str) -> str:
-    """Run name of a direction: ``espeak_to_piper``."""
-    return f"{SHORT_NAMES[train_engine]}_to_{SHORT_NAMES[test_engine]}"
+    """Run name of a direction: ``espeak_to_piper``, ``espeak+pico_to_piper``."""
+    trained = "+".join(SHORT_NAMES[e] for e in train_engine.split("+"))
+    return f"{trained}_to_{SHORT_NAMES[test_engine]}"
 
 
 def clip_engine(relative: str, entry: dict[str, Any] | None) -> str | None:
@@ -80,9 +91,10 @@ def keeps_file(
 ) -> bool:
     """Whether a file of the data folder belongs in a direction's folder.
 
-    Positives of ``train/`` and ``validation/`` only from the training engine, of ``test/`` only
-    from the other. With ``negatives="training-engine"``, ``train/`` also drops the test
-    engine's negative clips and every ambient or mining recording that holds its speech.
+    Positives of ``train/`` and ``validation/`` only from the training engine (or engines,
+    ``"espeak-ng+pico"``), of ``test/`` only from the test engine. With
+    ``negatives="training-engine"``, ``train/`` also drops the test engine's negative clips and
+    every ambient or mining recording that holds its speech.
     Everything else (validation and test negatives and ambient, rirs, noise) is kept.
     """
     parts = relative.split("/")
@@ -90,8 +102,8 @@ def keeps_file(
         return True
     split, kind = parts[0], parts[1]
     if kind == "positive":
-        wanted = test_engine if split == "test" else train_engine
-        return clip_engine(relative, entry) == wanted
+        wanted = {test_engine} if split == "test" else set(train_engine.split("+"))
+        return clip_engine(relative, entry) in wanted
     if negatives == "all" or split != "train":
         return True
     if kind == "negative":
@@ -179,6 +191,29 @@ def derive_data(
     return counts
 
 
+def check_direction(
+    name: str, linked: dict[str, int], source: Path, train_engine: str, test_engine: str
+) -> None:
+    """Refuse a direction whose data has no wake words of an engine it trains or tests on."""
+    missing = [
+        f"no {engine} wake words in {split}/"
+        for split, engines in (("train", train_engine), ("test", test_engine))
+        for engine in engines.split("+")
+        if not linked.get(f"{split}/positive")
+        or (split == "train" and not _has_engine(source, "train", engine))
+    ]
+    if missing:
+        raise SystemExit(
+            f"{name}: the data set {source} has {'; '.join(missing)}. The Pico directions need "
+            "a demo data set built with data.demo.pico_positives (and pico_share) set"
+        )
+
+
+def _has_engine(source: Path, split: str, engine: str) -> bool:
+    prefix = ENGINE_PREFIXES[engine]
+    return any(p.name.startswith(prefix) for p in (source / split / "positive").glob("*.wav"))
+
+
 def direction_config(
     config: FullConfig,
     data_dir: Path,
@@ -257,6 +292,7 @@ def run_direction(
     name = direction_name(train_engine, test_engine)
     data_dir = RUNS_DIR / name / "data"
     linked = derive_data(source, data_dir, train_engine, test_engine, negatives)
+    check_direction(name, linked, source, train_engine, test_engine)
     log.info("%s: linked %s", name, json.dumps(linked))
     cfg = direction_config(config, data_dir, name, steps, seed)
     started = time.monotonic()
@@ -383,7 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         "--directions",
         nargs="+",
         choices=[direction_name(a, b) for a, b in DIRECTIONS],
-        help="run only these directions (default: both)",
+        help="run these directions (default: espeak_to_piper piper_to_espeak; the Pico "
+        "directions need a data set with data.demo.pico_positives)",
     )
     parser.add_argument(
         "--seeds",
@@ -398,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [config.training.seed]
     source = _data_folder(config, args.data)
     started = time.monotonic()
-    wanted = args.directions or [direction_name(a, b) for a, b in DIRECTIONS]
+    wanted = args.directions or [direction_name(a, b) for a, b in DEFAULT_DIRECTIONS]
     results = [
         run_direction(config, source, train, test, steps, args.max_fah, args.negatives, seed)
         for train, test in DIRECTIONS

@@ -147,6 +147,46 @@ def test_rebuilding_replaces_the_other_direction(data_dir, tmp_path):
     assert (data_dir / "train" / "positive" / "piper_0000.wav").is_file()
 
 
+def test_two_engines_trained_on_and_the_third_tested(data_dir, tmp_path):
+    assert direction_name("espeak-ng+pico", "piper") == "espeak+pico_to_piper"
+    # A third engine's clips beside the fixture's two: Pico's wake words and negatives.
+    described = json.loads((data_dir / "dataset.json").read_text())
+    for split in ("train", "validation", "test"):
+        for kind in ("positive", "negative"):
+            name = f"{split}/{kind}/pico_0000.wav"
+            write_wav(data_dir / name, np.zeros(1600))
+            described["files"][name] = _entry(split, kind, "pico")
+    (data_dir / "dataset.json").write_text(json.dumps(described))
+
+    target = tmp_path / "espeak+pico_to_piper"
+    derive_data(data_dir, target, "espeak-ng+pico", "piper")
+    for split in ("train", "validation"):
+        assert _names(target, split, "positive") == [
+            "espeak_0000.wav", "espeak_0001.wav", "pico_0000.wav"
+        ]  # fmt: skip
+    assert _names(target, "test", "positive") == ["piper_0000.wav", "piper_0001.wav"]
+    assert _names(target, "train", "negative") == [
+        "espeak_0000.wav", "espeak_0001.wav", "pico_0000.wav"
+    ]  # fmt: skip
+    manifest = json.loads((target / "dataset.json").read_text())
+    assert manifest["generalization"]["train_engine"] == "espeak-ng+pico"
+
+    derive_data(data_dir, target, "espeak-ng+piper", "pico")
+    assert _names(target, "test", "positive") == ["pico_0000.wav"]
+    assert "pico_0000.wav" not in _names(target, "train", "negative")
+    assert len(_names(target, "train", "positive")) == 4
+
+
+def test_a_direction_without_its_engine_in_the_data_is_refused(data_dir, tmp_path):
+    from bench.generalization import check_direction
+
+    counts = derive_data(data_dir, tmp_path / "d", "espeak-ng+piper", "pico")
+    with pytest.raises(SystemExit, match="no pico wake words in test/.*pico_positives"):
+        check_direction("espeak+piper_to_pico", counts, data_dir, "espeak-ng+piper", "pico")
+    counts = derive_data(data_dir, tmp_path / "d", "espeak-ng", "piper")
+    check_direction("espeak_to_piper", counts, data_dir, "espeak-ng", "piper")  # both there
+
+
 def test_engine_comes_from_the_file_name_without_a_manifest_entry():
     assert keeps_file("train/positive/piper_0001.wav", None, "piper", "espeak-ng")
     assert not keeps_file("test/positive/piper_0001.wav", None, "piper", "espeak-ng")
