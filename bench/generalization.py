@@ -7,8 +7,8 @@
 The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
 (``espeak_*.wav``), and with ``data.demo.pico_positives`` a third, SVOX Pico (``pico_*.wav``).
 For each direction (espeak-ng -> Piper, Piper -> espeak-ng by default; with Pico also
-``espeak+piper_to_pico``, ``espeak+pico_to_piper`` and ``piper+pico_to_espeak``: two engines
-trained on, the third tested) a data folder of links is made under
+``espeak_and_piper_to_pico``, ``espeak_and_pico_to_piper`` and ``piper_and_pico_to_espeak``:
+two engines trained on, the third tested) a data folder of links is made under
 ``runs/generalization/<direction>/data``: training and validation positives of the training
 engines only, test positives of the other engine only, and a ``dataset.json`` describing only
 the linked files. Training hears no voice of the test engine at all
@@ -60,8 +60,9 @@ RUNS_DIR = Path("runs/generalization")
 
 
 def direction_name(train_engine: str, test_engine: str) -> str:
-    """Run name of a direction: ``espeak_to_piper``, ``espeak+pico_to_piper``."""
-    trained = "+".join(SHORT_NAMES[e] for e in train_engine.split("+"))
+    """Run name of a direction: ``espeak_to_piper``, ``espeak_and_pico_to_piper`` (a run name
+    is letters, digits, ``_.-``)."""
+    trained = "_and_".join(SHORT_NAMES[e] for e in train_engine.split("+"))
     return f"{trained}_to_{SHORT_NAMES[test_engine]}"
 
 

@@ -148,7 +148,8 @@ def test_rebuilding_replaces_the_other_direction(data_dir, tmp_path):
 
 
 def test_two_engines_trained_on_and_the_third_tested(data_dir, tmp_path):
-    assert direction_name("espeak-ng+pico", "piper") == "espeak+pico_to_piper"
+    assert direction_name("espeak-ng+pico", "piper") == "espeak_and_pico_to_piper"
+    direction_config(FullConfig(), tmp_path, direction_name("piper+pico", "espeak-ng"), None)
     # A third engine's clips beside the fixture's two: Pico's wake words and negatives.
     described = json.loads((data_dir / "dataset.json").read_text())
     for split in ("train", "validation", "test"):
@@ -158,7 +159,7 @@ def test_two_engines_trained_on_and_the_third_tested(data_dir, tmp_path):
             described["files"][name] = _entry(split, kind, "pico")
     (data_dir / "dataset.json").write_text(json.dumps(described))
 
-    target = tmp_path / "espeak+pico_to_piper"
+    target = tmp_path / "espeak_and_pico_to_piper"
     derive_data(data_dir, target, "espeak-ng+pico", "piper")
     for split in ("train", "validation"):
         assert _names(target, split, "positive") == [
@@ -182,7 +183,7 @@ def test_a_direction_without_its_engine_in_the_data_is_refused(data_dir, tmp_pat
 
     counts = derive_data(data_dir, tmp_path / "d", "espeak-ng+piper", "pico")
     with pytest.raises(SystemExit, match="no pico wake words in test/.*pico_positives"):
-        check_direction("espeak+piper_to_pico", counts, data_dir, "espeak-ng+piper", "pico")
+        check_direction("espeak_and_piper_to_pico", counts, data_dir, "espeak-ng+piper", "pico")
     counts = derive_data(data_dir, tmp_path / "d", "espeak-ng", "piper")
     check_direction("espeak_to_piper", counts, data_dir, "espeak-ng", "piper")  # both there
 
