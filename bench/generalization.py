@@ -11,13 +11,14 @@ For each direction (espeak-ng -> Piper, Piper -> espeak-ng by default; with Pico
 two engines trained on, the third tested) a data folder of links is made under
 ``runs/generalization/<direction>/data``: training and validation positives of the training
 engines only, test positives of the other engine only, and a ``dataset.json`` describing only
-the linked files. Training hears no voice of the test engine at all
-(``--negatives training-engine``, the default): its negative clips, ambient recordings and
-mining recordings that hold the test engine's speech are left out, as the held-out voices of an
-independent check are never heard. Otherwise the test engine's voice would be heard only in
-negatives, and the model would learn "this voice is never the wake word" (``--negatives all``
-keeps them, to show that effect). Validation and test keep every negative and ambient file:
-they choose and measure, they do not train. Rooms and noise are kept as they are.
+the linked files. Training hears no voice of the test engine at all, nor of any engine it
+does not train on (``--negatives training-engine``, the default): their negative clips, ambient
+recordings and mining recordings are left out, as the held-out voices of an independent check
+are never heard. Otherwise the test engine's voice would be heard only in negatives, and the
+model would learn "this voice is never the wake word" (``--negatives all`` keeps them, to show
+that effect); a third engine heard only in negatives teaches the same about voices like it.
+Validation and test keep every negative and ambient file: they choose and measure, they do not
+train. Rooms and noise are kept as they are.
 
 The pipeline then runs on it without Prefect, and recall on the engine training never heard is
 printed: at the cutoff chosen on validation, at the best test cutoff within ``--max-fah``, and
@@ -94,8 +95,10 @@ def keeps_file(
 
     Positives of ``train/`` and ``validation/`` only from the training engine (or engines,
     ``"espeak-ng+pico"``), of ``test/`` only from the test engine. With
-    ``negatives="training-engine"``, ``train/`` also drops the test engine's negative clips and
-    every ambient or mining recording that holds its speech.
+    ``negatives="training-engine"``, ``train/`` also drops every other engine's negative clips
+    and every ambient or mining recording that holds another engine's speech: training hears
+    only the engines it trains on (a third engine heard only in negatives would teach "that
+    kind of voice never says the wake word", which would count against the test engine too).
     Everything else (validation and test negatives and ambient, rirs, noise) is kept.
     """
     parts = relative.split("/")
@@ -107,10 +110,11 @@ def keeps_file(
         return clip_engine(relative, entry) in wanted
     if negatives == "all" or split != "train":
         return True
+    others = set(ENGINE_PREFIXES) - set(train_engine.split("+"))
     if kind == "negative":
-        return clip_engine(relative, entry) != test_engine
+        return clip_engine(relative, entry) not in others
     if kind in ("ambient", "mining"):
-        return not _speaks(entry, test_engine)
+        return not any(_speaks(entry, engine) for engine in others)
     return True
 
 
@@ -413,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         "--negatives",
         choices=NEGATIVES,
         default="training-engine",
-        help="training-engine: training hears no voice of the test engine (default); "
+        help="training-engine: training hears only the engines it trains on (default); "
         "all: its negatives, ambient and mining audio stay in training",
     )
     parser.add_argument(

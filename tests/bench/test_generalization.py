@@ -172,6 +172,11 @@ def test_two_engines_trained_on_and_the_third_tested(data_dir, tmp_path):
     manifest = json.loads((target / "dataset.json").read_text())
     assert manifest["generalization"]["train_engine"] == "espeak-ng+pico"
 
+    # One engine trained on: the third engine's negatives go too, not only the test engine's.
+    derive_data(data_dir, target, "espeak-ng", "piper")
+    assert _names(target, "train", "negative") == ["espeak_0000.wav", "espeak_0001.wav"]
+    assert "pico_0000.wav" in _names(target, "validation", "negative")  # validation keeps all
+
     derive_data(data_dir, target, "espeak-ng+piper", "pico")
     assert _names(target, "test", "positive") == ["pico_0000.wav"]
     assert "pico_0000.wav" not in _names(target, "train", "negative")
