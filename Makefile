@@ -28,9 +28,10 @@ lint: install
 
 # Debian packages, installed only when a tool is missing (needs root or sudo). SVOX Pico's
 # pico2wave (libttspico-utils, Apache-2.0) is in Debian's non-free component: when apt does not
-# know the package, this adds that component alone, for the system's own release, in
-# $(NON_FREE_SOURCES).
-NON_FREE_SOURCES := /etc/apt/sources.list.d/mww-non-free.sources
+# know the package, this adds that component alone, from the mirror and releases the system
+# already uses (a copy of its debian.sources, or of its sources.list's deb lines), in
+# /etc/apt/sources.list.d/mww-non-free.sources (or .list).
+NON_FREE := /etc/apt/sources.list.d/mww-non-free
 system-deps:
 	@missing=""; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
@@ -43,10 +44,15 @@ system-deps:
 	  case "$$missing" in *libttspico-utils*) \
 	    if apt-cache policy libttspico-utils | grep -q 'Candidate: (none)' \
 	        || [ -z "$$(apt-cache policy libttspico-utils)" ]; then \
-	      . /etc/os-release; \
-	      echo "Adding Debian's non-free component ($$VERSION_CODENAME) for libttspico-utils: $(NON_FREE_SOURCES)"; \
-	      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-	        "$$VERSION_CODENAME" | $$SUDO tee $(NON_FREE_SOURCES) >/dev/null; \
+	      if [ -f /etc/apt/sources.list.d/debian.sources ]; then \
+	        echo "Adding Debian's non-free component for libttspico-utils: $(NON_FREE).sources"; \
+	        sed 's/^Components:.*/Components: non-free/' /etc/apt/sources.list.d/debian.sources \
+	          | $$SUDO tee $(NON_FREE).sources >/dev/null; \
+	      else \
+	        echo "Adding Debian's non-free component for libttspico-utils: $(NON_FREE).list"; \
+	        grep -E '^deb ' /etc/apt/sources.list | sed -E 's/^(deb +(\[[^]]*\] +)?[^ ]+ +[^ ]+) .*/\1 non-free/' \
+	          | $$SUDO tee $(NON_FREE).list >/dev/null; \
+	      fi; \
 	      $$SUDO apt-get update -qq; \
 	    fi;; \
 	  esac; \
