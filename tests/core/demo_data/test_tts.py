@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mww_core.demo_data.corpus import speaker_gender
 from mww_core.demo_data.plan import PIPER_ACCENT
@@ -59,3 +60,12 @@ def test_pico_says_the_wake_word_at_its_pitch_and_speed():
     assert not np.array_equal(own, _pico_audio("en-GB", "Hey Jarvis", plain))
     assert len(_pico_audio("en-GB", "Salt & pepper <now>", plain)) > 16_000 * 0.5
     assert speaker_gender("pico", "en-GB") == "female"
+
+
+def test_a_missing_pico2wave_names_the_make_target(monkeypatch, tmp_path):
+    from mww_core.demo_data.tts import _require_pico
+
+    _require_pico()  # installed by make system-deps
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without it
+    with pytest.raises(RuntimeError, match="pico2wave .*make system-deps.*libttspico-utils"):
+        _require_pico()
