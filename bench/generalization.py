@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from mww_core.config import FullConfig, load_config
+from mww_core.demo_data.plan import ENGINE_PREFIXES as SHORT_NAMES
 
 log = logging.getLogger(__name__)
 
-# Engine name in dataset.json -> the prefix of its clips' file names.
-ENGINE_PREFIXES = {"piper": "piper_", "espeak-ng": "espeak_", "pico": "pico_"}
-SHORT_NAMES = {"piper": "piper", "espeak-ng": "espeak", "pico": "pico"}
+# Engine name in dataset.json -> the prefix of its clips' file names (the demo builder's).
+ENGINE_PREFIXES = {engine: f"{short}_" for engine, short in SHORT_NAMES.items()}
 # (trained on, tested on); "a+b" trains on both engines' wake words. The first two run by default.
 DIRECTIONS = (
     ("espeak-ng", "piper"),

@@ -145,6 +145,11 @@ class DemoDataConfig(Section):
     noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
 
+    @property
+    def uses_pico(self) -> bool:
+        """Whether SVOX Pico says any clip of the data set."""
+        return self.pico_positives > 0 or self.pico_share > 0
+
     @model_validator(mode="after")
     def _pico_says_negatives(self) -> DemoDataConfig:
         if self.pico_positives > 0 and self.pico_share <= 0:

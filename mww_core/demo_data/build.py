@@ -23,9 +23,9 @@ from mww_core.demo_data.plan import (
     PICO_RANGES,
     PIPER_RANGES,
     SPLITS,
-    _piper_region,
     _plan_clips,
     _rng,
+    _settings_region,
     _split_espeak_voices,
     _split_fractions,
     _voice_rng,
@@ -113,7 +113,7 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
     threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's, then Pico's
-    if any(c.generator == "pico" for c in clips):
+    if demo.uses_pico:
         _require_pico()
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
@@ -147,10 +147,10 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
         out[split] = {
             "espeak_voices": bases[split],
             "espeak_variants": sorted({v.split("+", 1)[1] for v in voices[split]}),
-            "piper": PIPER_RANGES[_piper_region(split)],
+            "piper": PIPER_RANGES[_settings_region(split)],
         }
-        if data.demo.pico_positives or data.demo.pico_share:
-            out[split]["pico"] = PICO_RANGES[_piper_region(split)]
+        if data.demo.uses_pico:
+            out[split]["pico"] = PICO_RANGES[_settings_region(split)]
     out["train"]["room_m"] = TRAIN_ROOM_M
     test = PIPER_RANGES["test"]
     out["test"].update(
@@ -172,7 +172,7 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
 
 def _pico_summary(data: DataConfig) -> str:
     """The test's Pico settings, for the summary line (empty without Pico)."""
-    if not (data.demo.pico_positives or data.demo.pico_share):
+    if not data.demo.uses_pico:
         return ""
     test = PICO_RANGES["test"]
     return (

@@ -330,10 +330,10 @@ class _Planner:
     def _draw_params(self, generator: str, split: str) -> tuple[tuple[str, float], ...]:
         rng = self.rng
         if generator == "piper":
-            ranges = PIPER_RANGES[_piper_region(split)]
+            ranges = PIPER_RANGES[_settings_region(split)]
             return tuple((name, _draw_in(rng, spans)) for name, spans in ranges.items())
         if generator == "pico":  # pitch and speed levels are whole percentages
-            ranges = PICO_RANGES[_piper_region(split)]
+            ranges = PICO_RANGES[_settings_region(split)]
             drawn = [(name, _draw_in(rng, spans)) for name, spans in ranges.items()]
             return tuple((n, v if n == "formant_ratio" else round(v)) for n, v in drawn)
         return (
@@ -352,9 +352,9 @@ def _voice_rng(data: DataConfig) -> np.random.Generator:
     return _rng(data.demo.seed, "voices")
 
 
-def _piper_region(split: str) -> str:
-    """Which of ``PIPER_RANGES`` (and ``PICO_RANGES``) a split draws from (the mining corpus:
-    training's)."""
+def _settings_region(split: str) -> str:
+    """Which settings of ``PIPER_RANGES`` and ``PICO_RANGES`` a split draws from (the mining
+    corpus: training's)."""
     return split if split in ("validation", "test") else "train"
 
 

@@ -30,7 +30,7 @@ from mww_core.demo_data.plan import (
     PIPER_ACCENT,
     PIPER_RANGES,
     _Clip,
-    _piper_region,
+    _settings_region,
 )
 
 SR = SAMPLE_RATE_HZ
@@ -144,21 +144,25 @@ def _speech_bounds(audio: np.ndarray, rel_db: float = -40.0) -> tuple[int, int]:
 def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, float]:
     """Faster or slower settings; Piper's stay within the range of its split they came from."""
     params = dict(params)
-    if clip.generator == "piper":
-        scale = params["length_scale"]
-        spans = PIPER_RANGES[_piper_region(clip.split)]["length_scale"]
-        low, high = next((a, b) for a, b in spans if a <= scale <= b)
-        scale *= 0.85 if faster else 1.2
-        params["length_scale"] = round(float(np.clip(scale, low, high)), 3)
-    elif clip.generator == "pico":
-        speed = params["speed"]
-        spans = PICO_RANGES[_piper_region(clip.split)]["speed"]
-        low, high = next((a, b) for a, b in spans if a <= speed <= b)
-        params["speed"] = int(np.clip(round(speed * (1.2 if faster else 0.85)), low, high))
+    region = _settings_region(clip.split)
+    if clip.generator == "piper":  # a longer length_scale is slower speech
+        scaled = _within_span(params["length_scale"], PIPER_RANGES[region]["length_scale"],
+                              0.85 if faster else 1.2)  # fmt: skip
+        params["length_scale"] = round(scaled, 3)
+    elif clip.generator == "pico":  # a higher speed level is faster speech
+        scaled = _within_span(params["speed"], PICO_RANGES[region]["speed"],
+                              1.2 if faster else 0.85)  # fmt: skip
+        params["speed"] = int(round(scaled))
     else:
         speed = params["speed"] * (1.2 if faster else 0.85)
         params["speed"] = int(np.clip(round(speed), 80, 450))
     return params
+
+
+def _within_span(value: float, spans: tuple[tuple[float, float], ...], factor: float) -> float:
+    """``value * factor``, kept inside the span of ``spans`` that ``value`` was drawn from."""
+    low, high = next((a, b) for a, b in spans if a <= value <= b)
+    return float(np.clip(value * factor, low, high))
 
 
 _THREADED_ENGINES = {"espeak-ng": _espeak_audio, "pico": _pico_audio}

@@ -69,3 +69,24 @@ def test_a_missing_pico2wave_names_the_make_target(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without it
     with pytest.raises(RuntimeError, match="pico2wave .*make system-deps.*libttspico-utils"):
         _require_pico()
+
+
+def test_retiming_stays_inside_the_split_settings_it_was_drawn_from():
+    from mww_core.demo_data.plan import PICO_RANGES, PIPER_RANGES, _Clip
+    from mww_core.demo_data.tts import _retimed
+
+    def clip(generator: str, split: str, params: dict) -> _Clip:
+        return _Clip("x.wav", split, "positive", generator, "v", "hey", tuple(params.items()))
+
+    # Pico: a higher speed level is faster; a test clip stays in the test span it came from.
+    slow = clip("pico", "test", {"pitch": 150, "speed": 70, "formant_ratio": 0.9})
+    assert _retimed(slow, dict(slow.params), faster=True)["speed"] == 73  # 84, held at 73
+    assert _retimed(slow, dict(slow.params), faster=False)["speed"] == 65  # 59.5, held at 65
+    train = clip("pico", "train", {"pitch": 100, "speed": 100})
+    assert _retimed(train, dict(train.params), faster=True)["speed"] == 120
+    assert PICO_RANGES["train"]["speed"] == ((80.0, 125.0),)
+    # Piper: a longer length_scale is slower.
+    piper = clip("piper", "validation", {"length_scale": 1.27, "noise_scale": 0.9})
+    assert _retimed(piper, dict(piper.params), faster=True)["length_scale"] == 1.25
+    assert _retimed(piper, dict(piper.params), faster=False)["length_scale"] == 1.3
+    assert (1.25, 1.3) in PIPER_RANGES["validation"]["length_scale"]
