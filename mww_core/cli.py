@@ -137,9 +137,15 @@ def train_main(argv: list[str] | None = None) -> None:
     console.print_json(json.dumps(summary))
 
 
+# Narrower consoles (80 columns when piped) get one field per paragraph instead of a table.
+_TABLE_MIN_WIDTH = 140
+
+
 def _explain(section: str | None) -> None:
     """``mww-train --explain-config [SECTION]``: the config fields as a table."""
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
     from mww_core.config import explain_config
 
@@ -148,10 +154,17 @@ def _explain(section: str | None) -> None:
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
+    if console.width < _TABLE_MIN_WIDTH:  # a table would leave descriptions a word wide
+        for field, kind, default, description in rows:
+            console.print(Text.assemble((field, "bold"), f"  {kind} = {default}"))
+            console.print(Padding(Text(description), (0, 0, 0, 4), expand=False))
+            console.print()
+        return
     table = Table(title=f"config: {section or 'every section'}", show_lines=False)
     table.add_column("field", no_wrap=True)
-    for column in ("type", "default", "description"):
-        table.add_column(column, overflow="fold")
+    for column in ("type", "default"):
+        table.add_column(column, overflow="fold", max_width=32)
+    table.add_column("description", overflow="fold")
     for row in rows:
         table.add_row(*row)
     console.print(table)

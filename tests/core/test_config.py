@@ -105,3 +105,19 @@ def test_explain_config_prints_a_section(capsys):
     assert {r[0] for r in explain_config("training")} >= {"training.phases[].learning_rate"}
     with pytest.raises(ConfigError, match="choose one of"):
         explain_config("trainig")
+
+
+def test_explain_config_in_a_narrow_console_keeps_each_description_whole(monkeypatch, capsys):
+    from mww_core import cli
+    from mww_core.config import explain_config
+
+    monkeypatch.setattr(cli, "console", cli.Console(width=80))
+    cli.train_main(["--explain-config", "data"])
+    out = capsys.readouterr().out
+    lines, words = out.splitlines(), " ".join(out.split())
+    for field, _, _, description in explain_config("data"):
+        # Each field heads a paragraph and its description reads whole, wrapped at 80
+        # columns, not folded into a column a word wide.
+        assert any(line.startswith(f"{field}  ") for line in lines), field
+        assert " ".join(description.split()) in words, field
+    assert max(map(len, lines)) <= 80
