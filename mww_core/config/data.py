@@ -33,6 +33,16 @@ class DemoDataConfig(Section):
         "the rest as before). Without it a model would learn that Pico's voices only ever say "
         "the wake word. 0 keeps Pico out of the negatives.",
     )
+    command_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of training's and validation's wake-word clips said with a request "
+        'after them in one breath ("hey jarvis, open the blinds"), as users say them; the '
+        'test\'s "command" condition uses requests of its own. dataset.json gives each such '
+        "clip's word_end_s (the end of the wake word, found at the pause before the request); "
+        "training windows end there, with the request running on after.",
+    )
     near_miss_negatives: int = Field(
         300, ge=0, description="Clips of phrases that sound like the wake word."
     )

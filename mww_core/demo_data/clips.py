@@ -13,7 +13,7 @@ from mww_core.demo_data.conditions import Room, apply_condition
 from mww_core.demo_data.corpus import speaker_gender
 from mww_core.demo_data.plan import _MAX_MARGIN_S, _POOL_KINDS, _Clip, _rng, _utterance_key
 from mww_core.demo_data.rooms import _at_level, _colored_noise, _fade
-from mww_core.demo_data.tts import _Rendered
+from mww_core.demo_data.tts import _Rendered, frame_levels_db
 
 SR = SAMPLE_RATE_HZ
 
@@ -23,6 +23,10 @@ _MAX_CLIP_S = {
     "positive": 1.4, "negative": 3.0, "speech": 8.2, "confusable": 8.2, "command": 3.5,
 }  # fmt: skip
 _MIN_POSITIVE_S = 0.6
+# Where a wake word said before a request ends (wake_word_end): the pause before the request
+# starts this long after the speech does, and frames this far under the loudest are quiet.
+_WAKE_WORD_S = (0.3, 1.3)
+_QUIET_DB = -35.0
 
 
 def _write_clips(
@@ -39,7 +43,10 @@ def _write_clips(
             audio, condition = _finish_clip(clip, rendered[clip.name], rooms)
             write_wav(root / clip.name, audio)
             files[clip.name] = _clip_meta(clip, rendered[clip.name], len(audio))
-            if clip.condition:
+            if clip.condition == "command" and clip.split != "test":  # data.demo.command_share
+                end = wake_word_end(audio) + clip.trail_s  # the margin a lone wake word has
+                files[clip.name]["word_end_s"] = round(min(end, len(audio) / SR), 3)
+            elif clip.condition:
                 files[clip.name].update(condition=clip.condition, condition_params=condition)
             tick()
     return files
@@ -87,6 +94,32 @@ def _cut_clip(clip: _Clip, rendered: _Rendered) -> np.ndarray:
     out = np.pad(out, (max(0, -left), max(0, right - len(audio))))
     out = _fade(out, int(0.005 * SR), int(0.03 * SR) if end < rendered.end else int(0.005 * SR))
     return out * (clip.peak / max(np.abs(out).max(), 1e-9))
+
+
+def wake_word_end(audio: np.ndarray) -> float:
+    """Seconds into ``audio`` (a wake word and a request said in one breath) where the wake
+    word's speech ends: the start of the longest pause between ``_WAKE_WORD_S`` after the
+    speech starts, or without a pause the quietest 10 ms there.
+
+    The engines pause at the comma between the two (espeak-ng 100-260 ms up to 190 words a
+    minute, Piper 150-280 ms, Pico 300-400 ms); pauses inside the wake word are shorter.
+    """
+    level = frame_levels_db(audio)
+    quiet = level < level.max() + _QUIET_DB
+    speech = np.flatnonzero(~quiet)
+    if speech.size == 0:
+        return len(audio) / SR
+    first = int(speech[0])
+    low, high = (first + round(s * 100) for s in _WAKE_WORD_S)
+    high = min(high, len(level))
+    best_start, best_len, run = -1, 0, 0
+    for i in range(low, high):
+        run = run + 1 if quiet[i] else 0
+        if run > best_len:
+            best_start, best_len = i - run + 1, run
+    if best_len == 0:
+        best_start = low + int(np.argmin(level[low:high])) if high > low else len(level)
+    return best_start * (SR // 100) / SR
 
 
 def _clip_meta(clip: _Clip, rendered: _Rendered, samples: int) -> dict[str, Any]:

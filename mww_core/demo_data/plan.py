@@ -16,6 +16,7 @@ from mww_core.demo_data.corpus import (
     COMMANDS,
     ESPEAK_VOICES,
     SENTENCES,
+    TRAINING_COMMANDS,
     _available_variants,
     _mentions,
     _near_miss_sentences,
@@ -125,11 +126,13 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         s: max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * demo.ambient_minutes.get(s, 0.0)))
         for s in SPLITS
     }
-    commands = [f"{data.wake_word.strip()}, {c}" for c in COMMANDS if not _mentions(c, wake)]
+    commands = _requests(data.wake_word, COMMANDS)
     accents = [v for v in held_out_voices(data)["train"] if v != PIPER_ACCENT]
     planner = _Planner(
         rng, voices, commands, accents, demo.piper_accent_share, demo.seed,
         female_share=demo.espeak_female_share,
+        training_commands=_requests(data.wake_word, TRAINING_COMMANDS),
+        command_share=demo.command_share,
     )  # fmt: skip
     wake_words = _wake_word_variants(data.wake_word)
     pico = demo.pico_share
@@ -185,6 +188,12 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     return planner.clips
 
 
+def _requests(wake_word: str, requests: tuple[str, ...]) -> list[str]:
+    """The wake word followed by each request that does not mention it ("hey jarvis, ...")."""
+    wake = _normalize(wake_word)
+    return [f"{wake_word.strip()}, {r}" for r in requests if not _mentions(r, wake)]
+
+
 def _plan_mining_pool(
     planner: _Planner,
     voices: list[str],
@@ -220,6 +229,8 @@ class _Planner:
 
     Test positives take the conditions of ``CONDITIONS`` in turn; those in the "command"
     condition say one of ``commands`` (the wake word and a request) instead of their text.
+    ``command_share`` of training's and validation's positives say one of
+    ``training_commands`` instead, drawn from a generator of their own.
     """
 
     def __init__(
@@ -231,6 +242,8 @@ class _Planner:
         piper_accent_share: float = 0.0,
         seed: int = 0,
         female_share: float | None = None,
+        training_commands: list[str] | None = None,
+        command_share: float = 0.0,
     ) -> None:
         self.rng = rng
         self.voices = voices
@@ -249,6 +262,10 @@ class _Planner:
                 "voice is female (no variant file of espeak-ng's voices/!v says 'gender "
                 "female'): install espeak-ng-data with its variants, or set it to null"
             )
+        # Which training and validation wake words carry a request: a generator of their own.
+        self.training_commands = training_commands or []
+        self.command_share = command_share if self.training_commands else 0.0
+        self.command_rng = _rng(seed, "training commands")
         self.clips: list[_Clip] = []
         self.seen: set[str] = set()
         self.counters: dict[str, int] = {}
@@ -271,10 +288,17 @@ class _Planner:
                 voice = self._espeak_voice(split, voice)
             text = texts[text_order[i % len(texts)]]
             condition = self._next_condition(kind, split)
+            request = self._says_request(kind, split)
             if condition == "command" and self.commands:
                 text = self.commands[self._count("commands") % len(self.commands)]
+            elif request:
+                condition = "command"
+                n = self._count("training commands")
+                text = self.training_commands[n % len(self.training_commands)]
             for _ in range(100):
                 params = self._draw_params(generator, split)
+                if request and generator == "espeak-ng":
+                    params = _paused(params)
                 key = _utterance_key(generator, voice, dict(params), text)
                 if key not in self.seen:
                     break
@@ -307,6 +331,12 @@ class _Planner:
         n = self.counters.get(name, 0)
         self.counters[name] = n + 1
         return n
+
+    def _says_request(self, kind: str, split: str) -> bool:
+        """Whether a training or validation wake word is followed by a request."""
+        if kind != "positive" or split not in ("train", "validation") or not self.command_share:
+            return False
+        return bool(self.command_rng.random() < self.command_share)
 
     def _next_condition(self, kind: str, split: str) -> str:
         if kind != "positive" or split != "test":
@@ -341,6 +371,17 @@ class _Planner:
             ("speed", int(rng.integers(140, 211))),
             ("word_gap", int(rng.choice([0, 0, 0, 1, 2]))),
         )
+
+
+# espeak-ng's pause at a comma shrinks with its speed, to about 100 ms at 210 words a minute
+# and none at 250: a wake word followed by a request is said at most this fast, so that the
+# pause before the request (where the wake word's end is found) is there.
+_MAX_COMMAND_ESPEAK_SPEED = 190
+
+
+def _paused(params: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """espeak-ng's drawn settings with the speed at most ``_MAX_COMMAND_ESPEAK_SPEED``."""
+    return tuple((n, min(v, _MAX_COMMAND_ESPEAK_SPEED) if n == "speed" else v) for n, v in params)
 
 
 def _is_female(espeak_voice: str) -> bool:

@@ -130,15 +130,21 @@ def _render(clip: _Clip, synthesize: Callable[[dict[str, float]], np.ndarray]) -
 def _speech_bounds(audio: np.ndarray, rel_db: float = -40.0) -> tuple[int, int]:
     """Sample range of the speech: 10 ms frames within ``rel_db`` of the loudest frame."""
     frame = SR // 100
-    n = len(audio) // frame
-    if n == 0:
+    level = frame_levels_db(audio)
+    if level.size == 0:
         return 0, 0
-    energy = (audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1)
-    level = 10 * np.log10(energy + 1e-12)
     active = np.flatnonzero(level > max(level.max() + rel_db, -75.0))
     if level.max() < -75.0 or active.size == 0:
         return 0, 0
     return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
+
+
+def frame_levels_db(audio: np.ndarray) -> np.ndarray:
+    """The level (dB of the mean square) of each whole 10 ms frame of ``audio``."""
+    frame = SR // 100
+    n = len(audio) // frame
+    energy = (audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1)
+    return 10 * np.log10(energy + 1e-12)
 
 
 def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, float]:

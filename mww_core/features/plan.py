@@ -40,6 +40,7 @@ class WindowJob:
     offset_s: float  # start in the source (long ambient audio); 0 for clips
     seed: int
     follow: str = ""  # a positive's continuation: a negative clip said after the word
+    word_end_s: float = 0.0  # a positive said before a request: where the word ends (0: at the end)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
     jobs: list[WindowJob] = []
     window_s = samples_for_frames(config.features.window_frames) / SAMPLE_RATE_HZ
     seen: set[str] = set()
-    near_misses = marked_near_misses(config)
+    described = manifest_files(config)
+    near_misses = marked_near_misses(config, described)
     for folder, kind, folder_copies in source_folders(config, split):
         if kind == MINING_KIND:  # scanned by mining only (see plan_stream_jobs)
             continue
@@ -117,26 +119,56 @@ def plan_window_jobs(config: FullConfig, split: str = "train") -> list[WindowJob
             if kind == "ambient":
                 end = max(_duration_s(path) - window_s, 0.0) + 1e-9
                 offsets = np.arange(0.0, end, config.features.ambient_hop_s).tolist()
+            word_end = _word_end(config, name, described) if kind == "positive" else 0.0
             for offset in offsets:
                 for copy in range(copies):
                     seed = job_seed(config.augmentation.seed, name, copy, float(offset))
-                    jobs.append(WindowJob(name, kind, copy, float(offset), seed))
+                    jobs.append(WindowJob(name, kind, copy, float(offset), seed, "", word_end))
     return _with_continuations(config, jobs)
 
 
-def marked_near_misses(config: FullConfig) -> set[str]:
-    """Names of the clips the data set's ``dataset.json`` marks as near misses (none when
-    ``augmentation.near_miss_copies`` is unset or the data set has no manifest)."""
+def manifest_files(config: FullConfig) -> dict[str, dict]:
+    """What the data set's ``dataset.json`` says of each file (``{}`` without one).
+
+    Raises:
+        AudioError: The manifest exists but cannot be read.
+    """
     manifest = config.data.data_dir / "dataset.json"
-    if config.augmentation.near_miss_copies is None or not manifest.is_file():
-        return set()
+    if not manifest.is_file():
+        return {}
     try:
         files = json.loads(manifest.read_text())["files"]
+        if not isinstance(files, dict):
+            raise TypeError(f"'files' is a {type(files).__name__}, not a mapping")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AudioError(
-            f"{manifest}: cannot read its near-miss marks ({exc}); fix or delete the file, or "
-            "unset augmentation.near_miss_copies"
+            f"{manifest}: cannot read what it says of each file ({exc}); fix or delete it (a "
+            "demo data set is rebuilt without it)"
         ) from exc
+    return files
+
+
+def _word_end(config: FullConfig, name: str, files: dict[str, dict]) -> float:
+    """A positive's ``word_end_s`` in ``dataset.json`` (0 when it gives none).
+
+    Raises:
+        AudioError: The value is not a positive number of seconds.
+    """
+    value = files.get(name, {}).get("word_end_s", 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise AudioError(
+            f"{config.data.data_dir / 'dataset.json'}: word_end_s of {name} is {value!r}; give "
+            "the seconds from the clip's start to the end of the wake word, or remove it"
+        )
+    return float(value)
+
+
+def marked_near_misses(config: FullConfig, files: dict[str, dict] | None = None) -> set[str]:
+    """Names of the clips the data set's ``dataset.json`` (or ``files``, what it says) marks
+    as near misses (none when ``augmentation.near_miss_copies`` is unset)."""
+    if config.augmentation.near_miss_copies is None:
+        return set()
+    files = manifest_files(config) if files is None else files
     return {name for name, meta in files.items() if meta.get("near_miss")}
 
 

@@ -108,7 +108,10 @@ def make_window(job: WindowJob) -> np.ndarray:
         low, high = config.features.end_jitter_ms
         end_gap = int(rng.integers(low, high + 1)) * SAMPLE_RATE_HZ // 1000
         after = None
-        if job.follow:
+        if job.word_end_s > 0:  # said before a request: the window ends after the word
+            cut = int(round(job.word_end_s * SAMPLE_RATE_HZ))
+            audio, after = audio[:cut], audio[cut:]
+        elif job.follow:
             low, high = config.features.continuation_pause_ms
             pause = int(rng.integers(low, high + 1)) * SAMPLE_RATE_HZ // 1000
             try:

@@ -20,6 +20,7 @@ from mww_core.demo_data import (
 )
 from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, speech_rms
 from mww_core.demo_data.confusables import SUBSTITUTION, normalize
+from mww_core.demo_data.tts import frame_levels_db
 from mww_core.pipeline.evaluate_stage import _test_groups
 
 # Most tests here share a demo build of about 25 s.
@@ -33,6 +34,7 @@ TINY = DemoDataConfig(
     espeak_positives=20,  # with Piper's, 6 test positives: one in each test condition
     pico_positives=5,  # SVOX Pico's two voices, one clip in the test split
     pico_share=0.2,
+    command_share=0.3,  # training's and validation's wake words said before a request
     near_miss_negatives=10,
     near_miss_phrases=12,
     speech_negatives=6,
@@ -95,6 +97,8 @@ def test_positives_are_clean_speech_of_the_right_length(built):
     for name, meta in manifest["files"].items():
         if meta.get("kind") != "positive" or meta.get("condition", "clean") != "clean":
             continue
+        if "word_end_s" in meta:  # said before a request: the test below
+            continue
         audio, _ = sf.read(data.data_dir / name)
         assert normalize(meta["text"]) == WAKE_WORD
         assert 0.55 <= len(audio) / 16000 <= 1.45, name
@@ -104,6 +108,25 @@ def test_positives_are_clean_speech_of_the_right_length(built):
         frames = np.sqrt((audio[: len(audio) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1))
         loud = np.flatnonzero(frames > frames.max() * 0.01)
         assert loud[0] <= 12 and loud[-1] >= len(frames) - 13, name
+
+
+def test_wake_words_said_before_a_request_give_where_the_word_ends(built):
+    data, manifest, _ = built
+    said = {n: m for n, m in manifest["files"].items() if "word_end_s" in m}
+    assert {m["split"] for m in said.values()} == {"train", "validation"}
+    assert all(m["kind"] == "positive" and "condition" not in m for m in said.values())
+    for name, meta in said.items():
+        wake_word, request = meta["text"].split(", ", 1)
+        assert normalize(wake_word) == WAKE_WORD and normalize(request) != WAKE_WORD
+        audio, _ = sf.read(data.data_dir / name)
+        levels = frame_levels_db(audio)
+        end = int(meta["word_end_s"] * 100)
+        # The wake word before the end (as long as one said alone), the request after it.
+        assert 0.4 <= meta["word_end_s"] <= 1.45, name
+        assert levels[end:].max() > levels.max() - 10, name
+    positives = [m for m in manifest["files"].values() if m.get("kind") == "positive"]
+    trained = [m for m in positives if m["split"] == "train"]
+    assert 0 < sum("word_end_s" in m for m in trained) < len(trained)
 
 
 def test_negatives_and_ambient_never_say_the_wake_word(built):

@@ -8,7 +8,12 @@ import pytest
 
 from mww_core.config import DataConfig, DemoDataConfig
 from mww_core.demo_data.confusables import normalize
-from mww_core.demo_data.corpus import ESPEAK_VOICES, NEAR_MISS_PHRASES
+from mww_core.demo_data.corpus import (
+    COMMANDS,
+    ESPEAK_VOICES,
+    NEAR_MISS_PHRASES,
+    TRAINING_COMMANDS,
+)
 from mww_core.demo_data.plan import MINING_POOL, _plan_clips, held_out_voices
 from tests.core.demo_data.test_build import TINY
 
@@ -190,3 +195,29 @@ def test_pico_wake_words_need_pico_negatives():
     with pytest.raises(ValueError, match="pico_share"):
         DemoDataConfig(pico_positives=10, pico_share=1.5)
     assert DemoDataConfig(pico_positives=10, pico_share=0.2).pico_share == 0.2
+
+
+def test_command_share_gives_training_and_validation_wake_words_requests_of_their_own():
+    def plan(share: float):
+        demo = TINY.model_copy(update={"espeak_positives": 60, "command_share": share})
+        return _plan_clips(DataConfig(demo=demo))
+
+    before, after = plan(0.0), plan(0.5)
+    assert [c.name for c in after] == [c.name for c in before]
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    said = [a for _, a in changed]
+    assert said and all(a.kind == "positive" and a.split in ("train", "validation") for a in said)
+    assert all(a.condition == "command" for a in said)
+    # Every one says the wake word and then a training request, never one of the test's.
+    requests = {f"hey jarvis, {r}" for r in TRAINING_COMMANDS}
+    assert {a.text for a in said} <= requests
+    assert not requests & {f"hey jarvis, {c}" for c in COMMANDS}
+    # About half of training's wake words; only its text (and espeak-ng's speed) differ.
+    trained = [c for c in after if c.kind == "positive" and c.split == "train"]
+    assert 0.3 < sum(c.condition == "command" for c in trained) / len(trained) < 0.7
+    for b, a in changed:
+        assert replace(a, text=b.text, condition="", params=b.params) == b
+        speed = dict(a.params).get("speed", 0)
+        assert a.generator != "espeak-ng" or speed == min(dict(b.params)["speed"], 190)
+    # The test's wake words, with their own requests, are the same clips.
+    assert [c for c in after if c.split == "test"] == [c for c in before if c.split == "test"]

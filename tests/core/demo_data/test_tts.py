@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mww_core.demo_data.clips import wake_word_end
 from mww_core.demo_data.corpus import speaker_gender
 from mww_core.demo_data.plan import PIPER_ACCENT
-from mww_core.demo_data.tts import _load_piper_voice, _pico_audio, _piper_audio
+from mww_core.demo_data.tts import (
+    _espeak_audio,
+    _load_piper_voice,
+    _pico_audio,
+    _piper_audio,
+    _speech_bounds,
+    frame_levels_db,
+)
 
 # No noise: Piper is then deterministic, so any difference comes from the accent.
 STILL = {"length_scale": 1.0, "noise_scale": 0.0, "noise_w_scale": 0.0}
@@ -90,3 +98,19 @@ def test_retiming_stays_inside_the_split_settings_it_was_drawn_from():
     assert _retimed(piper, dict(piper.params), faster=True)["length_scale"] == 1.25
     assert _retimed(piper, dict(piper.params), faster=False)["length_scale"] == 1.3
     assert (1.25, 1.3) in PIPER_RANGES["validation"]["length_scale"]
+
+
+@pytest.mark.parametrize("voice,speed", [("en-us+m3", 140), ("en-gb-x-rp+f2", 190)])
+def test_the_end_of_a_wake_word_said_before_a_request_is_found(voice, speed):
+    params = {"pitch": 50, "speed": speed, "word_gap": 0}
+    alone = _espeak_audio(voice, "hey jarvis", params)
+    said = _espeak_audio(voice, "hey jarvis, open the blinds", params)
+    _, word_end = _speech_bounds(alone)
+    start, _ = _speech_bounds(said)
+    found = wake_word_end(said[start:])  # as written: the speech starts near the clip's start
+    # Within 60 ms of where the wake word said alone ends (a comma shortens its last vowel).
+    assert abs(found - (word_end - _speech_bounds(alone)[0]) / 16_000) < 0.06
+    # It is the start of the pause before the request: the next 60 ms are quiet.
+    levels = frame_levels_db(said[start:])
+    at = int(round(found * 100))
+    assert (levels[at : at + 6] < levels.max() - 35).all() and levels[at - 1] > levels.max() - 35

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -183,6 +184,53 @@ def test_continued_positives_differ_only_after_the_word(tmp_path):
     np.testing.assert_array_equal(a.features[~positive], b.features[~positive])
 
 
+def test_a_wake_word_said_before_a_request_ends_its_windows_at_the_word(tmp_path):
+    # Each positive is a word (0.5 s of noise), a pause and a request (0.4 s of louder noise);
+    # dataset.json gives the first two their word ends, the others none.
+    root = _make_data(tmp_path / "data", n_pos=4, n_neg=2)
+    rng = np.random.default_rng(9)
+    word, request = _noise(rng, 0.5), 3 * _noise(rng, 0.4)
+    alone = tmp_path / "alone"  # the same data set with each positive the word alone
+    shutil.copytree(root, alone)
+    for path in sorted((root / "train" / "positive").glob("*.wav")):
+        write_wav(path, np.concatenate([word, np.zeros(1600, np.float32), request]))
+        write_wav(alone / "train" / "positive" / path.name, word)
+    ended = {f"train/positive/positive_00{i}.wav": {"word_end_s": 0.5} for i in (0, 1)}
+    (root / "dataset.json").write_text(json.dumps({"files": ended}))
+    jobs = plan_window_jobs(_config(root))
+    assert {j.source: j.word_end_s for j in jobs if j.kind == "positive"} == {
+        **dict.fromkeys(ended, 0.5),
+        "train/positive/positive_002.wav": 0.0,
+        "train/positive/positive_003.wav": 0.0,
+    }
+
+    def positives(folder, gap_ms):  # unaugmented: levels and noise depend on the whole window
+        made = _config(folder, end_jitter_ms=(gap_ms, gap_ms))
+        plain = made.augmentation.model_copy(update={"enabled": False})
+        out = build_features(
+            made.model_copy(update={"augmentation": plain}), tmp_path / f"{folder.name}{gap_ms}"
+        )
+        got = read_windows([p for p, _ in out["outputs"]["train_windows"].values()])
+        return {s: got.features[i] for i, s in enumerate(got.source) if "positive" in s}
+
+    bad = {**ended, "train/positive/positive_002.wav": {"word_end_s": "0.5 s"}}
+    (root / "dataset.json").write_text(json.dumps({"files": bad}))
+    with pytest.raises(AudioError, match=r"word_end_s of train/positive/positive_002.wav is '0.5"):
+        plan_window_jobs(_config(root))
+    (root / "dataset.json").write_text(json.dumps({"files": ended}))
+
+    marked, unmarked = "train/positive/positive_000.wav", "train/positive/positive_002.wav"
+    # With no gap after the word, a marked clip's window is the word's alone; an unmarked
+    # clip's window ends with the request.
+    said, word_alone = positives(root, 0), positives(alone, 0)
+    np.testing.assert_array_equal(said[marked], word_alone[marked])
+    assert (said[unmarked] != word_alone[unmarked]).any()
+    # 250 ms after the word, the window hears the request: louder than the word's silence.
+    said, word_alone = positives(root, 250), positives(alone, 250)
+    tail, quiet = said[marked][-10:].astype(float), word_alone[marked][-10:].astype(float)
+    assert tail.mean() > quiet.mean() + 5
+
+
 def test_an_unusable_continuation_leaves_the_positive_and_is_reported_once(tmp_path):
     root = _make_data(tmp_path / "data", n_pos=6, n_neg=1)
     _add_bad_and_odd_files(root / "train" / "negative")
@@ -218,7 +266,7 @@ def test_near_miss_copies_apply_to_the_clips_the_manifest_marks(tmp_path):
     assert got["train/negative/negative_000.wav"] == 1
     assert got["train/positive/positive_000.wav"] == 2
     (root / "dataset.json").write_text("{not json")
-    with pytest.raises(AudioError, match="dataset.json: cannot read its near-miss marks"):
+    with pytest.raises(AudioError, match="dataset.json: cannot read what it says of each file"):
         plan_window_jobs(boosted)
 
 
