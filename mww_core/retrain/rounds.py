@@ -146,7 +146,8 @@ def fine_tune_config(config: FullConfig, scan: InboxScan) -> FullConfig:
 
     The phase samples as the phase whose weights shipped did (positive and hard-negative
     shares, class weights), at the fine-tune's steps and learning rate: rehearsal keeps what
-    those weights learned instead of pulling them towards another phase's balance.
+    those weights learned instead of pulling them towards another phase's balance. It trains
+    once, whatever the phase's ``restarts``.
     """
     tune = config.retrain.fine_tune
     last = config.training.phases[shipped_phase(config)]
@@ -158,7 +159,9 @@ def fine_tune_config(config: FullConfig, scan: InboxScan) -> FullConfig:
             f"({last.hard_negative_fraction}) is {shares:.2f}; it must stay below 1 so that "
             "batches keep ordinary negatives: lower retrain.fine_tune.inbox_fraction"
         )
-    phase = last.model_copy(update={"steps": tune.steps, "learning_rate": tune.learning_rate})
+    # One start: restarts would fine-tune the same weights again and again.
+    update = {"steps": tune.steps, "learning_rate": tune.learning_rate, "restarts": 1}
+    phase = last.model_copy(update=update)
     training = config.training.model_copy(
         update={
             "phases": [*config.training.phases, phase],
