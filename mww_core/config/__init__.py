@@ -42,7 +42,6 @@ from mww_core.config.training import (  # noqa: F401
     MiningConfig,
     PerformanceConfig,
     PhaseConfig,
-    PositiveMixConfig,
     RetrainConfig,
     SpecAugmentConfig,
     TrainingConfig,

@@ -83,26 +83,6 @@ class VtlpConfig(Section):
         return self
 
 
-class PositiveMixConfig(Section):
-    """Blending of wake words on a phase's training features: a drawn positive window becomes
-    ``w * itself + (1 - w) * another positive window of the batch`` (both end where their word
-    ends), a voice between two speakers, often of two engines. Off (0) by default.
-    """
-
-    probability: float = probability(0.0, "Share of positive training windows blended.")
-    weight: tuple[float, float] = Field(
-        (0.5, 0.8),
-        description="Range of the blended window's own weight w, drawn uniformly per window.",
-    )
-
-    @model_validator(mode="after")
-    def _weight_in_range(self) -> PositiveMixConfig:
-        low, high = self.weight
-        if not 0 <= low <= high <= 1:
-            raise ValueError(f"weight {list(self.weight)} must be [low, high] in [0, 1]")
-        return self
-
-
 class PhaseConfig(Section):
     """One training phase."""
 
@@ -131,11 +111,6 @@ class PhaseConfig(Section):
         default_factory=VtlpConfig,
         description="Frequency warp of this phase's training features, a new vocal tract per "
         "window and step (off by default); validation and test features are never warped.",
-    )
-    positive_mix: PositiveMixConfig = Field(
-        default_factory=PositiveMixConfig,
-        description="Blends of two positive windows of a batch, voices between the data "
-        "set's speakers (off by default); validation and test features are never blended.",
     )
     weight_average: float | None = Field(
         None,

@@ -9,13 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mww_core.config import (
-    ClassWeights,
-    PhaseConfig,
-    PositiveMixConfig,
-    SpecAugmentConfig,
-    VtlpConfig,
-)
+from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig, VtlpConfig
 from mww_core.evaluation.slips import Slips
 from mww_core.frontend import NUM_CHANNELS, channel_centres_hz, channel_position, features_to_float
 from mww_core.store import StoredStream, Stream, Windows
@@ -165,8 +159,6 @@ def finish_batch(
     # Drawn last (the warp, then the masks): with them off, every draw above is unchanged.
     if phase.vtlp.probability > 0:
         x = vtlp(x, rng, phase.vtlp)
-    if phase.positive_mix.probability > 0:
-        x = mix_positives(x, y, rng, phase.positive_mix)
     if phase.spec_augment.enabled:
         x = spec_augment(x, rng, phase.spec_augment)
     return x, y, w
@@ -196,25 +188,6 @@ def vtlp(x: np.ndarray, rng: np.random.Generator, warp: VtlpConfig) -> np.ndarra
     mix[example, below + 1, channel] = above_share
     out = x.copy()
     out[rows] = np.matmul(x[rows], mix)
-    return out
-
-
-def mix_positives(
-    x: np.ndarray, label: np.ndarray, rng: np.random.Generator, mix: PositiveMixConfig
-) -> np.ndarray:
-    """Features ``[batch, frames, channels]`` with each drawn positive example blended with
-    another positive of the batch (``w * own + (1 - w) * other``, ``w`` drawn in
-    ``mix.weight``). A partner drawn as the example itself leaves it as it was; negatives and
-    examples not drawn are returned unchanged.
-    """
-    positives = np.flatnonzero(label > 0.5)
-    if len(positives) < 2:
-        return x
-    drawn = positives[rng.random(len(positives)) < mix.probability]
-    partners = rng.choice(positives, len(drawn))
-    own = rng.uniform(mix.weight[0], mix.weight[1], len(drawn)).astype(np.float32)
-    out = x.copy()
-    out[drawn] = own[:, None, None] * x[drawn] + (1 - own[:, None, None]) * x[partners]
     return out
 
 

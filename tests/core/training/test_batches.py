@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mww_core.config import PhaseConfig, PositiveMixConfig, SpecAugmentConfig, VtlpConfig
+from mww_core.config import PhaseConfig, SpecAugmentConfig, VtlpConfig
 from mww_core.frontend import channel_centres_hz
 from mww_core.store import Windows
-from mww_core.training.batches import TrainingData, mix_positives, spec_augment, vtlp
+from mww_core.training.batches import TrainingData, spec_augment, vtlp
 
 
 def _data(frames=149):
@@ -137,40 +137,3 @@ def test_vtlp_in_a_phase_warps_its_share_of_rows_seeded_and_leaves_labels():
 def test_vtlp_factors_must_be_a_positive_range():
     with pytest.raises(ValueError, match="0 < low <= high"):
         VtlpConfig(probability=0.5, factor=(1.1, 0.9))
-
-
-def test_positive_mix_blends_positives_with_positives_only():
-    rng = np.random.default_rng(3)
-    x = rng.uniform(0, 5, (12, 6, 40)).astype(np.float32)
-    before = x.copy()
-    label = np.array([1, 0] * 6, np.float32)
-    mixed = mix_positives(x, label, np.random.default_rng(0), PositiveMixConfig(probability=1.0))
-    np.testing.assert_array_equal(x, before)  # the input is not changed
-    np.testing.assert_array_equal(mixed[label == 0], x[label == 0])
-    positives = np.flatnonzero(label == 1)
-    blended = 0
-    for i in positives:
-        if np.array_equal(mixed[i], x[i]):
-            continue  # paired with itself
-        # own weight w in [0.5, 0.8] and one other positive for the rest
-        fits = []
-        for j in positives[positives != i]:
-            w = np.sum((mixed[i] - x[j]) * (x[i] - x[j])) / np.sum((x[i] - x[j]) ** 2)
-            if np.allclose(mixed[i], w * x[i] + (1 - w) * x[j], atol=1e-4):
-                fits.append(w)
-        assert len(fits) == 1 and 0.5 - 1e-4 <= fits[0] <= 0.8 + 1e-4, i
-        blended += 1
-    assert blended >= 4
-
-
-def test_positive_mix_in_a_phase_is_seeded_and_leaves_negatives_and_labels():
-    data = _data()
-    plain = data.batch(0, 5, 64, _phase())
-    phase = PhaseConfig(steps=10, learning_rate=0.001, positive_mix={"probability": 0.5})
-    mixed = data.batch(0, 5, 64, phase)
-    changed = ~np.all(np.isclose(mixed[0], plain[0]), axis=(1, 2))
-    assert changed.any() and (plain[1][changed] == 1).all()
-    np.testing.assert_array_equal(mixed[1], plain[1])
-    np.testing.assert_array_equal(mixed[0], data.batch(0, 5, 64, phase)[0])
-    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        PositiveMixConfig(probability=0.5, weight=(0.8, 1.2))
