@@ -152,7 +152,7 @@ def _word_end(config: FullConfig, name: str, files: dict[str, dict]) -> float:
     """A positive's ``word_end_s`` in ``dataset.json`` (0 when it gives none).
 
     Raises:
-        AudioError: The value is not a positive number of seconds.
+        AudioError: The value is not a number of seconds (0 or more).
     """
     value = files.get(name, {}).get("word_end_s", 0.0)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

@@ -265,9 +265,10 @@ def test_near_miss_copies_apply_to_the_clips_the_manifest_marks(tmp_path):
     assert {s for s, n in got.items() if n == 5} == set(marked)
     assert got["train/negative/negative_000.wav"] == 1
     assert got["train/positive/positive_000.wav"] == 2
-    (root / "dataset.json").write_text("{not json")
-    with pytest.raises(AudioError, match="dataset.json: cannot read what it says of each file"):
-        plan_window_jobs(boosted)
+    for broken in ("{not json", '{"files": ["train/negative/negative_001.wav"]}'):
+        (root / "dataset.json").write_text(broken)
+        with pytest.raises(AudioError, match="dataset.json: cannot read what it says of each"):
+            plan_window_jobs(boosted)
 
 
 def test_slips_are_marked_on_the_split_streams_clips_in_stream_order(tmp_path):
