@@ -395,14 +395,31 @@ def format_summary(summary: dict[str, dict], max_fah: float) -> str:
     )
 
 
-def _data_folder(config: FullConfig, data: str | None) -> Path:
-    """The source data folder, built with the config's demo settings when it is missing."""
+def _data_folder(config: FullConfig, data: str | None, config_path: str = "") -> Path:
+    """The source data folder, built with the config's demo settings when it is missing.
+
+    A demo data set built with other settings (or by another version of the builder) is used
+    as it is, with a warning: rebuilding it could overwrite an experiment's data set.
+    """
+    from mww_core.demo_data import build_demo_dataset, demo_fingerprint
+
     folder = Path(data) if data else config.data.data_dir
     if not (folder / MANIFEST).exists() and not (folder / "train").is_dir():
-        from mww_core.demo_data import build_demo_dataset
-
         log.info("%s is missing: building the demo data set there", folder)
         build_demo_dataset(config.data.model_copy(update={"data_dir": folder}))
+        return folder
+    try:
+        built = json.loads((folder / MANIFEST).read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return folder  # not a demo data set: the user's own audio
+    wanted = demo_fingerprint(config.data)
+    if built and built != wanted:
+        log.warning(
+            "%s was built with other demo settings than %s gives (fingerprint %s, not %s): "
+            "the figures are of that data set. For the current one, rebuild it (make demo, "
+            "or mww-demo-data --config %s) or pass another --data",
+            folder, config_path or "the config", built, wanted, config_path or "<config>",
+        )  # fmt: skip
     return folder
 
 
@@ -438,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config)
     steps = [int(s) for s in args.steps.split(",")] if args.steps else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [config.training.seed]
-    source = _data_folder(config, args.data)
+    source = _data_folder(config, args.data, args.config)
     started = time.monotonic()
     wanted = args.directions or [direction_name(a, b) for a, b in DEFAULT_DIRECTIONS]
     results = [

@@ -177,9 +177,7 @@ def _fused_batch_norm(model) -> None:
         variance *= (n - 1) / n  # the op's is Bessel-corrected; Keras averages the biased one
         momentum = layer.momentum
         layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1 - momentum))
-        layer.moving_variance.assign(
-            layer.moving_variance * momentum + variance * (1 - momentum)
-        )
+        layer.moving_variance.assign(layer.moving_variance * momentum + variance * (1 - momentum))
         return y
 
     for layer in model.layers:

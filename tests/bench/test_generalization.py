@@ -247,3 +247,23 @@ def test_seeds_set_the_training_seed_and_are_summarized_per_direction(tmp_path):
         "espeak_to_piper, 2 seeds [42, 1]: test recall at the chosen cutoff 0.400 (0.300-0.500)"
         in text
     )
+
+
+def test_a_demo_data_set_of_other_settings_is_used_with_a_warning(tmp_path, caplog):
+    from bench.generalization import _data_folder
+    from mww_core.demo_data import demo_fingerprint
+
+    config = FullConfig.model_validate({"data": {"data_dir": str(tmp_path / "data")}})
+    folder = tmp_path / "data"
+    (folder / "train").mkdir(parents=True)
+    (folder / "dataset.json").write_text(json.dumps({"fingerprint": "0123456789abcdef"}))
+    with caplog.at_level("WARNING", logger="bench.generalization"):
+        assert _data_folder(config, None, "configs/demo.yaml") == folder
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert str(folder) in said and "0123456789abcdef" in said and "make demo" in said
+    assert (folder / "train").is_dir() and not any((folder / "train").iterdir())  # left alone
+    caplog.clear()
+    (folder / "dataset.json").write_text(json.dumps({"fingerprint": demo_fingerprint(config.data)}))
+    with caplog.at_level("WARNING", logger="bench.generalization"):
+        _data_folder(config, None, "configs/demo.yaml")
+    assert not caplog.records
