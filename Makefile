@@ -27,35 +27,43 @@ lint: install
 	$(VENV)/bin/ruff check mww_core tasks flows tests bench
 
 # Debian packages, installed only when a tool is missing (needs root or sudo). SVOX Pico's
-# pico2wave (libttspico-utils, Apache-2.0) is in Debian's non-free component: when apt does not
-# know the package, this adds that component alone, from the mirror and releases the system
-# already uses (a copy of its debian.sources, or of its sources.list's deb lines), in
+# pico2wave (libttspico-utils, Apache-2.0) and MBROLA's English voices (mbrola-us1, -us2, -us3,
+# -en1) are in Debian's non-free component, the mbrola program in contrib: when apt does not
+# know one of them, this adds those two components alone, from the mirror and releases the
+# system already uses (a copy of its debian.sources, or of its sources.list's deb lines), in
 # /etc/apt/sources.list.d/mww-non-free.sources (or .list).
 NON_FREE := /etc/apt/sources.list.d/mww-non-free
+MBROLA_VOICES := us1 us2 us3 en1
 system-deps:
 	@missing=""; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v sox >/dev/null || missing="$$missing sox"; \
 	command -v pico2wave >/dev/null || missing="$$missing libttspico-utils"; \
+	command -v mbrola >/dev/null || missing="$$missing mbrola"; \
+	for v in $(MBROLA_VOICES); do \
+	  [ -f /usr/share/mbrola/$$v/$$v ] || missing="$$missing mbrola-$$v"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
 	  $$SUDO apt-get update -qq; \
-	  case "$$missing" in *libttspico-utils*) \
-	    if apt-cache policy libttspico-utils | grep -q 'Candidate: (none)' \
-	        || [ -z "$$(apt-cache policy libttspico-utils)" ]; then \
-	      if [ -f /etc/apt/sources.list.d/debian.sources ]; then \
-	        echo "Adding Debian's non-free component for libttspico-utils: $(NON_FREE).sources"; \
-	        sed 's/^Components:.*/Components: non-free/' /etc/apt/sources.list.d/debian.sources \
-	          | $$SUDO tee $(NON_FREE).sources >/dev/null; \
-	      else \
-	        echo "Adding Debian's non-free component for libttspico-utils: $(NON_FREE).list"; \
-	        grep -E '^deb ' /etc/apt/sources.list | sed -E 's/^(deb +(\[[^]]*\] +)?[^ ]+ +[^ ]+) .*/\1 non-free/' \
-	          | $$SUDO tee $(NON_FREE).list >/dev/null; \
-	      fi; \
-	      $$SUDO apt-get update -qq; \
-	    fi;; \
-	  esac; \
+	  unknown=""; \
+	  for p in $$missing; do \
+	    apt-cache policy $$p | grep -q 'Candidate: [^(]' || unknown="$$unknown $$p"; \
+	  done; \
+	  if [ -n "$$unknown" ]; then \
+	    if [ -f /etc/apt/sources.list.d/debian.sources ]; then \
+	      echo "Adding Debian's contrib and non-free components for$$unknown: $(NON_FREE).sources"; \
+	      sed 's/^Components:.*/Components: contrib non-free/' /etc/apt/sources.list.d/debian.sources \
+	        | $$SUDO tee $(NON_FREE).sources >/dev/null; \
+	    else \
+	      echo "Adding Debian's contrib and non-free components for$$unknown: $(NON_FREE).list"; \
+	      grep -E '^deb ' /etc/apt/sources.list \
+	        | sed -E 's/^(deb +(\[[^]]*\] +)?[^ ]+ +[^ ]+) .*/\1 contrib non-free/' \
+	        | $$SUDO tee $(NON_FREE).list >/dev/null; \
+	    fi; \
+	    $$SUDO apt-get update -qq; \
+	  fi; \
 	  $$SUDO apt-get install -y -qq $$missing; \
 	fi
 

@@ -343,6 +343,10 @@ def _group_table(metrics: dict[str, Any], key: str, what: str) -> list[str]:
     return lines
 
 
+def _engine_table(metrics: dict[str, Any]) -> list[str]:
+    return _group_table(metrics, "engines", "engine")
+
+
 def _voice_table(metrics: dict[str, Any]) -> list[str]:
     return _group_table(metrics, "voice_groups", "voice group")
 
@@ -483,8 +487,8 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
     lines += [*headline, ""] if headline else []
     lines += [*_confusion_table(metrics), ""]
     sections = (
-        _comparison_table(metrics), _voice_table(metrics), _gender_table(metrics),
-        _condition_table(metrics), _learning_curve_table(metrics),
+        _comparison_table(metrics), _engine_table(metrics), _voice_table(metrics),
+        _gender_table(metrics), _condition_table(metrics), _learning_curve_table(metrics),
     )  # fmt: skip
     for section in sections:
         if section:

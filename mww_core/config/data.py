@@ -33,6 +33,32 @@ class DemoDataConfig(Section):
         "the rest as before). Without it a model would learn that Pico's voices only ever say "
         "the wake word. 0 keeps Pico out of the negatives.",
     )
+    mbrola_positives: int = Field(
+        0,
+        ge=0,
+        description="Positive clips from MBROLA's four English voices, said through espeak-ng "
+        "(mb-us1, a woman's; mb-us2 and mb-us3, American men's; mb-en1, a British man's: Debian's "
+        "mbrola voices, which `make system-deps` installs). MBROLA joins diphones cut from "
+        "recordings of real speakers, a kind of speech neither espeak-ng's formants nor the "
+        "neural Piper has. Pitches and speeds are drawn per split like Pico's. Needs "
+        "mbrola_share > 0, so that MBROLA says negatives too.",
+    )
+    mbrola_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the negative clips and of the ambient and mining talk said by "
+        "MBROLA's voices, taken like pico_share (the two together at most 1). 0 keeps MBROLA "
+        "out of the negatives.",
+    )
+    mbrola_test_only: bool = Field(
+        False,
+        description="MBROLA says test clips only: its mbrola_positives wake words, and "
+        "mbrola_share of the test's negatives and ambient talk, all in the test split, at its "
+        "voices' ordinary settings. Training and validation never hear it, as an independent "
+        "check's voices are never heard, and are the same clips as without it: the report's "
+        "MBROLA voice groups are then recall on an engine the model never heard.",
+    )
     command_share: float = Field(
         0.0,
         ge=0,
@@ -160,14 +186,28 @@ class DemoDataConfig(Section):
         """Whether SVOX Pico says any clip of the data set."""
         return self.pico_positives > 0 or self.pico_share > 0
 
+    @property
+    def uses_mbrola(self) -> bool:
+        """Whether an MBROLA voice says any clip of the data set."""
+        return self.mbrola_positives > 0 or self.mbrola_share > 0
+
     @model_validator(mode="after")
-    def _pico_says_negatives(self) -> DemoDataConfig:
-        if self.pico_positives > 0 and self.pico_share <= 0:
+    def _engines_say_negatives(self) -> DemoDataConfig:
+        for engine, name in (("pico", "Pico"), ("mbrola", "MBROLA")):
+            positives = getattr(self, f"{engine}_positives")
+            share = getattr(self, f"{engine}_share")
+            if positives > 0 and share <= 0:
+                raise ValueError(
+                    f"data.demo.{engine}_positives is {positives} but data.demo.{engine}_share "
+                    f"is 0: {name} would say only the wake word, and the model would learn its "
+                    f"voices rather than the word. Set {engine}_share (0.2 says a fifth of the "
+                    f"negatives in {name}'s voices) or {engine}_positives to 0"
+                )
+        if self.pico_share + self.mbrola_share > 1:
             raise ValueError(
-                f"data.demo.pico_positives is {self.pico_positives} but data.demo.pico_share is "
-                "0: Pico would say only the wake word, and the model would learn its voices "
-                "rather than the word. Set pico_share (0.2 says a fifth of the negatives in "
-                "Pico's voices) or pico_positives to 0"
+                f"data.demo.pico_share ({self.pico_share}) and mbrola_share "
+                f"({self.mbrola_share}) add up to more than 1: they are shares of the same "
+                "negatives and talk; lower one"
             )
         return self
 

@@ -19,6 +19,7 @@ from mww_core.demo_data.clock import Progress, _StageClock
 from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, Room
 from mww_core.demo_data.corpus import near_miss_phrases
 from mww_core.demo_data.plan import (
+    MBROLA_RANGES,
     MINING_POOL,
     PICO_RANGES,
     PIPER_RANGES,
@@ -32,7 +33,13 @@ from mww_core.demo_data.plan import (
     held_out_voices,
 )
 from mww_core.demo_data.rooms import TRAIN_ROOM_M, _held_out_rooms, _write_rirs
-from mww_core.demo_data.tts import _PiperRun, _render_in_threads, _require_espeak, _require_pico
+from mww_core.demo_data.tts import (
+    _PiperRun,
+    _render_in_threads,
+    _require_espeak,
+    _require_mbrola,
+    _require_pico,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +119,11 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     near_miss = near_miss_phrases(data)
     clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
-    threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's, then Pico's
+    threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's, Pico's, MBROLA's
     if demo.uses_pico:
         _require_pico()
+    if demo.uses_mbrola:
+        _require_mbrola()
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
         rendered = _render_in_threads(threaded, clock)
@@ -151,6 +160,10 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
         }
         if data.demo.uses_pico:
             out[split]["pico"] = PICO_RANGES[_settings_region(split)]
+        if data.demo.uses_mbrola and not data.demo.mbrola_test_only:
+            out[split]["mbrola"] = MBROLA_RANGES[_settings_region(split)]
+    if data.demo.uses_mbrola and data.demo.mbrola_test_only:
+        out["test"]["mbrola"] = MBROLA_RANGES["train"]  # its voices' ordinary settings
     out["train"]["room_m"] = TRAIN_ROOM_M
     test = PIPER_RANGES["test"]
     out["test"].update(
@@ -162,7 +175,7 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
             f"{len(out['test']['espeak_variants'])} variants of their own; Piper at length_scale "
             f"{_spans(test['length_scale'])}, noise_scale {_spans(test['noise_scale'])}, "
             f"noise_w_scale {_spans(test['noise_w_scale'])}, formants shifted "
-            f"x{_spans(test['formant_ratio'])}{_pico_summary(data)}; halls and small rooms "
+            f"x{_spans(test['formant_ratio'])}{_engine_summary(data)}; halls and small rooms "
             "outside the training "
             f"rooms' sizes; {', '.join(HELD_OUT_NOISES)} noise"
         ),
@@ -170,15 +183,24 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
     return out
 
 
-def _pico_summary(data: DataConfig) -> str:
-    """The test's Pico settings, for the summary line (empty without Pico)."""
-    if not data.demo.uses_pico:
-        return ""
-    test = PICO_RANGES["test"]
-    return (
-        f"; Pico at pitch {_spans(test['pitch'])} %, speed {_spans(test['speed'])} %, formants "
-        f"shifted x{_spans(test['formant_ratio'])}"
-    )
+def _engine_summary(data: DataConfig) -> str:
+    """The test's Pico and MBROLA settings, for the summary line (empty without them)."""
+    out = ""
+    if data.demo.uses_pico:
+        test = PICO_RANGES["test"]
+        out += (
+            f"; Pico at pitch {_spans(test['pitch'])} %, speed {_spans(test['speed'])} %, "
+            f"formants shifted x{_spans(test['formant_ratio'])}"
+        )
+    if data.demo.uses_mbrola and data.demo.mbrola_test_only:
+        out += "; MBROLA's four voices, an engine training and validation never hear"
+    elif data.demo.uses_mbrola:
+        test = MBROLA_RANGES["test"]
+        out += (
+            f"; MBROLA at pitch {_spans(test['pitch'])}, {_spans(test['speed'])} words a "
+            f"minute, formants shifted x{_spans(test['formant_ratio'])}"
+        )
+    return out
 
 
 def _spans(spans: tuple[tuple[float, float], ...]) -> str:

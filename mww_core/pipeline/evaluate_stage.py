@@ -113,6 +113,9 @@ def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
         return {}
     voices = [evaluation.voice_group(files[n]) for n in names]
     out = {"voice_groups": evaluation.recall_by_group(hits, voices)}
+    if all(files[n].get("generator") for n in names):
+        engines = [_engine_label(str(files[n]["generator"]), files) for n in names]
+        out["engines"] = evaluation.recall_by_group(hits, engines)
     if all("gender" in files[n] for n in names):
         genders = [str(files[n]["gender"]) for n in names]
         out["speaker_genders"] = evaluation.recall_by_group(hits, genders)
@@ -121,6 +124,15 @@ def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
         out["conditions"] = evaluation.recall_by_group(hits, conditions)
     summary = described.get("held_out", {}).get("test", {}).get("summary")
     return {**out, "test_held_out": summary} if summary else out
+
+
+def _engine_label(engine: str, files: dict) -> str:
+    """``engine``, marked "never heard in training" when no file of ``train/`` is its speech."""
+    heard = any(
+        name.startswith("train/") and isinstance(entry, dict) and entry.get("generator") == engine
+        for name, entry in files.items()
+    )
+    return engine if heard else f"{engine} (never heard in training)"
 
 
 def _evaluation_metrics(

@@ -189,6 +189,10 @@ def test_a_direction_without_its_engine_in_the_data_is_refused(data_dir, tmp_pat
     counts = derive_data(data_dir, tmp_path / "d", "espeak-ng+piper", "pico")
     with pytest.raises(SystemExit, match="no pico wake words in test/.*pico_positives"):
         check_direction("espeak_and_piper_to_pico", counts, data_dir, "espeak-ng+piper", "pico")
+    # An engine trained on but missing from the data is named, with the field that adds it.
+    counts = derive_data(data_dir, tmp_path / "d", "espeak-ng+mbrola", "piper")
+    with pytest.raises(SystemExit, match="no mbrola wake words in train/.*mbrola_positives"):
+        check_direction("espeak_and_mbrola_to_piper", counts, data_dir, "espeak-ng+mbrola", "piper")
     counts = derive_data(data_dir, tmp_path / "d", "espeak-ng", "piper")
     check_direction("espeak_to_piper", counts, data_dir, "espeak-ng", "piper")  # both there
 

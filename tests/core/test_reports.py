@@ -45,6 +45,10 @@ def make_metrics() -> tuple[dict, dict]:
             "piper joe": {"clips": 12, "detected": 12, "recall": 1.0},
             "espeak-ng en-us": {"clips": 8, "detected": 7, "recall": 0.875},
         },
+        "engines": {
+            "piper": {"clips": 12, "detected": 12, "recall": 1.0},
+            "mbrola (never heard in training)": {"clips": 8, "detected": 2, "recall": 0.25},
+        },
         "speaker_genders": {
             "male": {"clips": 16, "detected": 16, "recall": 1.0},
             "female": {"clips": 4, "detected": 3, "recall": 0.75},
@@ -126,6 +130,10 @@ def test_write_report_files_and_content(tmp_path):
     )
     assert headline.count("\n| 0.") == 2
     assert "| espeak-ng en-us | 8 | 7 | 0.875 |" in text
+    engines = text.split("## Recall per engine (test, cutoff 0.50)")[1].split("\n## ")[0]
+    assert engines.index("| mbrola (never heard in training) | 8 | 2 | 0.250 |") < engines.index(
+        "| piper | 12 | 12 |"
+    )
     genders = text.split("## Recall per speaker gender (test, cutoff 0.50)")[1].split("\n## ")[0]
     assert genders.index("| female | 4 | 3 | 0.750 |") < genders.index("| male | 16 | 16 |")
     conditions = text.split("## Recall per condition (test, cutoff 0.50)")[1].split("\n## ")[0]

@@ -58,3 +58,9 @@ def test_three_engines_each_get_recordings_of_their_own_in_proportion():
     assert [_engines(p) for p in _one_engine_each(pool, n_files=3)] == [
         {"piper"}, {"pico"}, {"espeak-ng"}
     ]  # fmt: skip
+    # A fourth engine, MBROLA, gets its own recordings after Pico's.
+    mbrola = [(f"mbrola|mb-us2|{{}}|sentence {i}", np.zeros(10, np.float32)) for i in range(10)]
+    pool = _AmbientPool(speech=pool.speech + mbrola, confusable=pool.confusable)
+    assert [_engines(p) for p in _one_engine_each(pool, n_files=11)] == (
+        [{"piper"}] * 3 + [{"pico"}] * 2 + [{"mbrola"}] + [{"espeak-ng"}] * 5
+    )

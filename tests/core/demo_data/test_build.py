@@ -21,7 +21,7 @@ from mww_core.demo_data import (
 from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, speech_rms
 from mww_core.demo_data.confusables import SUBSTITUTION, normalize
 from mww_core.demo_data.tts import frame_levels_db
-from mww_core.pipeline.evaluate_stage import _test_groups
+from mww_core.pipeline.evaluate_stage import _engine_label, _test_groups
 
 # Most tests here share a demo build of about 25 s.
 pytestmark = pytest.mark.slow
@@ -34,6 +34,8 @@ TINY = DemoDataConfig(
     espeak_positives=20,  # with Piper's, 6 test positives: one in each test condition
     pico_positives=5,  # SVOX Pico's two voices, one clip in the test split
     pico_share=0.2,
+    mbrola_positives=5,  # MBROLA's four voices, one clip in the test split
+    mbrola_share=0.15,
     command_share=0.3,  # training's and validation's wake words said before a request
     near_miss_negatives=10,
     near_miss_phrases=12,
@@ -73,7 +75,7 @@ def test_layout_counts_and_format(built):
     assert on_disk == set(manifest["files"])
     assert manifest["fingerprint"] == demo_fingerprint(data)
     counts = manifest["counts"]
-    assert sum(counts[s]["positive"] for s in SPLITS) == 35  # Piper, espeak-ng and Pico
+    assert sum(counts[s]["positive"] for s in SPLITS) == 40  # Piper, espeak-ng, Pico, MBROLA
     assert sum(counts[s]["negative"] for s in SPLITS) == 16
     assert [counts[s]["ambient"] for s in SPLITS] == [1, 1, 1]
     assert (counts["rirs"], counts["noise"]) == (2, 4)
@@ -241,13 +243,15 @@ def test_test_voices_and_piper_settings_are_never_heard_in_training_or_validatio
                 assert all(not low <= p[name] <= high for p in piper[held_out]), (held_out, name)
     assert all(abs(p["formant_ratio"] - 1) >= 0.05 for p in piper["validation"])
     assert all(abs(p["formant_ratio"] - 1) >= 0.08 for p in piper["test"])
-    # Pico's voices are in every split, held out by their pitch and speed levels.
-    pico = {s: [p for g, _, p in said if g == "pico"] for s, said in speakers.items()}
-    assert all(pico[s] for s in SPLITS)
-    for name in ("pitch", "speed"):
-        trained = {p[name] for p in pico["train"]}
-        assert not trained & {p[name] for p in pico["validation"] + pico["test"]}, name
-    assert "Pico at pitch" in manifest["held_out"]["test"]["summary"]
+    # Pico's and MBROLA's voices are in every split, held out by their pitch and speed.
+    for engine in ("pico", "mbrola"):
+        drawn = {s: [p for g, _, p in said if g == engine] for s, said in speakers.items()}
+        assert all(drawn[s] for s in SPLITS), engine
+        for name in ("pitch", "speed"):
+            trained = {p[name] for p in drawn["train"]}
+            assert not trained & {p[name] for p in drawn["validation"] + drawn["test"]}, name
+    summary = manifest["held_out"]["test"]["summary"]
+    assert "Pico at pitch" in summary and "MBROLA at pitch" in summary
 
 
 def _of_training_size(room_m: list[float]) -> bool:
@@ -258,8 +262,8 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
     data, manifest, _ = built
     files = manifest["files"]
     test = {n: m for n, m in files.items() if n.startswith("test/positive/")}
-    said = [m["condition"] for m in test.values()]  # Pico's one clip takes the first again
-    assert set(said) == set(CONDITIONS) and len(said) == len(CONDITIONS) + 1
+    said = [m["condition"] for m in test.values()]  # Pico's and MBROLA's take the first two
+    assert set(said) == set(CONDITIONS) and len(said) == len(CONDITIONS) + 2
     assert not any("condition" in m for n, m in files.items() if n not in test)
     for name, meta in test.items():
         audio, _ = sf.read(data.data_dir / name)
@@ -296,6 +300,13 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
     assert set(groups["conditions"]) == set(CONDITIONS)
     assert sum(g["detected"] for g in groups["conditions"].values()) == sum(hits)
     assert sum(g["clips"] for g in groups["voice_groups"].values()) == len(test)
+    # Every engine of the tiny set is heard in training; one heard in the test only is marked.
+    assert set(groups["engines"]) == {"piper", "espeak-ng", "pico", "mbrola"}
+    files = manifest["files"]
+    unheard = {n: e for n, e in files.items() if not (n.startswith("train/") and
+               e.get("generator") == "mbrola")}  # fmt: skip
+    assert _engine_label("mbrola", unheard) == "mbrola (never heard in training)"
+    assert _engine_label("pico", unheard) == "pico"
     genders = [manifest["files"][n]["gender"] for n in test]
     assert {g: c["clips"] for g, c in groups["speaker_genders"].items()} == {
         g: genders.count(g) for g in set(genders)
@@ -317,7 +328,7 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
 def test_progress_is_reported_per_stage(built):
     _, _, calls = built
     final = {stage: (done, total) for stage, done, total in calls}
-    assert {"espeak-ng and pico speech", "piper speech", "ambient audio"} <= set(final)
+    assert {"espeak-ng and pico and mbrola speech", "piper speech", "ambient audio"} <= set(final)
     assert all(done == total for done, total in final.values())
 
 
@@ -358,3 +369,19 @@ def test_refuses_to_replace_a_folder_that_is_not_a_demo_set(tmp_path):
     with pytest.raises(FileExistsError, match="not a demo data set"):
         build_demo_dataset(_tiny(tmp_path / "mine"))
     assert (tmp_path / "mine" / "recording.wav").exists()
+
+
+def test_the_summary_says_which_engine_the_test_alone_hears():
+    from mww_core.demo_data.build import _held_out_description
+
+    heard = _tiny(Path("unused"))
+    unheard = _tiny(Path("unused"), mbrola_test_only=True)
+    said = {
+        name: _held_out_description(data, {})
+        for name, data in (("heard", heard), ("unheard", unheard))
+    }
+    assert "MBROLA at pitch" in said["heard"]["test"]["summary"]
+    assert "never hear" not in said["heard"]["test"]["summary"]
+    assert "an engine training and validation never hear" in said["unheard"]["test"]["summary"]
+    assert "mbrola" in said["heard"]["train"] and "mbrola" not in said["unheard"]["train"]
+    assert said["unheard"]["test"]["mbrola"] == said["heard"]["train"]["mbrola"]

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from mww_core.config import DataConfig, DemoDataConfig
+from mww_core.demo_data.conditions import CONDITIONS
 from mww_core.demo_data.confusables import normalize
 from mww_core.demo_data.corpus import (
     COMMANDS,
@@ -83,9 +84,15 @@ def test_piper_accents_are_training_voices_and_leave_validation_and_test_alone()
     assert plain == before
 
 
+# TINY without its third and fourth engines: Piper and espeak-ng only.
+TWO_ENGINES = {"pico_positives": 0, "pico_share": 0.0, "mbrola_positives": 0, "mbrola_share": 0.0}
+
+
 def test_mining_piper_share_moves_mining_utterances_to_piper_only():
-    before = _plan_clips(DataConfig(demo=TINY))
-    after = _plan_clips(DataConfig(demo=TINY.model_copy(update={"mining_piper_share": 0.5})))
+    before = _plan_clips(DataConfig(demo=TINY.model_copy(update=TWO_ENGINES)))
+    after = _plan_clips(
+        DataConfig(demo=TINY.model_copy(update={**TWO_ENGINES, "mining_piper_share": 0.5}))
+    )
 
     def mining(clips, generator):
         return [c for c in clips if c.split == MINING_POOL and c.generator == generator]
@@ -136,39 +143,55 @@ def test_espeak_female_share_swaps_training_voices_only():
         DemoDataConfig(espeak_female_share=1.2)
 
 
-def test_pico_adds_its_voices_and_leaves_every_other_wake_word_alone():
-    update = {"pico_positives": 40, "pico_share": 0.25, "mining_minutes": 2.0}
-    off = {"pico_positives": 0, "pico_share": 0.0, "mining_minutes": 2.0}
+ENGINES_ADDED = {"pico": {"en-US", "en-GB"}, "mbrola": {"mb-us1", "mb-us2", "mb-us3", "mb-en1"}}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES_ADDED))
+def test_an_added_engine_brings_its_voices_and_leaves_every_other_wake_word_alone(engine):
+    update = {f"{engine}_positives": 40, f"{engine}_share": 0.25, "mining_minutes": 2.0}
+    off = {**TWO_ENGINES, "mining_minutes": 2.0}
     before = _plan_clips(DataConfig(demo=TINY.model_copy(update=off)))
-    assert not any(c.generator == "pico" for c in before)
-    after = _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+    assert not any(c.generator == engine for c in before)
+    after = _plan_clips(DataConfig(demo=TINY.model_copy(update={**off, **update})))
 
     def wake_words(clips, generator=None):
         return [c for c in clips if c.kind == "positive" and generator in (None, c.generator)]
 
     # Piper's and espeak-ng's wake words are the same clips, in every split.
     assert wake_words(after)[: len(wake_words(before))] == wake_words(before)
-    pico = [c for c in after if c.generator == "pico"]
-    assert len(wake_words(pico)) == 40
-    assert {c.split for c in wake_words(pico)} == {"train", "validation", "test"}
-    assert {c.voice for c in pico} == {"en-US", "en-GB"}
-    assert all(c.name.split("/")[-1].startswith("pico_") for c in pico)
-    # Pico says its share of the negatives, the ambient talk and the mining corpus too.
+    added = [c for c in after if c.generator == engine]
+    assert len(wake_words(added)) == 40
+    assert {c.split for c in wake_words(added)} == {"train", "validation", "test"}
+    assert {c.voice for c in added} == ENGINES_ADDED[engine]
+    assert all(c.name.split("/")[-1].startswith(f"{engine}_") for c in added)
+    # It says its share of the negatives, the ambient talk and the mining corpus too.
     for kind in ("negative", "speech", "confusable"):
         said = [c for c in after if c.kind == kind]
-        share = sum(c.generator == "pico" for c in said) / len(said)
+        share = sum(c.generator == engine for c in said) / len(said)
         assert 0.1 < share < 0.4, kind
-    assert any(c.split == MINING_POOL for c in pico)
-    near = [c for c in pico if c.kind == "negative" and c.near_miss]
+    assert any(c.split == MINING_POOL for c in added)
+    near = [c for c in added if c.kind == "negative" and c.near_miss]
     assert near and not any("hey jarvis" in normalize(c.text) for c in near)
 
 
-def test_pico_settings_of_validation_and_test_are_never_heard_in_training():
-    from mww_core.demo_data.plan import PICO_RANGES
+def test_pico_and_mbrola_share_the_negatives():
+    both = {"pico_positives": 40, "pico_share": 0.3, "mbrola_positives": 40,
+            "mbrola_share": 0.2, "mining_minutes": 2.0}  # fmt: skip
+    clips = _plan_clips(DataConfig(demo=TINY.model_copy(update=both)))
+    for kind in ("negative", "speech"):
+        said = [c.generator for c in clips if c.kind == kind]
+        assert abs(said.count("pico") / len(said) - 0.3) < 0.05, kind
+        assert abs(said.count("mbrola") / len(said) - 0.2) < 0.05, kind
+        assert said.count("espeak-ng") and said.count("piper"), kind
 
-    update = {"pico_positives": 200, "pico_share": 0.3, "mining_minutes": 2.0}
+
+@pytest.mark.parametrize("engine", sorted(ENGINES_ADDED))
+def test_settings_of_validation_and_test_are_never_heard_in_training(engine):
+    from mww_core.demo_data.plan import SETTINGS_RANGES
+
+    update = {f"{engine}_positives": 200, f"{engine}_share": 0.3, "mining_minutes": 2.0}
     clips = [c for c in _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
-             if c.generator == "pico"]  # fmt: skip
+             if c.generator == engine]  # fmt: skip
     drawn = {s: [dict(c.params) for c in clips if c.split == s] for s in ("train", "validation",
              "test", MINING_POOL)}  # fmt: skip
     assert not any("formant_ratio" in p for p in drawn["train"] + drawn[MINING_POOL])
@@ -180,21 +203,55 @@ def test_pico_settings_of_validation_and_test_are_never_heard_in_training():
             if values:
                 low, high = min(values), max(values)
                 assert all(not low <= p[name] <= high for p in drawn[held_out]), (held_out, name)
-    # Pitch and speed are whole SSML percentages, inside their split's ranges.
+    # Pitch and speed are whole numbers, inside their split's ranges.
     for split, params in drawn.items():
-        ranges = PICO_RANGES["train" if split == MINING_POOL else split]
+        ranges = SETTINGS_RANGES[engine]["train" if split == MINING_POOL else split]
         for p in params:
             assert p["pitch"] == int(p["pitch"]) and p["speed"] == int(p["speed"])
             for name, spans in ranges.items():
                 assert any(lo <= p[name] <= hi for lo, hi in spans), (split, name, p[name])
 
 
-def test_pico_wake_words_need_pico_negatives():
-    with pytest.raises(ValueError, match="pico_share is 0"):
-        DemoDataConfig(pico_positives=10)
-    with pytest.raises(ValueError, match="pico_share"):
-        DemoDataConfig(pico_positives=10, pico_share=1.5)
-    assert DemoDataConfig(pico_positives=10, pico_share=0.2).pico_share == 0.2
+def test_a_test_only_engine_is_never_heard_and_changes_no_other_clip():
+    from mww_core.demo_data.plan import MBROLA_RANGES
+
+    update = {"mbrola_positives": 24, "mbrola_share": 0.25, "mbrola_test_only": True}
+    two = {**TWO_ENGINES, "near_miss_negatives": 60}
+    before = _plan_clips(DataConfig(demo=TINY.model_copy(update=two)))
+    after = _plan_clips(DataConfig(demo=TINY.model_copy(update={**two, **update})))
+    # Every clip of before, in every split, test included, is the same: MBROLA's come after.
+    assert after[: len(before)] == before
+    mbrola = after[len(before) :]
+    assert {c.generator for c in mbrola} == {"mbrola"} and {c.split for c in mbrola} == {"test"}
+    wake = [c for c in mbrola if c.kind == "positive"]
+    assert len(wake) == 24 and {c.voice for c in wake} == ENGINES_ADDED["mbrola"]
+    assert {c.condition for c in wake} == set(CONDITIONS)  # 4 clips in each condition
+    # Its share of the test's negatives, ambient talk and ambient near misses.
+    for kind in ("negative", "speech", "confusable"):
+        others = sum(c.kind == kind and c.split == "test" for c in before)
+        said = sum(c.kind == kind for c in mbrola)
+        assert said == pytest.approx(others * 0.25, abs=1.5), kind
+    assert any(c.near_miss for c in mbrola)
+    # At its voices' ordinary settings (training's ranges), no formant shift, and re-timed
+    # within them.
+    for clip in mbrola:
+        params = dict(clip.params)
+        assert clip.region == "train" and "formant_ratio" not in params
+        for name, spans in MBROLA_RANGES["train"].items():
+            assert any(lo <= params[name] <= hi for lo, hi in spans), (name, params)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES_ADDED))
+def test_an_engines_wake_words_need_its_negatives(engine):
+    with pytest.raises(ValueError, match=f"{engine}_share is 0"):
+        DemoDataConfig(**{f"{engine}_positives": 10})
+    with pytest.raises(ValueError, match=f"{engine}_share"):
+        DemoDataConfig(**{f"{engine}_positives": 10, f"{engine}_share": 1.5})
+    assert DemoDataConfig(**{f"{engine}_positives": 10, f"{engine}_share": 0.2}).uses_mbrola == (
+        engine == "mbrola"
+    )
+    with pytest.raises(ValueError, match="add up to more than 1"):
+        DemoDataConfig(pico_share=0.6, mbrola_share=0.5)
 
 
 def test_command_share_gives_training_and_validation_wake_words_requests_of_their_own():

@@ -1,6 +1,9 @@
-"""Tests for mww_core.demo_data.tts: the Piper voice's accents, SVOX Pico's settings."""
+"""Tests for mww_core.demo_data.tts: the Piper voice's accents, SVOX Pico's and MBROLA's
+settings."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from mww_core.demo_data.plan import PIPER_ACCENT
 from mww_core.demo_data.tts import (
     _espeak_audio,
     _load_piper_voice,
+    _mbrola_audio,
     _pico_audio,
     _piper_audio,
     _speech_bounds,
@@ -70,6 +74,38 @@ def test_pico_says_the_wake_word_at_its_pitch_and_speed():
     assert speaker_gender("pico", "en-GB") == "female"
 
 
+def test_mbrola_says_the_wake_word_in_four_voices_at_its_pitch_and_speed():
+    plain = {"pitch": 50, "speed": 160}
+    own = _mbrola_audio("mb-us2", "Hey Jarvis", plain)
+    assert own.dtype == np.float32 and 0.4 < len(own) / 16_000 < 2.0
+    assert np.array_equal(own, _mbrola_audio("mb-us2", "Hey Jarvis", plain))  # deterministic
+    # Another kind of speech than espeak-ng's own voice: diphones of a recorded speaker.
+    assert not np.array_equal(own[:4000], _espeak_audio("en-us", "Hey Jarvis", {**plain,
+                              "word_gap": 0})[:4000])  # fmt: skip
+    slow = _mbrola_audio("mb-us2", "Hey Jarvis", {**plain, "speed": 110})
+    assert len(slow) > 1.2 * len(own)
+    pitch = _median_pitch_hz(own)
+
+    def pitch_at(level: int) -> float:
+        return _median_pitch_hz(_mbrola_audio("mb-us2", "Hey Jarvis", {**plain, "pitch": level}))
+
+    assert pitch_at(90) / pitch > 1.15 and pitch_at(12) / pitch < 0.9
+    # The woman's voice speaks higher than the men's.
+    woman = _median_pitch_hz(_mbrola_audio("mb-us1", "Hey Jarvis", plain))
+    assert woman > 1.3 * pitch and speaker_gender("mbrola", "mb-us1") == "female"
+    assert speaker_gender("mbrola", "mb-en1") == "male"
+    assert len(_mbrola_audio("mb-en1", "Turn on the lights", plain)) > 16_000 * 0.5
+
+
+def test_missing_mbrola_names_the_make_target(monkeypatch, tmp_path):
+    from mww_core.demo_data import tts
+
+    tts._require_mbrola()  # installed by make system-deps
+    monkeypatch.setattr(tts, "MBROLA_DIR", tmp_path)  # a voice folder without the voices
+    with pytest.raises(RuntimeError, match="mb-us1.*make system-deps.*mbrola-us1"):
+        tts._require_mbrola()
+
+
 def test_a_missing_pico2wave_names_the_make_target(monkeypatch, tmp_path):
     from mww_core.demo_data.tts import _require_pico
 
@@ -93,6 +129,13 @@ def test_retiming_stays_inside_the_split_settings_it_was_drawn_from():
     train = clip("pico", "train", {"pitch": 100, "speed": 100})
     assert _retimed(train, dict(train.params), faster=True)["speed"] == 120
     assert PICO_RANGES["train"]["speed"] == ((80.0, 125.0),)
+    # MBROLA (espeak-ng's words a minute): likewise.
+    fast = clip("mbrola", "validation", {"pitch": 72, "speed": 205, "formant_ratio": 1.06})
+    assert _retimed(fast, dict(fast.params), faster=True)["speed"] == 212  # 246, held at 212
+    assert _retimed(fast, dict(fast.params), faster=False)["speed"] == 201  # 174, held at 201
+    # A test clip drawn from training's settings (an engine heard in the test only) keeps them.
+    unheard = replace(clip("mbrola", "test", {"pitch": 50, "speed": 190}), region="train")
+    assert _retimed(unheard, dict(unheard.params), faster=True)["speed"] == 200  # 228, at 200
     # Piper: a longer length_scale is slower.
     piper = clip("piper", "validation", {"length_scale": 1.27, "noise_scale": 0.9})
     assert _retimed(piper, dict(piper.params), faster=True)["length_scale"] == 1.25
