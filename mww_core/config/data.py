@@ -54,7 +54,8 @@ class DemoDataConfig(Section):
     mbrola_test_only: bool = Field(
         False,
         description="MBROLA says test clips only: its mbrola_positives wake words, and "
-        "mbrola_share of the test's negatives and ambient talk, all in the test split, at its "
+        "negatives and ambient talk mbrola_share as many as the other engines' in the test "
+        "(on top of theirs), all in the test split, at its "
         "voices' ordinary settings. Training and validation never hear it, as an independent "
         "check's voices are never heard, and are the same clips as without it: the report's "
         "MBROLA voice groups are then recall on an engine the model never heard.",
