@@ -184,13 +184,8 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         for split, count in _split_counts(total, fractions).items():
             planner.add(kind, generator, split, count, texts, near_miss=near)
     for split in SPLITS:
-        n_pico, n_mbrola = round(pool_sizes[split] * pico), round(pool_sizes[split] * mbrola)
-        rest = pool_sizes[split] - n_pico - n_mbrola
-        n_piper = round(rest * _POOL_PIPER_SHARE)
-        planner.add("speech", "piper", split, n_piper, sentences)
-        planner.add("speech", "espeak-ng", split, rest - n_piper, sentences)
-        planner.add("speech", "pico", split, n_pico, sentences)
-        planner.add("speech", "mbrola", split, n_mbrola, sentences)
+        for engine, count in _talk_counts(pool_sizes[split], pico, mbrola).items():
+            planner.add("speech", engine, split, count, sentences)
     # Planned last, so adding them left every other clip (and its random draws) as it was.
     carriers = _near_miss_sentences(phrases, sentences)
     confusables = {}
@@ -200,13 +195,8 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         )  # near-miss sentences the split's ambient audio says (on average)
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * said)) if said > 0 else 0
         size = confusables[split] = size if carriers else 0
-        n_pico, n_mbrola = round(size * pico), round(size * mbrola)
-        rest = size - n_pico - n_mbrola
-        n_piper = round(rest * _POOL_PIPER_SHARE)
-        planner.add("confusable", "piper", split, n_piper, carriers)
-        planner.add("confusable", "espeak-ng", split, rest - n_piper, carriers)
-        planner.add("confusable", "pico", split, n_pico, carriers)
-        planner.add("confusable", "mbrola", split, n_mbrola, carriers)
+        for engine, count in _talk_counts(size, pico, mbrola).items():
+            planner.add("confusable", engine, split, count, carriers)
     _plan_mining_pool(
         planner, voices["train"], demo.mining_minutes, sentences, carriers,
         demo.mining_piper_share, pico, mbrola,
@@ -255,6 +245,16 @@ def _plan_unheard_engine(
     planner.add("negative", engine, "test", round(test_speech * share), sentences)
     planner.add("speech", engine, "test", round(said["pool"] * share), sentences)
     planner.add("confusable", engine, "test", round(said["confusable"] * share), carriers)
+
+
+def _talk_counts(size: int, pico: float, mbrola: float) -> dict[str, int]:
+    """How many of a split's ``size`` ambient talk clips each engine says, in planning order:
+    Pico's and MBROLA's shares first, Piper ``_POOL_PIPER_SHARE`` of the rest, espeak-ng the
+    others."""
+    n_pico, n_mbrola = round(size * pico), round(size * mbrola)
+    rest = size - n_pico - n_mbrola
+    n_piper = round(rest * _POOL_PIPER_SHARE)
+    return {"piper": n_piper, "espeak-ng": rest - n_piper, "pico": n_pico, "mbrola": n_mbrola}
 
 
 def _requests(wake_word: str, requests: tuple[str, ...]) -> list[str]:
