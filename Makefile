@@ -27,11 +27,11 @@ lint: install
 	$(VENV)/bin/ruff check mww_core tasks flows tests bench
 
 # Debian packages, installed only when a tool is missing (needs root or sudo). SVOX Pico's
-# pico2wave (libttspico-utils, Apache-2.0) and MBROLA's English voices (mbrola-us1, -us2, -us3,
-# -en1) are in Debian's non-free component, the mbrola program in contrib: when apt does not
-# know one of them, this adds those two components alone, from the mirror and releases the
-# system already uses (a copy of its debian.sources, or of its sources.list's deb lines), in
-# /etc/apt/sources.list.d/mww-non-free.sources (or .list).
+# pico2wave (libttspico-utils, Apache-2.0), MBROLA's English voices (mbrola-us1, -us2, -us3,
+# -en1) and RHVoice's (rhvoice-english) are in Debian's non-free component, the mbrola
+# program in contrib: when apt does not know one of them, this adds those two components alone,
+# from the mirror and releases the system already uses (a copy of its debian.sources, or of its
+# sources.list's deb lines), in /etc/apt/sources.list.d/mww-non-free.sources (or .list).
 NON_FREE := /etc/apt/sources.list.d/mww-non-free
 MBROLA_VOICES := us1 us2 us3 en1
 system-deps:
@@ -43,6 +43,8 @@ system-deps:
 	for v in $(MBROLA_VOICES); do \
 	  [ -f /usr/share/mbrola/$$v/$$v ] || missing="$$missing mbrola-$$v"; \
 	done; \
+	command -v RHVoice-test >/dev/null || missing="$$missing rhvoice"; \
+	[ -f /usr/share/RHVoice/voices/bdl/voice.info ] || missing="$$missing rhvoice-english"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \

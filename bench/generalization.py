@@ -6,12 +6,13 @@
 
 The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
 (``espeak_*.wav``), with ``data.demo.pico_positives`` a third, SVOX Pico (``pico_*.wav``), and
-with ``data.demo.mbrola_positives`` a fourth, MBROLA (``mbrola_*.wav``). For each direction
+with ``data.demo.mbrola_positives`` a fourth, MBROLA (``mbrola_*.wav``), and with
+``data.demo.rhvoice_positives`` a fifth, RHVoice (``rhvoice_*.wav``). For each direction
 (espeak-ng -> Piper, Piper -> espeak-ng by default; with Pico also ``espeak_and_piper_to_pico``,
 ``espeak_and_pico_to_piper`` and ``piper_and_pico_to_espeak``: two engines trained on, the third
 tested; with MBROLA too ``espeak_and_pico_and_mbrola_to_piper``,
-``piper_and_pico_and_mbrola_to_espeak`` and ``espeak_and_piper_and_pico_to_mbrola``) a data
-folder of links is made under
+``piper_and_pico_and_mbrola_to_espeak`` and ``espeak_and_piper_and_pico_to_mbrola``, and
+likewise with RHVoice in MBROLA's place) a data folder of links is made under
 ``runs/generalization/<direction>/data``: training and validation positives of the training
 engines only, test positives of the other engine only, and a ``dataset.json`` describing only
 the linked files. Training hears no voice of the test engine at all, nor of any engine it
@@ -59,6 +60,9 @@ DIRECTIONS = (
     ("espeak-ng+pico+mbrola", "piper"),
     ("piper+pico+mbrola", "espeak-ng"),
     ("espeak-ng+piper+pico", "mbrola"),
+    ("espeak-ng+pico+rhvoice", "piper"),
+    ("piper+pico+rhvoice", "espeak-ng"),
+    ("espeak-ng+piper+pico", "rhvoice"),
 )
 DEFAULT_DIRECTIONS = DIRECTIONS[:2]
 CONDITIONS = ("clean", "noisy", "reverberant", "far_field", "pitch_shifted", "command")
@@ -214,7 +218,8 @@ def check_direction(
         or (split == "train" and not _has_engine(source, "train", engine))
     ]
     if missing:
-        added = [e for e in (*train_engine.split("+"), test_engine) if e in ("pico", "mbrola")]
+        both = ("piper", "espeak-ng")  # every demo data set has these two
+        added = [e for e in (*train_engine.split("+"), test_engine) if e not in both]
         fields = " and ".join(f"data.demo.{e}_positives (and {e}_share)" for e in added)
         need = f". This direction needs a demo data set built with {fields} set" if added else ""
         raise SystemExit(f"{name}: the data set {source} has {'; '.join(missing)}{need}")
@@ -447,9 +452,9 @@ def main(argv: list[str] | None = None) -> None:
         "--directions",
         nargs="+",
         choices=[direction_name(a, b) for a, b in DIRECTIONS],
-        help="run these directions (default: espeak_to_piper piper_to_espeak; the Pico and "
-        "MBROLA directions need a data set with data.demo.pico_positives and "
-        "data.demo.mbrola_positives)",
+        help="run these directions (default: espeak_to_piper piper_to_espeak; the Pico, "
+        "MBROLA and RHVoice directions need a data set with data.demo.pico_positives, "
+        "data.demo.mbrola_positives and data.demo.rhvoice_positives)",
     )
     parser.add_argument(
         "--seeds",

@@ -19,7 +19,7 @@ class AugmentationConfig(Section):
         None,
         ge=1,
         description="Augmented copies per training near-miss clip: a negative the data set's "
-        "dataset.json marks \"near_miss\": true (the demo builder marks them). More copies "
+        'dataset.json marks "near_miss": true (the demo builder marks them). More copies '
         "give near misses a larger share of each batch's negatives. None = negative_copies.",
     )
     rir_probability: float = probability(

@@ -60,6 +60,24 @@ class DemoDataConfig(Section):
         "check's voices are never heard, and are the same clips as without it: the report's "
         "MBROLA voice groups are then recall on an engine the model never heard.",
     )
+    rhvoice_positives: int = Field(
+        0,
+        ge=0,
+        description="Positive clips from RHVoice's English voices bdl (a man's) and clb (a "
+        "woman's): statistical parametric (HTS) models of two recorded CMU ARCTIC speakers, "
+        "with a front end of their own (Debian's rhvoice-english, which `make system-deps` "
+        "installs). Its slt and alan voices are never used: flite and festival ship those "
+        "speakers, and they are kept for an independent check. Pitches and rates are drawn "
+        "per split like Pico's. Needs rhvoice_share > 0, so that RHVoice says negatives too.",
+    )
+    rhvoice_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the negative clips and of the ambient and mining talk said by "
+        "RHVoice's voices, taken like pico_share (with pico_share and mbrola_share at most 1). "
+        "0 keeps RHVoice out of the negatives.",
+    )
     command_share: float = Field(
         0.0,
         ge=0,
@@ -192,9 +210,14 @@ class DemoDataConfig(Section):
         """Whether an MBROLA voice says any clip of the data set."""
         return self.mbrola_positives > 0 or self.mbrola_share > 0
 
+    @property
+    def uses_rhvoice(self) -> bool:
+        """Whether an RHVoice voice says any clip of the data set."""
+        return self.rhvoice_positives > 0 or self.rhvoice_share > 0
+
     @model_validator(mode="after")
     def _engines_say_negatives(self) -> DemoDataConfig:
-        for engine, name in (("pico", "Pico"), ("mbrola", "MBROLA")):
+        for engine, name in (("pico", "Pico"), ("mbrola", "MBROLA"), ("rhvoice", "RHVoice")):
             positives = getattr(self, f"{engine}_positives")
             share = getattr(self, f"{engine}_share")
             if positives > 0 and share <= 0:
@@ -204,11 +227,11 @@ class DemoDataConfig(Section):
                     f"voices rather than the word. Set {engine}_share (0.2 says a fifth of the "
                     f"negatives in {name}'s voices) or {engine}_positives to 0"
                 )
-        if self.pico_share + self.mbrola_share > 1:
+        if self.pico_share + self.mbrola_share + self.rhvoice_share > 1:
             raise ValueError(
-                f"data.demo.pico_share ({self.pico_share}) and mbrola_share "
-                f"({self.mbrola_share}) add up to more than 1: they are shares of the same "
-                "negatives and talk; lower one"
+                f"data.demo.pico_share ({self.pico_share}), mbrola_share ({self.mbrola_share}) "
+                f"and rhvoice_share ({self.rhvoice_share}) add up to more than 1: they are "
+                "shares of the same negatives and talk; lower one"
             )
         return self
 

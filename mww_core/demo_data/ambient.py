@@ -152,11 +152,12 @@ def _one_engine_each(pool: _AmbientPool, n_files: int) -> list[_AmbientPool]:
     """The pool of each of ``n_files`` mining recordings: one engine's utterances each.
 
     A show has its own voices: each recording is talk by one engine, Piper's recordings
-    first, then Pico's and MBROLA's, each as many as its share of the talk (at least one), and
-    espeak-ng's the rest. bench.generalization can then keep the training engines' recordings whole.
+    first, then Pico's, MBROLA's and RHVoice's, each as many as its share of the talk (at
+    least one), and espeak-ng's the rest. bench.generalization can then keep the training
+    engines' recordings whole.
     """
     said = [key.split("|", 1)[0] for key, _ in pool.speech]
-    engines = [e for e in ("piper", "pico", "mbrola", "espeak-ng") if e in said]
+    engines = [e for e in ("piper", "pico", "mbrola", "rhvoice", "espeak-ng") if e in said]
     if len(engines) < 2:
         return [pool] * n_files
 

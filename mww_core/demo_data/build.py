@@ -23,6 +23,7 @@ from mww_core.demo_data.plan import (
     MINING_POOL,
     PICO_RANGES,
     PIPER_RANGES,
+    RHVOICE_RANGES,
     SPLITS,
     _plan_clips,
     _rng,
@@ -39,6 +40,7 @@ from mww_core.demo_data.tts import (
     _require_espeak,
     _require_mbrola,
     _require_pico,
+    _require_rhvoice,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,11 +121,13 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     near_miss = near_miss_phrases(data)
     clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
-    threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's, Pico's, MBROLA's
+    threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's and the others'
     if demo.uses_pico:
         _require_pico()
     if demo.uses_mbrola:
         _require_mbrola()
+    if demo.uses_rhvoice:
+        _require_rhvoice()
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
         rendered = _render_in_threads(threaded, clock)
@@ -162,6 +166,8 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
             out[split]["pico"] = PICO_RANGES[_settings_region(split)]
         if data.demo.uses_mbrola and not data.demo.mbrola_test_only:
             out[split]["mbrola"] = MBROLA_RANGES[_settings_region(split)]
+        if data.demo.uses_rhvoice:
+            out[split]["rhvoice"] = RHVOICE_RANGES[_settings_region(split)]
     if data.demo.uses_mbrola and data.demo.mbrola_test_only:
         out["test"]["mbrola"] = MBROLA_RANGES["train"]  # its voices' ordinary settings
     out["train"]["room_m"] = TRAIN_ROOM_M
@@ -184,7 +190,8 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
 
 
 def _engine_summary(data: DataConfig) -> str:
-    """The test's Pico and MBROLA settings, for the summary line (empty without them)."""
+    """The test's Pico, MBROLA and RHVoice settings, for the summary line (empty without
+    them)."""
     out = ""
     if data.demo.uses_pico:
         test = PICO_RANGES["test"]
@@ -199,6 +206,12 @@ def _engine_summary(data: DataConfig) -> str:
         out += (
             f"; MBROLA at pitch {_spans(test['pitch'])}, {_spans(test['speed'])} words a "
             f"minute, formants shifted x{_spans(test['formant_ratio'])}"
+        )
+    if data.demo.uses_rhvoice:
+        test = RHVOICE_RANGES["test"]
+        out += (
+            f"; RHVoice at pitch {_spans(test['pitch'])} %, rate {_spans(test['speed'])} %, "
+            f"formants shifted x{_spans(test['formant_ratio'])}"
         )
     return out
 

@@ -218,9 +218,9 @@ def _female_variants() -> frozenset[str]:
 
 def speaker_gender(generator: str, voice: str) -> str:
     """The speaker's gender, "female" or "male": an espeak-ng voice's from its variant's file;
-    the Piper voice (joe) is a man's, SVOX Pico's two voices are women's, MBROLA's us1 is a
-    woman's and its others men's."""
-    if generator == "pico" or (generator == "mbrola" and voice == "mb-us1"):
+    the Piper voice (joe) is a man's, SVOX Pico's two voices are women's, MBROLA's us1 and
+    RHVoice's clb are women's and their others men's."""
+    if generator == "pico" or (generator, voice) in (("mbrola", "mb-us1"), ("rhvoice", "clb")):
         return "female"
     if generator == "espeak-ng" and voice.partition("+")[2] in _female_variants():
         return "female"

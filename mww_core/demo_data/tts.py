@@ -1,5 +1,5 @@
-"""Speech synthesis: espeak-ng, SVOX Pico and MBROLA in threads, Piper in spawned processes,
-re-timed to fit."""
+"""Speech synthesis: espeak-ng, SVOX Pico, MBROLA and RHVoice in threads, Piper in spawned
+processes, re-timed to fit."""
 
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ from mww_core.audio import SAMPLE_RATE_HZ, resample_to_16k
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import shift_formants
 from mww_core.demo_data.plan import (
+    EXTRA_ENGINE_VOICES,
     MBROLA_VOICES,
     PIPER_ACCENT,
     PIPER_RANGES,
+    RHVOICE_VOICES,
     SETTINGS_RANGES,
     _Clip,
     _settings_region,
@@ -99,6 +101,43 @@ def _require_mbrola() -> None:
 def _mbrola_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
     """MBROLA's audio for ``text`` in ``voice`` (mb-us1, ...), through espeak-ng."""
     return _espeak_audio(voice, text, {"word_gap": 0, **params})
+
+
+# Where Debian's rhvoice-english puts its voices (one folder each).
+RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
+
+
+def _require_rhvoice() -> None:
+    missing = [v for v in RHVOICE_VOICES if not (RHVOICE_DIR / v / "voice.info").is_file()]
+    if shutil.which("RHVoice-test") is None or missing:
+        what = (
+            "the program RHVoice-test (Debian's rhvoice) is"
+            if shutil.which("RHVoice-test") is None
+            else f"RHVoice's voices {', '.join(missing)} are"
+        )
+        raise RuntimeError(
+            f"{what} not installed, and data.demo.rhvoice_positives or rhvoice_share asks for "
+            "its voices: run `make system-deps` (on Debian it enables the non-free component "
+            "for the packages rhvoice rhvoice-english), or set both to 0"
+        )
+
+
+def _rhvoice_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
+    """RHVoice's audio for ``text`` in ``voice`` (bdl, clb) at its pitch and rate percentages."""
+    with tempfile.TemporaryDirectory(prefix="mww-rhvoice-") as folder:
+        path = Path(folder) / "clip.wav"
+        cmd = [
+            "RHVoice-test", "-p", voice, "-t", str(int(params["pitch"])),
+            "-r", str(int(params["speed"])), "-o", str(path),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, input=text.encode(), capture_output=True, timeout=120)
+        if result.returncode != 0 or not path.is_file():
+            raise RuntimeError(
+                f"RHVoice-test failed for {cmd} saying {text!r}: "
+                f"{result.stderr.decode(errors='replace')}"
+            )
+        audio, rate = sf.read(path, dtype="float32")
+    return resample_to_16k(audio, rate)
 
 
 def _pico_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
@@ -181,7 +220,7 @@ def _retimed(clip: _Clip, params: dict[str, float], faster: bool) -> dict[str, f
         scaled = _within_span(params["length_scale"], PIPER_RANGES[region]["length_scale"],
                               0.85 if faster else 1.2)  # fmt: skip
         params["length_scale"] = round(scaled, 3)
-    elif clip.generator in ("pico", "mbrola"):  # a higher speed level is faster speech
+    elif clip.generator in EXTRA_ENGINE_VOICES:  # a higher speed level is faster speech
         spans = SETTINGS_RANGES[clip.generator][region]["speed"]
         params["speed"] = int(round(_within_span(params["speed"], spans, 1.2 if faster else 0.85)))
     else:
@@ -196,11 +235,15 @@ def _within_span(value: float, spans: tuple[tuple[float, float], ...], factor: f
     return float(np.clip(value * factor, low, high))
 
 
-_THREADED_ENGINES = {"espeak-ng": _espeak_audio, "pico": _pico_audio, "mbrola": _mbrola_audio}
+_THREADED_ENGINES = {
+    "espeak-ng": _espeak_audio, "pico": _pico_audio, "mbrola": _mbrola_audio,
+    "rhvoice": _rhvoice_audio,
+}  # fmt: skip
 
 
 def _render_in_threads(clips: list[_Clip], clock: _StageClock) -> dict[str, _Rendered]:
-    """Synthesize espeak-ng's, Pico's and MBROLA's clips (command-line engines) in threads."""
+    """Synthesize espeak-ng's, Pico's, MBROLA's and RHVoice's clips (command-line engines) in
+    threads."""
 
     def render(clip: _Clip) -> _Rendered:
         engine = _THREADED_ENGINES[clip.generator]

@@ -193,6 +193,10 @@ def test_a_direction_without_its_engine_in_the_data_is_refused(data_dir, tmp_pat
     counts = derive_data(data_dir, tmp_path / "d", "espeak-ng+mbrola", "piper")
     with pytest.raises(SystemExit, match="no mbrola wake words in train/.*mbrola_positives"):
         check_direction("espeak_and_mbrola_to_piper", counts, data_dir, "espeak-ng+mbrola", "piper")
+    counts = derive_data(data_dir, tmp_path / "d", "espeak-ng+piper+pico", "rhvoice")
+    with pytest.raises(SystemExit, match="no rhvoice wake words in test/.*rhvoice_positives"):
+        check_direction("espeak_and_piper_and_pico_to_rhvoice", counts, data_dir,
+                        "espeak-ng+piper+pico", "rhvoice")  # fmt: skip
     counts = derive_data(data_dir, tmp_path / "d", "espeak-ng", "piper")
     check_direction("espeak_to_piper", counts, data_dir, "espeak-ng", "piper")  # both there
 

@@ -36,6 +36,8 @@ TINY = DemoDataConfig(
     pico_share=0.2,
     mbrola_positives=5,  # MBROLA's four voices, one clip in the test split
     mbrola_share=0.15,
+    rhvoice_positives=6,  # RHVoice's bdl and clb, one clip in validation and one in the test
+    rhvoice_share=0.1,
     command_share=0.3,  # training's and validation's wake words said before a request
     near_miss_negatives=10,
     near_miss_phrases=12,
@@ -75,7 +77,7 @@ def test_layout_counts_and_format(built):
     assert on_disk == set(manifest["files"])
     assert manifest["fingerprint"] == demo_fingerprint(data)
     counts = manifest["counts"]
-    assert sum(counts[s]["positive"] for s in SPLITS) == 40  # Piper, espeak-ng, Pico, MBROLA
+    assert sum(counts[s]["positive"] for s in SPLITS) == 46  # five engines
     assert sum(counts[s]["negative"] for s in SPLITS) == 16
     assert [counts[s]["ambient"] for s in SPLITS] == [1, 1, 1]
     assert (counts["rirs"], counts["noise"]) == (2, 4)
@@ -243,8 +245,8 @@ def test_test_voices_and_piper_settings_are_never_heard_in_training_or_validatio
                 assert all(not low <= p[name] <= high for p in piper[held_out]), (held_out, name)
     assert all(abs(p["formant_ratio"] - 1) >= 0.05 for p in piper["validation"])
     assert all(abs(p["formant_ratio"] - 1) >= 0.08 for p in piper["test"])
-    # Pico's and MBROLA's voices are in every split, held out by their pitch and speed.
-    for engine in ("pico", "mbrola"):
+    # Pico's, MBROLA's and RHVoice's voices are in every split, held out by pitch and speed.
+    for engine in ("pico", "mbrola", "rhvoice"):
         drawn = {s: [p for g, _, p in said if g == engine] for s, said in speakers.items()}
         assert all(drawn[s] for s in SPLITS), engine
         for name in ("pitch", "speed"):
@@ -252,6 +254,7 @@ def test_test_voices_and_piper_settings_are_never_heard_in_training_or_validatio
             assert not trained & {p[name] for p in drawn["validation"] + drawn["test"]}, name
     summary = manifest["held_out"]["test"]["summary"]
     assert "Pico at pitch" in summary and "MBROLA at pitch" in summary
+    assert "RHVoice at pitch" in summary
 
 
 def _of_training_size(room_m: list[float]) -> bool:
@@ -262,8 +265,8 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
     data, manifest, _ = built
     files = manifest["files"]
     test = {n: m for n, m in files.items() if n.startswith("test/positive/")}
-    said = [m["condition"] for m in test.values()]  # Pico's and MBROLA's take the first two
-    assert set(said) == set(CONDITIONS) and len(said) == len(CONDITIONS) + 2
+    said = [m["condition"] for m in test.values()]  # Pico, MBROLA, RHVoice take the first three
+    assert set(said) == set(CONDITIONS) and len(said) == len(CONDITIONS) + 3
     assert not any("condition" in m for n, m in files.items() if n not in test)
     for name, meta in test.items():
         audio, _ = sf.read(data.data_dir / name)
@@ -301,7 +304,7 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
     assert sum(g["detected"] for g in groups["conditions"].values()) == sum(hits)
     assert sum(g["clips"] for g in groups["voice_groups"].values()) == len(test)
     # Every engine of the tiny set is heard in training; one heard in the test only is marked.
-    assert set(groups["engines"]) == {"piper", "espeak-ng", "pico", "mbrola"}
+    assert set(groups["engines"]) == {"piper", "espeak-ng", "pico", "mbrola", "rhvoice"}
     files = manifest["files"]
     unheard = {n: e for n, e in files.items() if not (n.startswith("train/") and
                e.get("generator") == "mbrola")}  # fmt: skip
@@ -321,6 +324,8 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
             assert meta["gender"] == "female", meta["voice"]
         if meta["generator"] == "pico":  # SVOX Pico's two voices are women's
             assert meta["gender"] == "female", meta["voice"]
+        if meta["generator"] == "rhvoice":  # bdl is a man, clb a woman
+            assert meta["gender"] == {"bdl": "male", "clb": "female"}[meta["voice"]]
     assert {m["gender"] for m in spoken} <= {"female", "male"}
     assert all(voice in groups["test_held_out"] for voice in TINY.test_espeak_voices)
 
@@ -328,7 +333,8 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
 def test_progress_is_reported_per_stage(built):
     _, _, calls = built
     final = {stage: (done, total) for stage, done, total in calls}
-    assert {"espeak-ng and pico and mbrola speech", "piper speech", "ambient audio"} <= set(final)
+    threaded = "espeak-ng and pico and mbrola and rhvoice speech"
+    assert {threaded, "piper speech", "ambient audio"} <= set(final)
     assert all(done == total for done, total in final.values())
 
 

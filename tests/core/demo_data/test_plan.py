@@ -85,7 +85,10 @@ def test_piper_accents_are_training_voices_and_leave_validation_and_test_alone()
 
 
 # TINY without its third and fourth engines: Piper and espeak-ng only.
-TWO_ENGINES = {"pico_positives": 0, "pico_share": 0.0, "mbrola_positives": 0, "mbrola_share": 0.0}
+TWO_ENGINES = {
+    "pico_positives": 0, "pico_share": 0.0, "mbrola_positives": 0, "mbrola_share": 0.0,
+    "rhvoice_positives": 0, "rhvoice_share": 0.0,
+}  # fmt: skip
 
 
 def test_mining_piper_share_moves_mining_utterances_to_piper_only():
@@ -143,7 +146,10 @@ def test_espeak_female_share_swaps_training_voices_only():
         DemoDataConfig(espeak_female_share=1.2)
 
 
-ENGINES_ADDED = {"pico": {"en-US", "en-GB"}, "mbrola": {"mb-us1", "mb-us2", "mb-us3", "mb-en1"}}
+ENGINES_ADDED = {
+    "pico": {"en-US", "en-GB"}, "mbrola": {"mb-us1", "mb-us2", "mb-us3", "mb-en1"},
+    "rhvoice": {"bdl", "clb"},  # never slt or alan: flite's and festival's speakers
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES_ADDED))
@@ -174,15 +180,21 @@ def test_an_added_engine_brings_its_voices_and_leaves_every_other_wake_word_alon
     assert near and not any("hey jarvis" in normalize(c.text) for c in near)
 
 
-def test_pico_and_mbrola_share_the_negatives():
-    both = {"pico_positives": 40, "pico_share": 0.3, "mbrola_positives": 40,
-            "mbrola_share": 0.2, "mining_minutes": 2.0}  # fmt: skip
-    clips = _plan_clips(DataConfig(demo=TINY.model_copy(update=both)))
+def test_pico_mbrola_and_rhvoice_share_the_negatives():
+    three = {"pico_positives": 40, "pico_share": 0.3, "mbrola_positives": 40,
+             "mbrola_share": 0.2, "rhvoice_positives": 40, "rhvoice_share": 0.15,
+             "mining_minutes": 2.0}  # fmt: skip
+    clips = _plan_clips(DataConfig(demo=TINY.model_copy(update=three)))
     for kind in ("negative", "speech"):
         said = [c.generator for c in clips if c.kind == kind]
         assert abs(said.count("pico") / len(said) - 0.3) < 0.05, kind
         assert abs(said.count("mbrola") / len(said) - 0.2) < 0.05, kind
+        assert abs(said.count("rhvoice") / len(said) - 0.15) < 0.05, kind
         assert said.count("espeak-ng") and said.count("piper"), kind
+    with pytest.raises(ValueError, match="pico_share.*mbrola_share.*rhvoice_share.*more than 1"):
+        DemoDataConfig(pico_share=0.5, mbrola_share=0.3, rhvoice_share=0.3)
+    with pytest.raises(ValueError, match="rhvoice_positives is 10 but data.demo.rhvoice_share"):
+        DemoDataConfig(rhvoice_positives=10)
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES_ADDED))

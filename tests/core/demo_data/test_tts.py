@@ -1,5 +1,5 @@
-"""Tests for mww_core.demo_data.tts: the Piper voice's accents, SVOX Pico's and MBROLA's
-settings."""
+"""Tests for mww_core.demo_data.tts: the Piper voice's accents, SVOX Pico's, MBROLA's and
+RHVoice's settings."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from mww_core.demo_data.tts import (
     _mbrola_audio,
     _pico_audio,
     _piper_audio,
+    _rhvoice_audio,
     _speech_bounds,
     frame_levels_db,
 )
@@ -104,6 +105,36 @@ def test_missing_mbrola_names_the_make_target(monkeypatch, tmp_path):
     monkeypatch.setattr(tts, "MBROLA_DIR", tmp_path)  # a voice folder without the voices
     with pytest.raises(RuntimeError, match="mb-us1.*make system-deps.*mbrola-us1"):
         tts._require_mbrola()
+
+
+def test_rhvoice_says_the_wake_word_in_two_speakers_at_its_pitch_and_rate():
+    plain = {"pitch": 100, "speed": 100}
+    own = _rhvoice_audio("bdl", "Hey Jarvis", plain)
+    assert own.dtype == np.float32 and 0.4 < len(own) / 16_000 < 2.0
+    assert np.array_equal(own, _rhvoice_audio("bdl", "Hey Jarvis", plain))  # deterministic
+    slow = _rhvoice_audio("bdl", "Hey Jarvis", {**plain, "speed": 65})
+    fast = _rhvoice_audio("bdl", "Hey Jarvis", {**plain, "speed": 150})
+    assert len(slow) > 1.3 * len(own) > 1.3 * 1.3 * len(fast)
+    pitch = _median_pitch_hz(own)
+
+    def pitch_at(level: int) -> float:
+        return _median_pitch_hz(_rhvoice_audio("bdl", "Hey Jarvis", {**plain, "pitch": level}))
+
+    assert pitch_at(145) / pitch > 1.25 and pitch_at(65) / pitch < 0.8
+    # clb, the woman, speaks higher than bdl, the man.
+    woman = _median_pitch_hz(_rhvoice_audio("clb", "Hey Jarvis", plain))
+    assert woman > 1.3 * pitch and speaker_gender("rhvoice", "clb") == "female"
+    assert speaker_gender("rhvoice", "bdl") == "male"
+
+
+def test_missing_rhvoice_names_the_make_target(monkeypatch, tmp_path):
+    from mww_core.demo_data import tts
+
+    tts._require_rhvoice()  # installed by make system-deps
+    # RHVoice-test says an unknown voice in its default one: a missing voice must stop the build.
+    monkeypatch.setattr(tts, "RHVOICE_DIR", tmp_path)  # a voice folder without the voices
+    with pytest.raises(RuntimeError, match="bdl, clb are.*make system-deps.*rhvoice-english"):
+        tts._require_rhvoice()
 
 
 def test_a_missing_pico2wave_names_the_make_target(monkeypatch, tmp_path):
