@@ -78,6 +78,14 @@ class DemoDataConfig(Section):
         "RHVoice's voices, taken like pico_share (with pico_share and mbrola_share at most 1). "
         "0 keeps RHVoice out of the negatives.",
     )
+    rhvoice_test_only: bool = Field(
+        False,
+        description="RHVoice says test clips only, like mbrola_test_only: its rhvoice_positives "
+        "wake words, and negatives and ambient talk rhvoice_share as many as the other engines' "
+        "in the test (on top of theirs), at its voices' ordinary settings. Its rows in the "
+        "report are then recall on an engine, and a kind of synthesis (statistical parametric, "
+        "as flite's and festival's voices are), the model never heard.",
+    )
     command_share: float = Field(
         0.0,
         ge=0,
@@ -214,6 +222,10 @@ class DemoDataConfig(Section):
     def uses_rhvoice(self) -> bool:
         """Whether an RHVoice voice says any clip of the data set."""
         return self.rhvoice_positives > 0 or self.rhvoice_share > 0
+
+    def test_only(self, engine: str) -> bool:
+        """Whether ``engine`` (mbrola, rhvoice) says test clips only."""
+        return bool(getattr(self, f"{engine}_test_only", False))
 
     @model_validator(mode="after")
     def _engines_say_negatives(self) -> DemoDataConfig:

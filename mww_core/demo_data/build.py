@@ -24,6 +24,7 @@ from mww_core.demo_data.plan import (
     PICO_RANGES,
     PIPER_RANGES,
     RHVOICE_RANGES,
+    SETTINGS_RANGES,
     SPLITS,
     _plan_clips,
     _rng,
@@ -162,14 +163,12 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
             "espeak_variants": sorted({v.split("+", 1)[1] for v in voices[split]}),
             "piper": PIPER_RANGES[_settings_region(split)],
         }
-        if data.demo.uses_pico:
-            out[split]["pico"] = PICO_RANGES[_settings_region(split)]
-        if data.demo.uses_mbrola and not data.demo.mbrola_test_only:
-            out[split]["mbrola"] = MBROLA_RANGES[_settings_region(split)]
-        if data.demo.uses_rhvoice:
-            out[split]["rhvoice"] = RHVOICE_RANGES[_settings_region(split)]
-    if data.demo.uses_mbrola and data.demo.mbrola_test_only:
-        out["test"]["mbrola"] = MBROLA_RANGES["train"]  # its voices' ordinary settings
+        for engine in _engines_used(data):
+            if not data.demo.test_only(engine):
+                out[split][engine] = SETTINGS_RANGES[engine][_settings_region(split)]
+    for engine in _engines_used(data):
+        if data.demo.test_only(engine):
+            out["test"][engine] = SETTINGS_RANGES[engine]["train"]  # its ordinary settings
     out["train"]["room_m"] = TRAIN_ROOM_M
     test = PIPER_RANGES["test"]
     out["test"].update(
@@ -207,13 +206,22 @@ def _engine_summary(data: DataConfig) -> str:
             f"; MBROLA at pitch {_spans(test['pitch'])}, {_spans(test['speed'])} words a "
             f"minute, formants shifted x{_spans(test['formant_ratio'])}"
         )
-    if data.demo.uses_rhvoice:
+    if data.demo.uses_rhvoice and data.demo.rhvoice_test_only:
+        out += "; RHVoice's bdl and clb, an engine training and validation never hear"
+    elif data.demo.uses_rhvoice:
         test = RHVOICE_RANGES["test"]
         out += (
             f"; RHVoice at pitch {_spans(test['pitch'])} %, rate {_spans(test['speed'])} %, "
             f"formants shifted x{_spans(test['formant_ratio'])}"
         )
     return out
+
+
+def _engines_used(data: DataConfig) -> list[str]:
+    """The engines besides Piper and espeak-ng that say clips of the data set."""
+    demo = data.demo
+    used = {"pico": demo.uses_pico, "mbrola": demo.uses_mbrola, "rhvoice": demo.uses_rhvoice}
+    return [engine for engine, on in used.items() if on]
 
 
 def _spans(spans: tuple[tuple[float, float], ...]) -> str:

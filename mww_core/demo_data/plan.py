@@ -182,10 +182,10 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     wake_words = _wake_word_variants(data.wake_word)
     # The other engines' shares of each kind are taken first (Pico's, MBROLA's, RHVoice's);
     # Piper and espeak-ng split the rest as before.
-    shares = {
-        "pico": demo.pico_share,
-        "mbrola": 0.0 if demo.mbrola_test_only else demo.mbrola_share,  # test-only: planned last
-        "rhvoice": demo.rhvoice_share,
+    unheard = [engine for engine in EXTRA_ENGINE_VOICES if demo.test_only(engine)]
+    shares = {  # an engine heard in the test only is planned last
+        engine: 0.0 if engine in unheard else getattr(demo, f"{engine}_share")
+        for engine in EXTRA_ENGINE_VOICES
     }
     extra_near = {engine: round(n_near * share) for engine, share in shares.items()}
     extra_speech = {engine: round(n_speech * share) for engine, share in shares.items()}
@@ -200,14 +200,10 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     ]
     # Planned after the others, each engine after the one before it: with an engine off every
     # other clip keeps its draws.
-    extra_positives = {
-        "pico": demo.pico_positives,
-        "mbrola": 0 if demo.mbrola_test_only else demo.mbrola_positives,
-        "rhvoice": demo.rhvoice_positives,
-    }
     for engine in EXTRA_ENGINE_VOICES:
+        positives = 0 if engine in unheard else getattr(demo, f"{engine}_positives")
         plan += [
-            ("positive", engine, extra_positives[engine], wake_words, False),
+            ("positive", engine, positives, wake_words, False),
             ("negative", engine, extra_near[engine], phrases, True),
             ("negative", engine, extra_speech[engine], sentences, False),
         ]
@@ -240,12 +236,13 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     for kind, total, texts, near in extras:
         planner.add(kind, "piper", "validation", total // 2, texts, near_miss=near)
         planner.add(kind, "espeak-ng", "validation", total - total // 2, texts, near_miss=near)
-    if demo.mbrola_test_only:
-        said = {"near": n_near + sum(extra_near.values()),
-                "speech": n_speech + sum(extra_speech.values()),
-                "pool": pool_sizes["test"], "confusable": confusables["test"]}  # fmt: skip
-        _plan_unheard_engine(planner, "mbrola", demo.mbrola_positives, demo.mbrola_share,
-                             said, fractions, wake_words, phrases, sentences, carriers)  # fmt: skip
+    said = {"near": n_near + sum(extra_near.values()),
+            "speech": n_speech + sum(extra_speech.values()),
+            "pool": pool_sizes["test"], "confusable": confusables["test"]}  # fmt: skip
+    for engine in unheard:  # MBROLA's, then RHVoice's: adding one leaves the other's as it was
+        positives, share = getattr(demo, f"{engine}_positives"), getattr(demo, f"{engine}_share")
+        _plan_unheard_engine(planner, engine, positives, share, said, fractions, wake_words,
+                             phrases, sentences, carriers)  # fmt: skip
     return planner.clips
 
 
@@ -388,7 +385,7 @@ class _Planner:
         order = self.rng.permutation(len(voices)) if generator != "piper" else [0]
         text_order = self.rng.permutation(len(texts))
         for i in range(count):
-            voice = voices[order[i % len(order)]]
+            voice = voices[order[self._voice_turn(kind, generator, split, i) % len(order)]]
             if generator == "piper":
                 voice = self._piper_voice(split)
             elif generator == "espeak-ng":
@@ -415,6 +412,16 @@ class _Planner:
             clip = replace(clip, condition=condition, near_miss=near_miss)
             self.clips.append(clip if region == _settings_region(split) else
                               replace(clip, region=region))  # fmt: skip
+
+    @staticmethod
+    def _voice_turn(kind: str, generator: str, split: str, i: int) -> int:
+        """Which of its voices says an engine's ``i``-th clip: each in turn. The test's wake
+        words of an engine with a few voices (Pico's, MBROLA's, RHVoice's) move one voice on
+        after each round of conditions, so that every condition hears every voice (with two
+        voices in turn, each condition would hear one: noisy clips all said by one speaker)."""
+        if kind == "positive" and split == "test" and generator in EXTRA_ENGINE_VOICES:
+            return i + i // len(CONDITIONS)
+        return i
 
     def _piper_voice(self, split: str) -> str:
         """The Piper voice's name, "joe+<espeak-ng voice>" for a clip said in another accent

@@ -391,3 +391,11 @@ def test_the_summary_says_which_engine_the_test_alone_hears():
     assert "an engine training and validation never hear" in said["unheard"]["test"]["summary"]
     assert "mbrola" in said["heard"]["train"] and "mbrola" not in said["unheard"]["train"]
     assert said["unheard"]["test"]["mbrola"] == said["heard"]["train"]["mbrola"]
+    both = _held_out_description(_tiny(Path("unused"), mbrola_test_only=True,
+                                       rhvoice_test_only=True), {})  # fmt: skip
+    assert (
+        "RHVoice's bdl and clb, an engine training and validation never hear"
+        in (both["test"]["summary"])
+    )
+    assert "rhvoice" not in both["train"] and "RHVoice at pitch" not in both["test"]["summary"]
+    assert both["test"]["rhvoice"] == said["heard"]["train"]["rhvoice"]

@@ -224,33 +224,62 @@ def test_settings_of_validation_and_test_are_never_heard_in_training(engine):
                 assert any(lo <= p[name] <= hi for lo, hi in spans), (split, name, p[name])
 
 
-def test_a_test_only_engine_is_never_heard_and_changes_no_other_clip():
-    from mww_core.demo_data.plan import MBROLA_RANGES
+@pytest.mark.parametrize("engine", ["mbrola", "rhvoice"])
+def test_a_test_only_engine_is_never_heard_and_changes_no_other_clip(engine):
+    from mww_core.demo_data.plan import SETTINGS_RANGES
 
-    update = {"mbrola_positives": 24, "mbrola_share": 0.25, "mbrola_test_only": True}
+    update = {f"{engine}_positives": 24, f"{engine}_share": 0.25, f"{engine}_test_only": True}
     two = {**TWO_ENGINES, "near_miss_negatives": 60}
     before = _plan_clips(DataConfig(demo=TINY.model_copy(update=two)))
     after = _plan_clips(DataConfig(demo=TINY.model_copy(update={**two, **update})))
-    # Every clip of before, in every split, test included, is the same: MBROLA's come after.
+    # Every clip of before, in every split, test included, is the same: the engine's come after.
     assert after[: len(before)] == before
-    mbrola = after[len(before) :]
-    assert {c.generator for c in mbrola} == {"mbrola"} and {c.split for c in mbrola} == {"test"}
-    wake = [c for c in mbrola if c.kind == "positive"]
-    assert len(wake) == 24 and {c.voice for c in wake} == ENGINES_ADDED["mbrola"]
+    unheard = after[len(before) :]
+    assert {c.generator for c in unheard} == {engine} and {c.split for c in unheard} == {"test"}
+    wake = [c for c in unheard if c.kind == "positive"]
+    assert len(wake) == 24 and {c.voice for c in wake} == ENGINES_ADDED[engine]
     assert {c.condition for c in wake} == set(CONDITIONS)  # 4 clips in each condition
     # Its share of the test's negatives, ambient talk and ambient near misses.
     for kind in ("negative", "speech", "confusable"):
         others = sum(c.kind == kind and c.split == "test" for c in before)
-        said = sum(c.kind == kind for c in mbrola)
+        said = sum(c.kind == kind for c in unheard)
         assert said == pytest.approx(others * 0.25, abs=1.5), kind
-    assert any(c.near_miss for c in mbrola)
+    assert any(c.near_miss for c in unheard)
     # At its voices' ordinary settings (training's ranges), no formant shift, and re-timed
     # within them.
-    for clip in mbrola:
+    for clip in unheard:
         params = dict(clip.params)
         assert clip.region == "train" and "formant_ratio" not in params
-        for name, spans in MBROLA_RANGES["train"].items():
+        for name, spans in SETTINGS_RANGES[engine]["train"].items():
             assert any(lo <= params[name] <= hi for lo, hi in spans), (name, params)
+
+
+def test_every_condition_hears_every_voice_of_an_engine_with_a_few():
+    update = {"pico_positives": 120, "pico_share": 0.2, "mbrola_positives": 48,
+              "mbrola_share": 0.2, "mbrola_test_only": True, "rhvoice_positives": 48,
+              "rhvoice_share": 0.2, "rhvoice_test_only": True}  # fmt: skip
+    clips = _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+    for engine in ("pico", "mbrola", "rhvoice"):
+        wake = [c for c in clips if c.generator == engine and c.kind == "positive"]
+        test = [c for c in wake if c.split == "test"]
+        for condition in CONDITIONS:
+            said = {c.voice for c in test if c.condition == condition}
+            assert said == ENGINES_ADDED[engine], (engine, condition, said)
+        # Training's voices still take turns.
+        train = [c.voice for c in wake if c.split == "train"]
+        assert all(a != b for a, b in zip(train, train[1:], strict=False)), engine
+
+
+def test_two_test_only_engines_leave_each_other_alone():
+    two = {**TWO_ENGINES, "near_miss_negatives": 60}
+    mbrola = {"mbrola_positives": 24, "mbrola_share": 0.25, "mbrola_test_only": True}
+    rhvoice = {"rhvoice_positives": 16, "rhvoice_share": 0.2, "rhvoice_test_only": True}
+    one = _plan_clips(DataConfig(demo=TINY.model_copy(update={**two, **mbrola})))
+    both = _plan_clips(DataConfig(demo=TINY.model_copy(update={**two, **mbrola, **rhvoice})))
+    assert both[: len(one)] == one  # RHVoice's come after MBROLA's, which are as they were
+    added = both[len(one) :]
+    assert {c.generator for c in added} == {"rhvoice"} and {c.split for c in added} == {"test"}
+    assert sum(c.kind == "positive" for c in added) == 16
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES_ADDED))
