@@ -19,11 +19,8 @@ from mww_core.demo_data.clock import Progress, _StageClock
 from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, Room
 from mww_core.demo_data.corpus import near_miss_phrases
 from mww_core.demo_data.plan import (
-    MBROLA_RANGES,
     MINING_POOL,
-    PICO_RANGES,
     PIPER_RANGES,
-    RHVOICE_RANGES,
     SETTINGS_RANGES,
     SPLITS,
     _plan_clips,
@@ -188,32 +185,27 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
     return out
 
 
+# How the summary line names each engine after Piper and espeak-ng: its name, its test
+# settings (pitch and speed spans), and its voices when the test alone hears them.
+_SUMMARY_WORDS = {
+    "pico": ("Pico", "pitch {} %, speed {} %", "SVOX Pico's two voices"),
+    "mbrola": ("MBROLA", "pitch {}, {} words a minute", "MBROLA's four voices"),
+    "rhvoice": ("RHVoice", "pitch {} %, rate {} %", "RHVoice's bdl and clb"),
+}
+
+
 def _engine_summary(data: DataConfig) -> str:
-    """The test's Pico, MBROLA and RHVoice settings, for the summary line (empty without
-    them)."""
+    """The test's Pico, MBROLA and RHVoice settings, or the engines it alone hears, for the
+    summary line (empty without them)."""
     out = ""
-    if data.demo.uses_pico:
-        test = PICO_RANGES["test"]
-        out += (
-            f"; Pico at pitch {_spans(test['pitch'])} %, speed {_spans(test['speed'])} %, "
-            f"formants shifted x{_spans(test['formant_ratio'])}"
-        )
-    if data.demo.uses_mbrola and data.demo.mbrola_test_only:
-        out += "; MBROLA's four voices, an engine training and validation never hear"
-    elif data.demo.uses_mbrola:
-        test = MBROLA_RANGES["test"]
-        out += (
-            f"; MBROLA at pitch {_spans(test['pitch'])}, {_spans(test['speed'])} words a "
-            f"minute, formants shifted x{_spans(test['formant_ratio'])}"
-        )
-    if data.demo.uses_rhvoice and data.demo.rhvoice_test_only:
-        out += "; RHVoice's bdl and clb, an engine training and validation never hear"
-    elif data.demo.uses_rhvoice:
-        test = RHVOICE_RANGES["test"]
-        out += (
-            f"; RHVoice at pitch {_spans(test['pitch'])} %, rate {_spans(test['speed'])} %, "
-            f"formants shifted x{_spans(test['formant_ratio'])}"
-        )
+    for engine in _engines_used(data):
+        name, settings, voices = _SUMMARY_WORDS[engine]
+        if data.demo.test_only(engine):
+            out += f"; {voices}, an engine training and validation never hear"
+            continue
+        test = SETTINGS_RANGES[engine]["test"]
+        said = settings.format(_spans(test["pitch"]), _spans(test["speed"]))
+        out += f"; {name} at {said}, formants shifted x{_spans(test['formant_ratio'])}"
     return out
 
 
