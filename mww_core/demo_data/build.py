@@ -46,8 +46,10 @@ logger = logging.getLogger(__name__)
 # Bump when the generated audio changes for the same config: it is part of the fingerprint.
 # 2: near-miss speech in the ambient audio; 3: train/mining recordings; 4: generated near
 # misses; 5: a test split of held-out voices, Piper settings, rooms and conditions; 6: the
-# manifest marks near-miss clips ("near_miss": true) for augmentation.near_miss_copies
-DEMO_DATA_VERSION = 6
+# manifest marks near-miss clips ("near_miss": true) for augmentation.near_miss_copies; 7:
+# every test condition hears every voice of Pico, MBROLA and RHVoice, and the test's pitch
+# shifts are 4-5 semitones (beyond the demo's wider speed and pitch perturbation)
+DEMO_DATA_VERSION = 7
 MANIFEST_NAME = "dataset.json"
 
 

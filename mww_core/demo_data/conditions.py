@@ -20,9 +20,10 @@ CONDITIONS = ("clean", "noisy", "reverberant", "far_field", "pitch_shifted", "co
 HELD_OUT_NOISES = ("rain", "music", "dishes", "vacuum")
 NOISY_SNR_DB = (0.0, 20.0)
 FAR_FIELD_DBFS = (-35.0, -25.0)  # RMS of the speech
-# Training augmentation shifts pitch by at most 2 semitones (augmentation.pitch_shift_semitones);
-# the test shifts by 2.5 to 4, up or down, by resampling (formants move with the pitch).
-PITCH_SHIFT_SEMITONES = (2.5, 4.0)
+# The demo's training shifts pitch by at most 3.5 semitones (augmentation.pitch_shift_semitones)
+# and plays speech at most 1.25 times faster or slower (speed_factor, about 3.9 semitones); the
+# test shifts by 4 to 5, up or down, by resampling (formants move with the pitch), beyond both.
+PITCH_SHIFT_SEMITONES = (4.0, 5.0)
 TAIL_S = 0.3  # reverberation kept after the clip's end
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from mww_core.audio import list_audio_files
-from mww_core.config import DataConfig, DemoDataConfig, FullConfig
+from mww_core.config import DataConfig, DemoDataConfig, FullConfig, load_config
 from mww_core.demo_data import (
     MANIFEST_NAME,
     SPLITS,
@@ -257,6 +258,13 @@ def test_test_voices_and_piper_settings_are_never_heard_in_training_or_validatio
     assert "RHVoice at pitch" in summary
 
 
+def _demo_perturbation_semitones() -> float:
+    """How far configs/demo.yaml's training moves a voice's pitch, at most, in semitones."""
+    augmentation = load_config(Path(__file__).parents[3] / "configs" / "demo.yaml").augmentation
+    speeds = [abs(12 * math.log2(f)) for f in augmentation.speed_factor]
+    return max(*speeds, *(abs(s) for s in augmentation.pitch_shift_semitones))
+
+
 def _of_training_size(room_m: list[float]) -> bool:
     return all(lo <= d <= hi for d, (lo, hi) in zip(room_m, TRAIN_ROOM_M, strict=True))
 
@@ -287,8 +295,9 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
             assert params["distance_m"] >= 4.0 and -35 <= params["speech_dbfs"] <= -25
             level = 20 * np.log10(speech_rms(audio))
             assert level == pytest.approx(params["speech_dbfs"], abs=1.5), name
-        if condition == "pitch_shifted":
-            assert 2.5 <= abs(params["semitones"]) <= 4.0
+        if condition == "pitch_shifted":  # beyond the demo's own speed and pitch perturbation
+            assert 4.0 <= abs(params["semitones"]) <= 5.0
+            assert abs(params["semitones"]) > _demo_perturbation_semitones()
     for name, meta in files.items():  # the training rooms are all of the training sizes
         if name.startswith("rirs/"):
             assert _of_training_size(meta["room_m"]), name
