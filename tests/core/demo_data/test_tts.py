@@ -75,14 +75,24 @@ def test_pico_says_the_wake_word_at_its_pitch_and_speed():
     assert speaker_gender("pico", "en-GB") == "female"
 
 
-def _pitch_moves(say, voice: str, plain: dict, levels: tuple[int, int]) -> list[float]:
-    """The median pitch of "Hey Jarvis" said at each pitch level of ``levels``, over the
-    voice's at ``plain``."""
-    own = _median_pitch_hz(say(voice, "Hey Jarvis", plain))
-    return [
-        _median_pitch_hz(say(voice, "Hey Jarvis", {**plain, "pitch": level})) / own
-        for level in levels
-    ]
+def _check_pitch_and_speakers(
+    engine: str,
+    say,
+    voices: tuple[str, str],
+    plain: dict,
+    levels: tuple[int, int],
+    bounds: tuple[float, float],
+) -> None:
+    """A man's voice of ``engine`` said at the low and high pitch levels of ``levels`` moves
+    its median pitch below and above ``bounds`` (ratios to its pitch at ``plain``); the
+    woman's voice speaks higher than the man's, and both have their gender."""
+    man, woman = voices
+    own = _median_pitch_hz(say(man, "Hey Jarvis", plain))
+    low, high = (_median_pitch_hz(say(man, "Hey Jarvis", {**plain, "pitch": level})) / own
+                 for level in levels)  # fmt: skip
+    assert low < bounds[0] and high > bounds[1], (low, high)
+    assert _median_pitch_hz(say(woman, "Hey Jarvis", plain)) > 1.3 * own
+    assert speaker_gender(engine, woman) == "female" and speaker_gender(engine, man) == "male"
 
 
 def test_mbrola_says_the_wake_word_in_four_voices_at_its_pitch_and_speed():
@@ -95,12 +105,8 @@ def test_mbrola_says_the_wake_word_in_four_voices_at_its_pitch_and_speed():
                               "word_gap": 0})[:4000])  # fmt: skip
     slow = _mbrola_audio("mb-us2", "Hey Jarvis", {**plain, "speed": 110})
     assert len(slow) > 1.2 * len(own)
-    pitch = _median_pitch_hz(own)
-    low, high = _pitch_moves(_mbrola_audio, "mb-us2", plain, (12, 90))
-    assert high > 1.15 and low < 0.9
-    # The woman's voice speaks higher than the men's.
-    woman = _median_pitch_hz(_mbrola_audio("mb-us1", "Hey Jarvis", plain))
-    assert woman > 1.3 * pitch and speaker_gender("mbrola", "mb-us1") == "female"
+    _check_pitch_and_speakers("mbrola", _mbrola_audio, ("mb-us2", "mb-us1"), plain, (12, 90),
+                              (0.9, 1.15))  # fmt: skip
     assert speaker_gender("mbrola", "mb-en1") == "male"
     assert len(_mbrola_audio("mb-en1", "Turn on the lights", plain)) > 16_000 * 0.5
 
@@ -122,13 +128,8 @@ def test_rhvoice_says_the_wake_word_in_two_speakers_at_its_pitch_and_rate():
     slow = _rhvoice_audio("bdl", "Hey Jarvis", {**plain, "speed": 65})
     fast = _rhvoice_audio("bdl", "Hey Jarvis", {**plain, "speed": 150})
     assert len(slow) > 1.3 * len(own) > 1.3 * 1.3 * len(fast)
-    pitch = _median_pitch_hz(own)
-    low, high = _pitch_moves(_rhvoice_audio, "bdl", plain, (65, 145))
-    assert high > 1.25 and low < 0.8
-    # clb, the woman, speaks higher than bdl, the man.
-    woman = _median_pitch_hz(_rhvoice_audio("clb", "Hey Jarvis", plain))
-    assert woman > 1.3 * pitch and speaker_gender("rhvoice", "clb") == "female"
-    assert speaker_gender("rhvoice", "bdl") == "male"
+    _check_pitch_and_speakers("rhvoice", _rhvoice_audio, ("bdl", "clb"), plain, (65, 145),
+                              (0.8, 1.25))  # fmt: skip
 
 
 def test_missing_rhvoice_names_the_make_target(monkeypatch, tmp_path):
