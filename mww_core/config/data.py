@@ -9,6 +9,10 @@ from pydantic import Field, model_validator
 
 from mww_core.config.base import Section
 
+# The engines a demo data set may add to Piper and espeak-ng, in planning order, with their
+# names: each has <engine>_positives and <engine>_share fields below.
+ADDED_ENGINES = {"pico": "Pico", "mbrola": "MBROLA", "rhvoice": "RHVoice"}
+
 
 class DemoDataConfig(Section):
     """Size and seed of the bundled, offline demo data set for any wake word."""
@@ -48,7 +52,8 @@ class DemoDataConfig(Section):
         ge=0,
         le=1,
         description="Share of the negative clips and of the ambient and mining talk said by "
-        "MBROLA's voices, taken like pico_share (the two together at most 1). 0 keeps MBROLA "
+        "MBROLA's voices, taken like pico_share (the shares of the engines not test-only add up "
+        "to at most 1). 0 keeps MBROLA "
         "out of the negatives.",
     )
     mbrola_test_only: bool = Field(
@@ -75,7 +80,8 @@ class DemoDataConfig(Section):
         ge=0,
         le=1,
         description="Share of the negative clips and of the ambient and mining talk said by "
-        "RHVoice's voices, taken like pico_share (with pico_share and mbrola_share at most 1). "
+        "RHVoice's voices, taken like pico_share (with the other shares not test-only, at most "
+        "1). "
         "0 keeps RHVoice out of the negatives.",
     )
     rhvoice_test_only: bool = Field(
@@ -208,20 +214,13 @@ class DemoDataConfig(Section):
     noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
 
-    @property
-    def uses_pico(self) -> bool:
-        """Whether SVOX Pico says any clip of the data set."""
-        return self.pico_positives > 0 or self.pico_share > 0
+    def uses(self, engine: str) -> bool:
+        """Whether ``engine`` (one of ``ADDED_ENGINES``) says any clip of the data set."""
+        return getattr(self, f"{engine}_positives") > 0 or getattr(self, f"{engine}_share") > 0
 
-    @property
-    def uses_mbrola(self) -> bool:
-        """Whether an MBROLA voice says any clip of the data set."""
-        return self.mbrola_positives > 0 or self.mbrola_share > 0
-
-    @property
-    def uses_rhvoice(self) -> bool:
-        """Whether an RHVoice voice says any clip of the data set."""
-        return self.rhvoice_positives > 0 or self.rhvoice_share > 0
+    def engines_used(self) -> list[str]:
+        """The engines of ``ADDED_ENGINES`` that say clips of the data set, in their order."""
+        return [engine for engine in ADDED_ENGINES if self.uses(engine)]
 
     def test_only(self, engine: str) -> bool:
         """Whether ``engine`` (mbrola, rhvoice) says test clips only."""
@@ -229,7 +228,7 @@ class DemoDataConfig(Section):
 
     @model_validator(mode="after")
     def _engines_say_negatives(self) -> DemoDataConfig:
-        for engine, name in (("pico", "Pico"), ("mbrola", "MBROLA"), ("rhvoice", "RHVoice")):
+        for engine, name in ADDED_ENGINES.items():
             positives = getattr(self, f"{engine}_positives")
             share = getattr(self, f"{engine}_share")
             if positives > 0 and share <= 0:
@@ -239,11 +238,13 @@ class DemoDataConfig(Section):
                     f"voices rather than the word. Set {engine}_share (0.2 says a fifth of the "
                     f"negatives in {name}'s voices) or {engine}_positives to 0"
                 )
-        if self.pico_share + self.mbrola_share + self.rhvoice_share > 1:
+        # A test-only engine's share comes on top of the others' test clips, not out of them.
+        taken = {e: getattr(self, f"{e}_share") for e in ADDED_ENGINES if not self.test_only(e)}
+        if sum(taken.values()) > 1:
+            said = ", ".join(f"{engine}_share ({share})" for engine, share in taken.items())
             raise ValueError(
-                f"data.demo.pico_share ({self.pico_share}), mbrola_share ({self.mbrola_share}) "
-                f"and rhvoice_share ({self.rhvoice_share}) add up to more than 1: they are "
-                "shares of the same negatives and talk; lower one"
+                f"data.demo {said} add up to more than 1: they are shares of the same "
+                "negatives and talk; lower one"
             )
         return self
 

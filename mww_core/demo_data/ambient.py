@@ -13,7 +13,15 @@ from mww_core.audio import SAMPLE_RATE_HZ, write_wav
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import HELD_OUT_NOISES, held_out_noise
 from mww_core.demo_data.household import HOUSEHOLD_KINDS, household_noise
-from mww_core.demo_data.plan import _POOL_KINDS, MINING_POOL, SPLITS, _Clip, _rng, _utterance_key
+from mww_core.demo_data.plan import (
+    _POOL_KINDS,
+    EXTRA_ENGINE_VOICES,
+    MINING_POOL,
+    SPLITS,
+    _Clip,
+    _rng,
+    _utterance_key,
+)
 from mww_core.demo_data.rooms import (
     _at_level,
     _colored_noise,
@@ -157,7 +165,7 @@ def _one_engine_each(pool: _AmbientPool, n_files: int) -> list[_AmbientPool]:
     engines' recordings whole.
     """
     said = [key.split("|", 1)[0] for key, _ in pool.speech]
-    engines = [e for e in ("piper", "pico", "mbrola", "rhvoice", "espeak-ng") if e in said]
+    engines = [e for e in ("piper", *EXTRA_ENGINE_VOICES, "espeak-ng") if e in said]
     if len(engines) < 2:
         return [pool] * n_files
 

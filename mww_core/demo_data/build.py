@@ -32,14 +32,7 @@ from mww_core.demo_data.plan import (
     held_out_voices,
 )
 from mww_core.demo_data.rooms import TRAIN_ROOM_M, _held_out_rooms, _write_rirs
-from mww_core.demo_data.tts import (
-    _PiperRun,
-    _render_in_threads,
-    _require_espeak,
-    _require_mbrola,
-    _require_pico,
-    _require_rhvoice,
-)
+from mww_core.demo_data.tts import _PiperRun, _render_in_threads, _require_espeak, require_engine
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +115,8 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     clips = _plan_clips(data, near_miss)
     piper_clips = [c for c in clips if c.generator == "piper"]
     threaded = [c for c in clips if c.generator != "piper"]  # espeak-ng's and the others'
-    if demo.uses_pico:
-        _require_pico()
-    if demo.uses_mbrola:
-        _require_mbrola()
-    if demo.uses_rhvoice:
-        _require_rhvoice()
+    for engine in demo.engines_used():
+        require_engine(engine)
     files: dict[str, dict[str, Any]] = {}
     with _PiperRun(piper_clips, demo.seed) as piper:
         rendered = _render_in_threads(threaded, clock)
@@ -162,10 +151,10 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
             "espeak_variants": sorted({v.split("+", 1)[1] for v in voices[split]}),
             "piper": PIPER_RANGES[_settings_region(split)],
         }
-        for engine in _engines_used(data):
+        for engine in data.demo.engines_used():
             if not data.demo.test_only(engine):
                 out[split][engine] = SETTINGS_RANGES[engine][_settings_region(split)]
-    for engine in _engines_used(data):
+    for engine in data.demo.engines_used():
         if data.demo.test_only(engine):
             out["test"][engine] = SETTINGS_RANGES[engine]["train"]  # its ordinary settings
     out["train"]["room_m"] = TRAIN_ROOM_M
@@ -200,7 +189,7 @@ def _engine_summary(data: DataConfig) -> str:
     """The test's Pico, MBROLA and RHVoice settings, or the engines it alone hears, for the
     summary line (empty without them)."""
     out = ""
-    for engine in _engines_used(data):
+    for engine in data.demo.engines_used():
         name, settings, voices = _SUMMARY_WORDS[engine]
         if data.demo.test_only(engine):
             out += f"; {voices}, an engine training and validation never hear"
@@ -209,13 +198,6 @@ def _engine_summary(data: DataConfig) -> str:
         said = settings.format(_spans(test["pitch"]), _spans(test["speed"]))
         out += f"; {name} at {said}, formants shifted x{_spans(test['formant_ratio'])}"
     return out
-
-
-def _engines_used(data: DataConfig) -> list[str]:
-    """The engines besides Piper and espeak-ng that say clips of the data set."""
-    demo = data.demo
-    used = {"pico": demo.uses_pico, "mbrola": demo.uses_mbrola, "rhvoice": demo.uses_rhvoice}
-    return [engine for engine, on in used.items() if on]
 
 
 def _spans(spans: tuple[tuple[float, float], ...]) -> str:

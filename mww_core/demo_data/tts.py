@@ -69,57 +69,60 @@ def _require_espeak() -> None:
         )
 
 
-def _require_pico() -> None:
-    if shutil.which("pico2wave") is None:
-        raise RuntimeError(
-            "pico2wave (SVOX Pico) is not installed, and data.demo.pico_positives or pico_share "
-            "asks for its voices: run `make system-deps` (on Debian it enables the non-free "
-            "component for the package libttspico-utils), or set both to 0"
-        )
-
-
-# Where Debian's mbrola voices put their diphone databases (mbrola-us1: us1/us1).
+# Where Debian's mbrola voices put their diphone databases (mbrola-us1: us1/us1), and
+# rhvoice-english its voices (one folder each).
 MBROLA_DIR = Path("/usr/share/mbrola")
+RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
 
 
-def _require_mbrola() -> None:
-    missing = [v for v in MBROLA_VOICES if not (MBROLA_DIR / v[3:] / v[3:]).is_file()]
-    if shutil.which("mbrola") is None or missing:
-        what = (
-            "the program mbrola is"
-            if shutil.which("mbrola") is None
-            else f"MBROLA's voices {', '.join(missing)} are"
-        )
-        packages = " ".join(f"mbrola-{v[3:]}" for v in MBROLA_VOICES)
-        raise RuntimeError(
-            f"{what} not installed, and data.demo.mbrola_positives or mbrola_share asks "
-            f"for its voices: run `make system-deps` (on Debian it enables the contrib and "
-            f"non-free components for the packages mbrola {packages}), or set both to 0"
-        )
+@dataclass(frozen=True)
+class _Install:
+    """What an added engine needs on the machine, and the Debian packages that bring it."""
+
+    program: str
+    voice_file: Callable[[str], Path] | None  # a voice's installed file (None: built in)
+    voices: tuple[str, ...]
+    packages: str
+    components: str  # the Debian components the packages are in
+
+
+_INSTALLS = {
+    "pico": _Install("pico2wave", None, (), "libttspico-utils", "non-free component"),
+    "mbrola": _Install(
+        "mbrola", lambda v: MBROLA_DIR / v[3:] / v[3:], MBROLA_VOICES,
+        "mbrola " + " ".join(f"mbrola-{v[3:]}" for v in MBROLA_VOICES),
+        "contrib and non-free components",
+    ),
+    # RHVoice-test says an unknown voice in its default one (slt or alan): check the voices.
+    "rhvoice": _Install(
+        "RHVoice-test", lambda v: RHVOICE_DIR / v / "voice.info", RHVOICE_VOICES,
+        "rhvoice rhvoice-english", "non-free component",
+    ),
+}  # fmt: skip
+
+
+def require_engine(engine: str) -> None:
+    """Refuse to build with an added engine (``_INSTALLS``) whose program or voices are
+    missing, naming what is missing, the field that asks for it and the packages to install."""
+    need = _INSTALLS[engine]
+    missing = [v for v in need.voices if need.voice_file and not need.voice_file(v).is_file()]
+    if shutil.which(need.program) is not None and not missing:
+        return
+    what = (
+        f"the program {need.program} is"
+        if shutil.which(need.program) is None
+        else f"{engine}'s voices {', '.join(missing)} are"
+    )
+    raise RuntimeError(
+        f"{what} not installed, and data.demo.{engine}_positives or {engine}_share asks for "
+        f"its voices: run `make system-deps` (on Debian it enables the {need.components} for "
+        f"the packages {need.packages}), or set both to 0"
+    )
 
 
 def _mbrola_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:
     """MBROLA's audio for ``text`` in ``voice`` (mb-us1, ...), through espeak-ng."""
     return _espeak_audio(voice, text, {"word_gap": 0, **params})
-
-
-# Where Debian's rhvoice-english puts its voices (one folder each).
-RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
-
-
-def _require_rhvoice() -> None:
-    missing = [v for v in RHVOICE_VOICES if not (RHVOICE_DIR / v / "voice.info").is_file()]
-    if shutil.which("RHVoice-test") is None or missing:
-        what = (
-            "the program RHVoice-test (Debian's rhvoice) is"
-            if shutil.which("RHVoice-test") is None
-            else f"RHVoice's voices {', '.join(missing)} are"
-        )
-        raise RuntimeError(
-            f"{what} not installed, and data.demo.rhvoice_positives or rhvoice_share asks for "
-            "its voices: run `make system-deps` (on Debian it enables the non-free component "
-            "for the packages rhvoice rhvoice-english), or set both to 0"
-        )
 
 
 def _rhvoice_audio(voice: str, text: str, params: dict[str, float]) -> np.ndarray:

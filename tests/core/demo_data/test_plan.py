@@ -288,11 +288,25 @@ def test_an_engines_wake_words_need_its_negatives(engine):
         DemoDataConfig(**{f"{engine}_positives": 10})
     with pytest.raises(ValueError, match=f"{engine}_share"):
         DemoDataConfig(**{f"{engine}_positives": 10, f"{engine}_share": 1.5})
-    assert DemoDataConfig(**{f"{engine}_positives": 10, f"{engine}_share": 0.2}).uses_mbrola == (
-        engine == "mbrola"
-    )
+    demo = DemoDataConfig(**{f"{engine}_positives": 10, f"{engine}_share": 0.2})
+    assert demo.engines_used() == [engine] and demo.uses(engine)
     with pytest.raises(ValueError, match="add up to more than 1"):
         DemoDataConfig(pico_share=0.6, mbrola_share=0.5)
+
+
+def test_a_test_only_engines_share_comes_on_top_of_the_others():
+    # Pico takes 0.7 of the negatives; the test-only engines add theirs to the test's.
+    DemoDataConfig(pico_share=0.7, mbrola_share=0.2, mbrola_test_only=True, rhvoice_share=0.2,
+                   rhvoice_test_only=True)  # fmt: skip
+    with pytest.raises(ValueError, match="pico_share \\(0.7\\), rhvoice_share \\(0.4\\)"):
+        DemoDataConfig(pico_share=0.7, mbrola_share=0.2, mbrola_test_only=True, rhvoice_share=0.4)
+
+
+def test_the_planner_and_the_config_know_the_same_engines_in_the_same_order():
+    from mww_core.config.data import ADDED_ENGINES
+    from mww_core.demo_data.plan import EXTRA_ENGINE_VOICES
+
+    assert list(EXTRA_ENGINE_VOICES) == list(ADDED_ENGINES)
 
 
 def test_command_share_gives_training_and_validation_wake_words_requests_of_their_own():

@@ -111,15 +111,6 @@ def test_mbrola_says_the_wake_word_in_four_voices_at_its_pitch_and_speed():
     assert len(_mbrola_audio("mb-en1", "Turn on the lights", plain)) > 16_000 * 0.5
 
 
-def test_missing_mbrola_names_the_make_target(monkeypatch, tmp_path):
-    from mww_core.demo_data import tts
-
-    tts._require_mbrola()  # installed by make system-deps
-    monkeypatch.setattr(tts, "MBROLA_DIR", tmp_path)  # a voice folder without the voices
-    with pytest.raises(RuntimeError, match="mb-us1.*make system-deps.*mbrola-us1"):
-        tts._require_mbrola()
-
-
 def test_rhvoice_says_the_wake_word_in_two_speakers_at_its_pitch_and_rate():
     plain = {"pitch": 100, "speed": 100}
     own = _rhvoice_audio("bdl", "Hey Jarvis", plain)
@@ -132,23 +123,26 @@ def test_rhvoice_says_the_wake_word_in_two_speakers_at_its_pitch_and_rate():
                               (0.8, 1.25))  # fmt: skip
 
 
-def test_missing_rhvoice_names_the_make_target(monkeypatch, tmp_path):
+def test_a_missing_engine_names_the_field_and_the_packages(monkeypatch, tmp_path):
     from mww_core.demo_data import tts
 
-    tts._require_rhvoice()  # installed by make system-deps
-    # RHVoice-test says an unknown voice in its default one: a missing voice must stop the build.
-    monkeypatch.setattr(tts, "RHVOICE_DIR", tmp_path)  # a voice folder without the voices
+    for engine in ("pico", "mbrola", "rhvoice"):
+        tts.require_engine(engine)  # installed by make system-deps
+    # Voice folders without the voices. RHVoice-test would say a missing voice in its default
+    # one, without a word: the build must stop first.
+    monkeypatch.setattr(tts, "MBROLA_DIR", tmp_path)
+    monkeypatch.setattr(tts, "RHVOICE_DIR", tmp_path)
+    with pytest.raises(
+        RuntimeError, match="mb-us1.*mbrola_positives.*make system-deps.*mbrola-us1"
+    ):
+        tts.require_engine("mbrola")
     with pytest.raises(RuntimeError, match="bdl, clb are.*make system-deps.*rhvoice-english"):
-        tts._require_rhvoice()
-
-
-def test_a_missing_pico2wave_names_the_make_target(monkeypatch, tmp_path):
-    from mww_core.demo_data.tts import _require_pico
-
-    _require_pico()  # installed by make system-deps
-    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without it
-    with pytest.raises(RuntimeError, match="pico2wave .*make system-deps.*libttspico-utils"):
-        _require_pico()
+        tts.require_engine("rhvoice")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without the programs
+    with pytest.raises(RuntimeError, match="program pico2wave .*pico_share.*libttspico-utils"):
+        tts.require_engine("pico")
+    with pytest.raises(RuntimeError, match="program RHVoice-test is"):
+        tts.require_engine("rhvoice")
 
 
 def test_retiming_stays_inside_the_split_settings_it_was_drawn_from():
