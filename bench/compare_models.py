@@ -1,0 +1,413 @@
+"""Compare wake-word models on a demo data set's test split: at their own and at a matched cutoff.
+
+    python -m bench.compare_models --data data/exp_h2 [--max-fah 1.0]
+        [--max-near-miss-rate 0.05] [--near-miss-min-distance 2] [--json] MODEL [MODEL...]
+
+MODEL is a run folder (``runs/ps_s42``: the one ESPHome manifest in its ``export/``) or a
+manifest ``.json`` (``/work/shared/reference-models/hey_jarvis.json``, the official model).
+
+Comparing models only at the cutoffs they ship with misleads: a model whose cutoff is lower
+detects more wake words because it also spends more false activations (one recipe looked
++0.07 recall that way). So every model is measured twice on the same test streams, fired as
+ESPHome fires:
+
+- ``shipped``: at its manifest's ``probability_cutoff``;
+- ``matched``: at the cutoff (0.30-0.99 in steps of 0.01, and the manifest's own) that detects
+  the most test positives while keeping FAH <= ``--max-fah`` and the near-miss false accept
+  rate <= ``--max-near-miss-rate``, the same limits for every model; of equal counts, the
+  highest cutoff. When no cutoff stays within both limits, the output says so.
+
+At each point the figures are: detected/total test positives per engine (generator), engines
+the data set says only the test split holds labelled ``(never heard)`` (``demo.<engine>
+_test_only``: training never heard that voice), and all of them; ``near misses x/n``, the test
+negative clips (near-miss phrases and other speech) that fire, of those that are not slips;
+``slips x/n``, the near misses closer to the wake word than ``--near-miss-min-distance``
+phonemes ("kay jarvis", counted apart, ``mww_core.evaluation.slips``; 1: none are); ambient
+activations in the test split's ambient recordings, with those on a slip said in them apart
+(``+n slips``), and FAH, the activations outside slips per hour. The limits apply to the
+figures without slips, as the pipeline's cutoff choice does.
+
+Every model's streams are scored once (TFLite's optimized kernels: within ~11/256 of the
+device's on a few outputs, the same for every model) and every cutoff is read from that one
+scoring. The firing settings besides the manifest's sliding window are ``EvaluationConfig``'s
+defaults. ``--json`` prints the same figures as one JSON object instead of the text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.generalization import clip_engine
+from mww_core import evaluation
+from mww_core.audio import list_audio_files, load_audio
+from mww_core.config import EvaluationConfig
+from mww_core.frontend import SAMPLE_RATE_HZ
+from mww_core.stages import MANIFEST as STAGE_RECORD
+
+log = logging.getLogger(__name__)
+
+DATASET = "dataset.json"
+KINDS = ("positive", "negative", "ambient")
+# The matched point's candidates; the manifest's own cutoff joins them (sweep_cutoffs).
+MATCHED_CUTOFFS = [round(0.30 + 0.01 * i, 2) for i in range(70)]  # 0.30 ... 0.99
+NEVER_HEARD = " (never heard)"
+# A figure exactly on a limit (1 activation in exactly 1 h) stays within it despite rounding.
+_TOLERANCE = 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers: the matched point, engines, cutoffs
+
+
+def operating_point(
+    rows: list[dict[str, Any]], max_fah: float, max_near_miss_rate: float
+) -> dict[str, Any] | None:
+    """The sweep row detecting the most positives within both limits, or None if none is.
+
+    A row is within the limits when its ``fah`` is at most ``max_fah`` (a row without FAH, no
+    ambient audio, is not) and its ``false_accept_rate`` at most ``max_near_miss_rate`` (a row
+    without near-miss clips has none to break). Of equal detections, the highest cutoff wins.
+    """
+    within = [
+        row
+        for row in rows
+        if row.get("fah") is not None
+        and row["fah"] <= max_fah + _TOLERANCE
+        and (row.get("false_accept_rate") or 0.0) <= max_near_miss_rate + _TOLERANCE
+    ]
+    if not within:
+        return None
+    return max(within, key=lambda row: (row["positives_detected"], row["cutoff"]))
+
+
+def lowest_swept(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The lowest FAH and near-miss false accept rate any swept cutoff reaches (None: no row
+    has one), to show how far a model is from the limits when no cutoff meets them."""
+    fahs = [row["fah"] for row in rows if row.get("fah") is not None]
+    rates = [row["false_accept_rate"] for row in rows if row.get("false_accept_rate") is not None]
+    return {"fah": min(fahs, default=None), "near_miss_rate": min(rates, default=None)}
+
+
+def sweep_cutoffs(shipped_cutoff: float) -> list[float]:
+    """The cutoffs swept for a model: ``MATCHED_CUTOFFS`` and its manifest's cutoff, ascending."""
+    return sorted({*MATCHED_CUTOFFS, round(float(shipped_cutoff), 4)})
+
+
+def engine_label(name: str, described: dict[str, Any]) -> str:
+    """The engine that said a test clip, ``"<engine> (never heard)"`` when only the test split
+    holds it (``demo.<engine>_test_only`` in ``dataset.json``), ``"unknown"`` if unsaid."""
+    engine = clip_engine(name, described.get("files", {}).get(name)) or "unknown"
+    test_only = (described.get("demo") or {}).get(f"{engine}_test_only")
+    return f"{engine}{NEVER_HEARD}" if test_only else engine
+
+
+def hits_by_engine(
+    hits: np.ndarray | list[bool], names: list[str], described: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Detected, clips and recall per engine label (``engine_label``) of the test positives.
+
+    Engines training heard come first, then the never-heard ones, each alphabetically.
+    """
+    labels = [engine_label(name, described) for name in names]
+    groups = evaluation.recall_by_group(list(hits), labels)
+    return dict(sorted(groups.items(), key=lambda item: (item[0].endswith(NEVER_HEARD), item[0])))
+
+
+# --------------------------------------------------------------------------------------------
+# Models and the test split
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model to compare: as named on the command line, its manifest, model file and settings."""
+
+    name: str
+    manifest: Path
+    tflite: Path
+    micro: dict[str, Any]
+
+
+def manifest_path(model: str | Path) -> Path:
+    """A model's ESPHome manifest: the ``.json`` given, or the one in a run folder's ``export/``.
+
+    Raises:
+        SystemExit: The path is neither; or the run folder's ``export/`` holds no manifest, or
+            several (the stage record ``stage.json`` is not one).
+    """
+    path = Path(model)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise SystemExit(f"{path}: manifest not found; pass a model's .json manifest")
+        return path
+    if not path.is_dir():
+        raise SystemExit(
+            f"{path}: neither a run folder (runs/NAME) nor a manifest .json; pass one of them"
+        )
+    export = path / "export"
+    found = sorted(p for p in export.glob("*.json") if p.name != STAGE_RECORD)
+    if len(found) != 1:
+        what = (
+            "no manifest" if not found else f"{len(found)} manifests ({', '.join(map(str, found))})"
+        )
+        raise SystemExit(
+            f"{path}: {export} holds {what}, expected one ESPHome .json manifest. Run the "
+            "export stage for this run, or pass the manifest's .json path instead"
+        )
+    return found[0]
+
+
+def load_model(spec: str) -> Model:
+    """The model named on the command line, its manifest checked (``evaluation.load_manifest``)."""
+    manifest = manifest_path(spec)
+    try:
+        tflite, micro = evaluation.load_manifest(manifest)
+    except evaluation.ManifestError as exc:
+        raise SystemExit(str(exc)) from None
+    return Model(spec, manifest, tflite, micro)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitClips:
+    """The test split of a demo data set: clip names per kind (relative to the data folder,
+    sorted), their audio, ``dataset.json`` and the slips among the near misses (or None)."""
+
+    data_dir: Path
+    described: dict[str, Any]
+    names: dict[str, list[str]]
+    audio: dict[str, list[np.ndarray]]
+    slips: evaluation.Slips | None
+
+    @property
+    def ambient_minutes(self) -> float:
+        """Minutes of ambient audio, over which FAH counts."""
+        return sum(len(a) for a in self.audio["ambient"]) / SAMPLE_RATE_HZ / 60
+
+
+def read_dataset(data_dir: Path) -> dict[str, Any]:
+    """A demo data set's ``dataset.json`` (it names each clip's engine and the test-only ones).
+
+    Raises:
+        SystemExit: It is missing or unreadable.
+    """
+    path = data_dir / DATASET
+    if not path.is_file():
+        raise SystemExit(
+            f"{path} not found: --data must be a demo data set (make demo, or mww-demo-data "
+            "--config ...), whose dataset.json says which engine said each test clip"
+        )
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: unreadable ({exc}); rebuild the demo data set") from None
+
+
+def list_test_clips(data_dir: Path) -> dict[str, list[str]]:
+    """The test split's audio files per kind, relative to ``data_dir`` and sorted.
+
+    Raises:
+        SystemExit: No test positives, or no test ambient audio (FAH needs it).
+    """
+    names = {}
+    for kind in KINDS:
+        folder = data_dir / "test" / kind
+        files = list_audio_files(folder) if folder.is_dir() else []
+        names[kind] = [p.relative_to(data_dir).as_posix() for p in files]
+    for kind, why in (("positive", "recall"), ("ambient", "FAH")):
+        if not names[kind]:
+            raise SystemExit(
+                f"{data_dir / 'test' / kind}: no audio files; the comparison needs test "
+                f"{kind} clips for {why}. Pass --data a demo data set with a test split"
+            )
+    return names
+
+
+def load_test_split(data_dir: Path, near_miss_min_distance: int) -> SplitClips:
+    """Read the test split's clips (once, for every model) and mark its slips."""
+    described = read_dataset(data_dir)
+    names = list_test_clips(data_dir)
+    audio = {kind: [load_audio(data_dir / name) for name in names[kind]] for kind in KINDS}
+    slips = evaluation.find_slips(
+        data_dir, near_miss_min_distance, names["negative"], names["ambient"]
+    )
+    return SplitClips(data_dir, described, names, audio, slips)
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring and the figures of a point
+
+
+def score_model(
+    model: Model, split: SplitClips
+) -> tuple[evaluation.ScoredStreams, EvaluationConfig]:
+    """The model's outputs on every test stream, scored once, with the slips marked."""
+    config = EvaluationConfig(sliding_window_size=model.micro["sliding_window_size"])
+    runner = evaluation.StreamingTFLiteModel(model.tflite, reference_kernels=False)
+    audio = split.audio
+    scored = evaluation.score_streams(
+        runner, audio["positive"], audio["negative"], audio["ambient"], config, runner.stride
+    )
+    if split.slips is not None:
+        ambient_slips = [split.slips.ambient[name] for name in split.names["ambient"]]
+        scored = dataclasses.replace(
+            scored, negative_slips=split.slips.negative, ambient_slips=ambient_slips
+        )
+    return scored, config
+
+
+def point_figures(
+    row: dict[str, Any],
+    scored: evaluation.ScoredStreams,
+    config: EvaluationConfig,
+    split: SplitClips,
+) -> dict[str, Any]:
+    """The figures printed for one cutoff: its sweep row's counts and the detections per engine."""
+    detections = evaluation.detect_with_config(
+        scored.positive_probs, row["cutoff"], config, scored.stride
+    )
+    hits = evaluation.clip_hits(detections, scored.positive_spans, scored.stride)
+    slip_clips = row.get("slip_clips", 0)
+    return {
+        "cutoff": row["cutoff"],
+        "positives_detected": row["positives_detected"],
+        "positive_clips": len(hits),
+        "engines": hits_by_engine(hits, split.names["positive"], split.described),
+        "false_accepts": row["false_accepts"],
+        "near_miss_clips": len(split.names["negative"]) - slip_clips,
+        "false_accept_rate": row["false_accept_rate"],
+        "slip_false_accepts": row.get("slip_false_accepts", 0),
+        "slip_clips": slip_clips,
+        "ambient_activations": row["ambient_activations"],
+        "slip_activations": row.get("slip_activations", 0),
+        "fah": row["fah"],
+    }
+
+
+def compare_model(
+    model: Model, split: SplitClips, max_fah: float, max_near_miss_rate: float
+) -> dict[str, Any]:
+    """A model's figures at its manifest cutoff (``shipped``) and at the matched point."""
+    started = time.monotonic()
+    scored, config = score_model(model, split)
+    shipped_cutoff = float(model.micro["probability_cutoff"])
+    rows = evaluation.sweep(scored, config, sweep_cutoffs(shipped_cutoff))
+    shipped = next(r for r in rows if math.isclose(r["cutoff"], round(shipped_cutoff, 4)))
+    matched = operating_point(rows, max_fah, max_near_miss_rate)
+    return {
+        "model": model.name,
+        "manifest": str(model.manifest),
+        "shipped": point_figures(shipped, scored, config, split),
+        "matched": None if matched is None else point_figures(matched, scored, config, split),
+        "lowest_swept": lowest_swept(rows),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: dict) -> str:
+    """Two lines: cutoff, all positives, near misses, slips, activations, FAH; then per engine.
+
+    Without a point (no cutoff within the limits), one line saying so, with the lowest FAH and
+    near-miss rate the sweep reached.
+    """
+    head = f"  {label:<9}"
+    if point is None:
+        return (
+            f"{head}no cutoff swept keeps {limits} (lowest reached: FAH "
+            f"{_fmt(lowest['fah'], 2)}, near-miss rate {_fmt(lowest['near_miss_rate'], 3)})"
+        )
+    slips = f" (slips {point['slip_false_accepts']}/{point['slip_clips']})"
+    engines = "  ".join(f"{e} {g['detected']}/{g['clips']}" for e, g in point["engines"].items())
+    return (
+        f"{head}cutoff {point['cutoff']:.2f}  "
+        f"all {point['positives_detected']}/{point['positive_clips']}  "
+        f"near misses {point['false_accepts']}/{point['near_miss_clips']}"
+        f"{slips if point['slip_clips'] else ''}  "
+        f"ambient activations {point['ambient_activations']} "
+        f"(+{point['slip_activations']} slips)  FAH {_fmt(point['fah'], 2)}\n"
+        f"{' ' * len(head)}{engines}"
+    )
+
+
+def format_report(results: list[dict[str, Any]], split: SplitClips, limits: str) -> str:
+    """The text output: what the test split holds, then a block per model."""
+    slip_clips = 0 if split.slips is None else int(split.slips.negative.sum())
+    lines = [
+        f"test split of {split.data_dir}: {len(split.names['positive'])} positives, "
+        f"{len(split.names['negative'])} near misses ({slip_clips} of them slips), "
+        f"{split.ambient_minutes:.1f} min of ambient audio; matched: the most detections "
+        f"with {limits}"
+    ]
+    for result in results:
+        where = "" if result["manifest"] == result["model"] else f"{result['manifest']}, "
+        lines.append(f"\n{result['model']} ({where}scored in {result['seconds']:.0f} s)")
+        for label in ("shipped", "matched"):
+            lines.append(format_point(label, result[label], limits, result["lowest_swept"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Score every model once on the test split and print its shipped and matched figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="run folder or manifest .json")
+    parser.add_argument("--data", required=True, help="demo data folder (with dataset.json)")
+    parser.add_argument("--max-fah", type=float, default=1.0, help="FAH limit of the matched point")
+    parser.add_argument(
+        "--max-near-miss-rate",
+        type=float,
+        default=0.05,
+        help="limit of the matched point on the share of near misses (slips apart) that fire",
+    )
+    parser.add_argument(
+        "--near-miss-min-distance",
+        type=int,
+        default=2,
+        help="near misses closer than this many phonemes are slips, counted apart (1: none)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("mww_core").setLevel(logging.WARNING)  # not a line per ambient recording
+    started = time.monotonic()
+    models = [load_model(spec) for spec in args.models]  # every manifest checked before scoring
+    split = load_test_split(Path(args.data), args.near_miss_min_distance)
+    limits = f"FAH <= {args.max_fah:g} and near-miss rate <= {args.max_near_miss_rate:g}"
+    results = []
+    for model in models:
+        log.info("scoring %s", model.manifest)
+        results.append(compare_model(model, split, args.max_fah, args.max_near_miss_rate))
+    seconds = round(time.monotonic() - started, 1)
+    if not args.json:
+        print(format_report(results, split, limits))
+        print(f"\nwall time {seconds:.0f} s")
+        return
+    summary = {
+        "data": str(split.data_dir),
+        "max_fah": args.max_fah,
+        "max_near_miss_rate": args.max_near_miss_rate,
+        "near_miss_min_distance": args.near_miss_min_distance,
+        "cutoffs": [MATCHED_CUTOFFS[0], MATCHED_CUTOFFS[-1]],
+        "ambient_minutes": round(split.ambient_minutes, 2),
+        "seconds": seconds,
+        "models": results,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Tests for bench.compare_models: the matched point, engines per clip, manifests, a tiny run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.compare_models import (
+    engine_label,
+    format_point,
+    hits_by_engine,
+    list_test_clips,
+    lowest_swept,
+    main,
+    manifest_path,
+    operating_point,
+    read_dataset,
+    sweep_cutoffs,
+)
+from mww_core.audio import write_wav
+from tests.reference_models import REFERENCE_DIR, needs_reference_models
+
+
+def _row(cutoff: float, detected: int, fah: float | None, rate: float | None) -> dict:
+    return {
+        "cutoff": cutoff,
+        "positives_detected": detected,
+        "fah": fah,
+        "false_accept_rate": rate,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# operating_point
+
+
+def test_operating_point_takes_most_detections_within_both_limits():
+    rows = [
+        _row(0.50, 40, 3.0, 0.01),  # most detections, too many activations
+        _row(0.60, 38, 0.5, 0.10),  # more detections than the answer, too many near misses
+        _row(0.70, 35, 1.0, 0.05),  # on both limits: within them
+        _row(0.80, 30, 0.0, 0.00),
+    ]
+    assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.05)["cutoff"] == 0.70
+
+
+def test_operating_point_follows_the_limits():
+    rows = [_row(0.50, 40, 3.0, 0.01), _row(0.60, 38, 0.5, 0.10), _row(0.80, 30, 0.0, 0.0)]
+    assert operating_point(rows, max_fah=3.0, max_near_miss_rate=0.05)["cutoff"] == 0.50
+    assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.10)["cutoff"] == 0.60
+
+
+def test_operating_point_breaks_ties_toward_the_higher_cutoff():
+    rows = [_row(0.60, 30, 0.5, 0.0), _row(0.75, 30, 0.0, 0.0), _row(0.70, 30, 1.0, 0.02)]
+    assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.05)["cutoff"] == 0.75
+
+
+def test_operating_point_is_none_when_no_cutoff_qualifies():
+    rows = [_row(0.50, 40, 3.0, 0.0), _row(0.90, 10, 0.0, 0.2), _row(0.95, 5, None, 0.0)]
+    assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.05) is None
+
+
+def test_operating_point_without_near_miss_clips_is_limited_by_fah_only():
+    rows = [_row(0.50, 40, 2.0, None), _row(0.60, 35, 1.0, None)]
+    assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.0)["cutoff"] == 0.60
+
+
+def test_lowest_swept_reports_how_close_the_sweep_came_to_the_limits():
+    rows = [_row(0.50, 40, 3.0, 0.09), _row(0.90, 10, 0.5, 0.07), _row(0.95, 5, None, None)]
+    assert lowest_swept(rows) == {"fah": 0.5, "near_miss_rate": 0.07}
+    assert lowest_swept([_row(0.5, 1, None, None)]) == {"fah": None, "near_miss_rate": None}
+
+
+def test_format_point_says_when_no_cutoff_qualifies():
+    lowest = {"fah": 0.0, "near_miss_rate": 0.0686}
+    line = format_point("matched", None, "FAH <= 1 and near-miss rate <= 0.05", lowest)
+    assert "no cutoff swept keeps FAH <= 1 and near-miss rate <= 0.05" in line
+    assert "FAH 0.00, near-miss rate 0.069" in line
+
+
+def test_sweep_cutoffs_span_030_to_099_and_hold_the_shipped_cutoff():
+    cutoffs = sweep_cutoffs(0.975)
+    assert cutoffs[0] == 0.30 and cutoffs[-1] == 0.99
+    assert 0.975 in cutoffs and 0.86 in cutoffs
+    assert len(cutoffs) == 71
+    assert len(sweep_cutoffs(0.86)) == 70  # already one of the steps: not twice
+
+
+# --------------------------------------------------------------------------------------------
+# Engines
+
+
+DESCRIBED = {
+    "demo": {"mbrola_test_only": True, "rhvoice_test_only": True, "pico_test_only": False},
+    "files": {
+        "test/positive/espeak_0000.wav": {"generator": "espeak-ng"},
+        "test/positive/espeak_0001.wav": {"generator": "espeak-ng"},
+        "test/positive/pico_0000.wav": {"generator": "pico"},
+        "test/positive/rhvoice_0000.wav": {"generator": "rhvoice"},
+        "test/positive/rhvoice_0001.wav": {"generator": "rhvoice"},
+        "test/positive/rhvoice_0002.wav": {"generator": "rhvoice"},
+    },
+}
+
+
+def test_engine_label_marks_test_only_engines_never_heard():
+    assert engine_label("test/positive/rhvoice_0000.wav", DESCRIBED) == "rhvoice (never heard)"
+    assert engine_label("test/positive/pico_0000.wav", DESCRIBED) == "pico"
+    # Not described: the file-name prefix names the engine.
+    assert engine_label("test/positive/mbrola_0007.wav", DESCRIBED) == "mbrola (never heard)"
+    assert engine_label("test/positive/mine_01.wav", DESCRIBED) == "unknown"
+
+
+def test_hits_by_engine_counts_each_engine_and_lists_never_heard_last():
+    names = [
+        "test/positive/espeak_0000.wav",
+        "test/positive/espeak_0001.wav",
+        "test/positive/pico_0000.wav",
+        "test/positive/rhvoice_0000.wav",
+        "test/positive/rhvoice_0001.wav",
+        "test/positive/rhvoice_0002.wav",
+    ]
+    hits = np.array([True, False, True, True, True, False])
+    groups = hits_by_engine(hits, names, DESCRIBED)
+    assert list(groups) == ["espeak-ng", "pico", "rhvoice (never heard)"]
+    assert {k: (g["detected"], g["clips"]) for k, g in groups.items()} == {
+        "espeak-ng": (1, 2),
+        "pico": (1, 1),
+        "rhvoice (never heard)": (2, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Run folders, data sets
+
+
+def test_manifest_path_finds_the_one_manifest_of_a_run_folder(tmp_path: Path):
+    export = tmp_path / "runs" / "r1" / "export"
+    export.mkdir(parents=True)
+    (export / "stage.json").write_text("{}")  # the stage record is not a manifest
+    (export / "hey_jarvis.json").write_text("{}")
+    assert manifest_path(tmp_path / "runs" / "r1") == export / "hey_jarvis.json"
+
+
+def test_manifest_path_errors_without_a_manifest(tmp_path: Path):
+    export = tmp_path / "r1" / "export"
+    export.mkdir(parents=True)
+    (export / "stage.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"r1: .*export holds no manifest.*Run the export stage"):
+        manifest_path(tmp_path / "r1")
+
+
+def test_manifest_path_errors_with_several_manifests(tmp_path: Path):
+    export = tmp_path / "r1" / "export"
+    export.mkdir(parents=True)
+    for name in ("a.json", "b.json"):
+        (export / name).write_text("{}")
+    with pytest.raises(SystemExit, match="2 manifests"):
+        manifest_path(tmp_path / "r1")
+
+
+def test_manifest_path_errors_on_a_missing_path(tmp_path: Path):
+    with pytest.raises(SystemExit, match="manifest not found"):
+        manifest_path(tmp_path / "nothing.json")
+    with pytest.raises(SystemExit, match="neither a run folder"):
+        manifest_path(tmp_path / "no_run")
+
+
+def test_read_dataset_errors_without_dataset_json(tmp_path: Path):
+    with pytest.raises(SystemExit, match=r"dataset\.json not found: --data must be a demo"):
+        read_dataset(tmp_path)
+
+
+def test_list_test_clips_needs_positives_and_ambient(tmp_path: Path):
+    tone = np.zeros(1600, dtype=np.float32)
+    write_wav(tmp_path / "test" / "ambient" / "ambient_000.wav", tone)
+    with pytest.raises(SystemExit, match=r"test/positive: no audio files"):
+        list_test_clips(tmp_path)
+    write_wav(tmp_path / "test" / "positive" / "piper_0001.wav", tone)
+    write_wav(tmp_path / "test" / "positive" / "piper_0000.wav", tone)
+    names = list_test_clips(tmp_path)
+    assert names["positive"] == ["test/positive/piper_0000.wav", "test/positive/piper_0001.wav"]
+    assert names["negative"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: the official model on a few synthetic clips
+
+
+def _tiny_data(root: Path) -> Path:
+    """Three positives (one of a test-only engine), two near misses (one a slip), 20 s ambient."""
+    rng = np.random.default_rng(0)
+
+    def clip(seconds: float) -> np.ndarray:  # faint noise
+        return (0.01 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+
+    files = {}
+    for name, entry in {
+        "test/positive/espeak_0000.wav": {"generator": "espeak-ng"},
+        "test/positive/piper_0000.wav": {"generator": "piper"},
+        "test/positive/rhvoice_0000.wav": {"generator": "rhvoice"},
+        "test/negative/espeak_0000.wav": {"near_miss": True, "text": "kay jarvis"},
+        "test/negative/espeak_0001.wav": {"near_miss": True, "text": "hey marvin"},
+    }.items():
+        write_wav(root / name, clip(1.0))
+        files[name] = {"split": "test", **entry}
+    write_wav(root / "test" / "ambient" / "ambient_000.wav", clip(20.0))
+    files["test/ambient/ambient_000.wav"] = {"split": "test", "kind": "ambient"}
+    phrases = [{"text": "kay jarvis", "spoken_distance": 1}, {"text": "hey marvin", "distance": 3}]
+    described = {"demo": {"rhvoice_test_only": True}, "files": files, "near_miss_phrases": phrases}
+    (root / "dataset.json").write_text(json.dumps(described))
+    return root
+
+
+@needs_reference_models
+def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
+    data = _tiny_data(tmp_path / "data")
+    export = tmp_path / "runs" / "copy" / "export"
+    export.mkdir(parents=True)
+    for name in ("hey_jarvis.json", "hey_jarvis.tflite"):
+        shutil.copy(REFERENCE_DIR / name, export / name)
+    (export / "stage.json").write_text("{}")
+    models = [str(tmp_path / "runs" / "copy"), str(REFERENCE_DIR / "hey_jarvis.json")]
+
+    main(["--data", str(data), "--json", *models])
+    result = json.loads(capsys.readouterr().out)
+    assert [m["model"] for m in result["models"]] == models
+    for model in result["models"]:
+        shipped, matched = model["shipped"], model["matched"]
+        assert shipped["cutoff"] == 0.97  # the official manifest's
+        assert list(shipped["engines"]) == ["espeak-ng", "piper", "rhvoice (never heard)"]
+        assert shipped["positive_clips"] == 3
+        assert (shipped["near_miss_clips"], shipped["slip_clips"]) == (1, 1)
+        # Noise is no wake word: nothing detected, nothing fires, so every cutoff ties and
+        # the highest one is the matched point.
+        assert shipped["positives_detected"] == 0 and shipped["ambient_activations"] == 0
+        assert matched["cutoff"] == 0.99
+    assert result["models"][0]["shipped"] == result["models"][1]["shipped"]  # the same model
+
+    main(["--data", str(data), "--json", "--max-fah", "-1", models[1]])  # nothing can qualify
+    unmatched = json.loads(capsys.readouterr().out)["models"][0]
+    assert unmatched["matched"] is None and unmatched["lowest_swept"]["fah"] == 0.0
+
+    main(["--data", str(data), models[1]])
+    text = capsys.readouterr().out
+    assert "shipped  cutoff 0.97  all 0/3  near misses 0/1 (slips 0/1)" in text
+    assert "espeak-ng 0/1  piper 0/1  rhvoice (never heard) 0/1" in text
+    assert "matched  cutoff 0.99" in text
