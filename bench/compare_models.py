@@ -15,7 +15,8 @@ ESPHome fires:
 - ``matched``: at the cutoff (0.30-0.99 in steps of 0.01, and the manifest's own) that detects
   the most test positives while keeping FAH <= ``--max-fah`` and the near-miss false accept
   rate <= ``--max-near-miss-rate``, the same limits for every model; of equal counts, the
-  highest cutoff. When no cutoff stays within both limits, the output says so.
+  fewest activations, then the highest cutoff (the pipeline's own rule,
+  ``evaluation.choose_cutoff``). When no cutoff stays within both limits, the output says so.
 
 At each point the figures are: detected/total test positives per engine (generator), engines
 the data set says only the test split holds labelled ``(never heard)`` (``demo.<engine>
@@ -60,8 +61,6 @@ KINDS = ("positive", "negative", "ambient")
 # The matched point's candidates; the manifest's own cutoff joins them (sweep_cutoffs).
 MATCHED_CUTOFFS = [round(0.30 + 0.01 * i, 2) for i in range(70)]  # 0.30 ... 0.99
 NEVER_HEARD = " (never heard)"
-# A figure exactly on a limit (1 activation in exactly 1 h) stays within it despite rounding.
-_TOLERANCE = 1e-9
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,22 +70,12 @@ _TOLERANCE = 1e-9
 def operating_point(
     rows: list[dict[str, Any]], max_fah: float, max_near_miss_rate: float
 ) -> dict[str, Any] | None:
-    """The sweep row detecting the most positives within both limits, or None if none is.
-
-    A row is within the limits when its ``fah`` is at most ``max_fah`` (a row without FAH, no
-    ambient audio, is not) and its ``false_accept_rate`` at most ``max_near_miss_rate`` (a row
-    without near-miss clips has none to break). Of equal detections, the highest cutoff wins.
-    """
-    within = [
-        row
-        for row in rows
-        if row.get("fah") is not None
-        and row["fah"] <= max_fah + _TOLERANCE
-        and (row.get("false_accept_rate") or 0.0) <= max_near_miss_rate + _TOLERANCE
-    ]
-    if not within:
-        return None
-    return max(within, key=lambda row: (row["positives_detected"], row["cutoff"]))
+    """The sweep row the pipeline's own rule (``evaluation.choose_cutoff``) takes within both
+    limits: the most detections at ``fah <= max_fah`` (a row without FAH, no ambient audio, is
+    not within) and ``false_accept_rate <= max_near_miss_rate``, then the fewest activations,
+    then the highest cutoff. None when no row is within both."""
+    row, met = evaluation.choose_cutoff(rows, max_fah, max_near_miss_rate=max_near_miss_rate)
+    return row if met else None
 
 
 def lowest_swept(rows: list[dict[str, Any]]) -> dict[str, float | None]:

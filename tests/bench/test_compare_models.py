@@ -29,6 +29,7 @@ def _row(cutoff: float, detected: int, fah: float | None, rate: float | None) ->
     return {
         "cutoff": cutoff,
         "positives_detected": detected,
+        "recall": detected / 48,
         "fah": fah,
         "false_accept_rate": rate,
     }
@@ -54,9 +55,11 @@ def test_operating_point_follows_the_limits():
     assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.10)["cutoff"] == 0.60
 
 
-def test_operating_point_breaks_ties_toward_the_higher_cutoff():
-    rows = [_row(0.60, 30, 0.5, 0.0), _row(0.75, 30, 0.0, 0.0), _row(0.70, 30, 1.0, 0.02)]
+def test_operating_point_breaks_ties_by_fewer_activations_then_the_higher_cutoff():
+    rows = [_row(0.60, 30, 0.5, 0.0), _row(0.75, 30, 0.0, 0.0), _row(0.70, 30, 0.0, 0.02)]
     assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.05)["cutoff"] == 0.75
+    rows = [_row(0.60, 30, 0.0, 0.0), _row(0.75, 30, 1.0, 0.0)]
+    assert operating_point(rows, max_fah=1.0, max_near_miss_rate=0.05)["cutoff"] == 0.60
 
 
 def test_operating_point_is_none_when_no_cutoff_qualifies():
