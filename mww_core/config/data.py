@@ -130,6 +130,17 @@ class DemoDataConfig(Section):
         "training and test keep every clip they had: more validation clips steady the choice "
         "of the best step, phase and cutoff without redrawing the rest of the data set.",
     )
+    validation_conditions: bool = Field(
+        False,
+        description="Validation's wake words are heard in conditions, as the test's are: "
+        "in turn clean, noisy (0-20 dB SNR), reverberant, far field (quiet, -35 to -25 dBFS) "
+        "and pitch-shifted. They are made of what training knows (its coloured and household "
+        "noises, new rooms of its sizes, shifts of 2-3.5 semitones, within its range), so the "
+        "test alone hears held-out noises, rooms and shifts. Clean clips of voices like "
+        "training's are found at almost any cutoff: validation recall then plateaus and cannot "
+        "tell a robust step, phase or cutoff from a brittle one. Every clip's voice, text and "
+        "settings stay as they were.",
+    )
     validation_extra_near_misses: int = Field(
         0,
         ge=0,

@@ -23,12 +23,14 @@ from mww_core.demo_data.plan import (
     _utterance_key,
 )
 from mww_core.demo_data.rooms import (
+    COLOURED_NOISES,
     _at_level,
     _colored_noise,
     _fade,
     _held_out_rooms,
     _limit,
     _simulate_rir,
+    training_noise,
 )
 from mww_core.demo_data.tts import _Rendered
 
@@ -83,20 +85,17 @@ def _write_noise(
 ) -> dict[str, dict[str, Any]]:
     rng = _rng(seed, "noise")
     rooms = [_simulate_rir(rng, (0.3, 0.8))[0] for _ in range(2 if count else 0)]
-    kinds = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": None}
-    order = [*kinds, *HOUSEHOLD_KINDS]
+    order = [*COLOURED_NOISES, "babble", *HOUSEHOLD_KINDS]
     files = {}
     with clock.stage("noise clips", count) as tick:
         for i in range(count):
             kind = order[i % len(order)]
             n = int(rng.uniform(5.0, 10.0) * SR)
-            if kind in HOUSEHOLD_KINDS:
-                x = household_noise(kind, rng, n)
-            elif kind == "babble" and pool:
+            if kind == "babble" and pool:
                 x, _ = _babble(rng, n, pool, rooms)
             else:
-                kind = kind if kind != "babble" else "pink"
-                x = _colored_noise(rng, n, kinds[kind])
+                kind = "pink" if kind == "babble" else kind  # no talk to make babble of
+                x = training_noise(kind, rng, n)
             name = f"noise/{kind}_{i:03d}.wav"
             write_wav(root / name, _limit(_at_level(x, -20.0)))
             files[name] = {"kind": kind, "seconds": round(n / SR, 3)}

@@ -16,7 +16,12 @@ from mww_core.config import DataConfig
 from mww_core.demo_data.ambient import _AmbientPool, _speech_pools, _write_ambient, _write_noise
 from mww_core.demo_data.clips import _write_clips
 from mww_core.demo_data.clock import Progress, _StageClock
-from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, Room
+from mww_core.demo_data.conditions import (
+    CONDITIONS,
+    HELD_OUT_NOISES,
+    VALIDATION_CONDITIONS,
+    Hearing,
+)
 from mww_core.demo_data.corpus import near_miss_phrases
 from mww_core.demo_data.plan import (
     MINING_POOL,
@@ -31,7 +36,12 @@ from mww_core.demo_data.plan import (
     _voice_rng,
     held_out_voices,
 )
-from mww_core.demo_data.rooms import TRAIN_ROOM_M, _held_out_rooms, _write_rirs
+from mww_core.demo_data.rooms import (
+    TRAIN_ROOM_M,
+    _held_out_rooms,
+    _write_rirs,
+    validation_hearing,
+)
 from mww_core.demo_data.tts import _PiperRun, _render_in_threads, _require_espeak, require_engine
 
 logger = logging.getLogger(__name__)
@@ -122,8 +132,13 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
         rendered = _render_in_threads(threaded, clock)
         files.update(_write_rirs(root, demo.rirs, _rng(demo.seed, "rirs"), clock, demo.rir_rt60_s))
         test_rooms = _held_out_rooms(_rng(demo.seed, "test-rooms"))
+        hearings = {"test": Hearing(rooms=test_rooms)}
+        if demo.validation_conditions:  # rooms of their own: the others' draws stay as they were
+            hearings["validation"] = validation_hearing(
+                _rng(demo.seed, "validation-rooms"), demo.rir_rt60_s
+            )
         rendered.update(piper.collect(clock))
-    files.update(_write_clips(root, clips, rendered, test_rooms, clock))
+    files.update(_write_clips(root, clips, rendered, hearings, clock))
     pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in (*SPLITS, MINING_POOL)}
     files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
     minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
@@ -134,12 +149,16 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     return {
         **manifest,
         "near_miss_phrases": [asdict(c) for c in near_miss],
-        "held_out": _held_out_description(data, test_rooms),
+        "held_out": _held_out_description(data, hearings),
     }
 
 
-def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -> dict:
-    """What each split's speech and rooms are drawn from, and a one-line summary of the test's."""
+def _held_out_description(data: DataConfig, hearings: dict[str, Hearing]) -> dict:
+    """What each split's speech and rooms are drawn from, and a one-line summary of the test's.
+
+    ``hearings``: the conditions of the test's wake words and, with ``validation_conditions``,
+    validation's (their noises, rooms and pitch shifts).
+    """
     bases = held_out_voices(data)
     voices = _split_espeak_voices(
         _voice_rng(data), _split_fractions(data.demo.split_fractions), bases
@@ -158,10 +177,12 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
         if data.demo.test_only(engine):
             out["test"][engine] = SETTINGS_RANGES[engine]["train"]  # its ordinary settings
     out["train"]["room_m"] = TRAIN_ROOM_M
+    if "validation" in hearings:
+        out["validation"].update(_conditions_description(hearings["validation"]),
+                                 conditions=list(VALIDATION_CONDITIONS))  # fmt: skip
     test = PIPER_RANGES["test"]
     out["test"].update(
-        rooms=[room.meta for use in test_rooms.values() for room in use],
-        noises=list(HELD_OUT_NOISES),
+        _conditions_description(hearings["test"]),
         conditions=list(CONDITIONS),
         summary=(
             f"espeak-ng {', '.join(bases['test'])} with "
@@ -174,6 +195,15 @@ def _held_out_description(data: DataConfig, test_rooms: dict[str, list[Room]]) -
         ),
     )
     return out
+
+
+def _conditions_description(hearing: Hearing) -> dict[str, Any]:
+    """A split's rooms, noises and pitch shifts for its conditions, as the manifest lists them."""
+    return {
+        "rooms": [room.meta for use in hearing.rooms.values() for room in use],
+        "noises": list(hearing.noises),
+        "pitch_shift_semitones": list(hearing.pitch_semitones),
+    }
 
 
 # How the summary line names each engine after Piper and espeak-ng: its name, its test

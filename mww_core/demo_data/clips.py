@@ -1,4 +1,4 @@
-"""Spoken clips as written: cut with short margins, levelled, in a test condition, over a floor."""
+"""Spoken clips as written: cut with short margins, levelled, in a condition, over a floor."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from mww_core.audio import SAMPLE_RATE_HZ, write_wav
 from mww_core.demo_data.clock import _StageClock
-from mww_core.demo_data.conditions import Room, apply_condition
+from mww_core.demo_data.conditions import Hearing, apply_condition
 from mww_core.demo_data.corpus import speaker_gender
 from mww_core.demo_data.plan import _MAX_MARGIN_S, _POOL_KINDS, _Clip, _rng, _utterance_key
 from mww_core.demo_data.rooms import _at_level, _colored_noise, _fade
@@ -33,14 +33,16 @@ def _write_clips(
     root: Path,
     clips: list[_Clip],
     rendered: dict[str, _Rendered],
-    rooms: dict[str, list[Room]],
+    hearings: dict[str, Hearing],
     clock: _StageClock,
 ) -> dict[str, dict[str, Any]]:
+    """Write every planned clip but the ambient pools' (``hearings``: how each split with
+    conditions hears them, the test's and, with ``validation_conditions``, validation's)."""
     files = {}
     written = [c for c in clips if c.kind not in _POOL_KINDS]
     with clock.stage("writing clips", len(written)) as tick:
         for clip in written:
-            audio, condition = _finish_clip(clip, rendered[clip.name], rooms)
+            audio, condition = _finish_clip(clip, rendered[clip.name], hearings.get(clip.split))
             write_wav(root / clip.name, audio)
             files[clip.name] = _clip_meta(clip, rendered[clip.name], len(audio))
             if clip.condition == "command" and clip.split != "test":  # data.demo.command_share
@@ -53,14 +55,14 @@ def _write_clips(
 
 
 def _finish_clip(
-    clip: _Clip, rendered: _Rendered, rooms: dict[str, list[Room]] | None = None
+    clip: _Clip, rendered: _Rendered, hearing: Hearing | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The clip as written: cut, levelled, in its test condition (if any), over a noise floor.
+    """The clip as written: cut, levelled, in its condition (if any), over a noise floor.
 
     Args:
         clip: The planned clip.
         rendered: Its synthesized speech.
-        rooms: The test's held-out rooms (for the reverberant and far-field conditions).
+        hearing: Its split's noises, rooms and pitch shifts (for its condition).
 
     Returns:
         The audio and the condition's parameters (empty without a condition).
@@ -69,7 +71,7 @@ def _finish_clip(
     params: dict[str, Any] = {}
     if clip.condition:
         out, params = apply_condition(
-            clip.condition, out, _rng(clip.floor_seed, "condition"), rooms or {}
+            clip.condition, out, _rng(clip.floor_seed, "condition"), hearing or Hearing()
         )
     floor = _colored_noise(np.random.default_rng(clip.floor_seed), len(out), 1.0)
     return (out + _at_level(floor, clip.floor_db)).astype(np.float32), params

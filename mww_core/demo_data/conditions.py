@@ -1,8 +1,14 @@
-"""How the demo's test positives are heard: noises, rooms and voice shifts training never has."""
+"""How the demo's test positives are heard: noises, rooms and voice shifts training never has.
+
+With ``data.demo.validation_conditions`` validation's wake words are heard in the same
+conditions, made from what training knows (``Hearing``): its kinds of noise, rooms of its
+sizes and pitch shifts within its range, so that the test alone hears what nothing else does.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +31,11 @@ FAR_FIELD_DBFS = (-35.0, -25.0)  # RMS of the speech
 # test shifts by 4 to 5, up or down, by resampling (formants move with the pitch), beyond both.
 PITCH_SHIFT_SEMITONES = (4.0, 5.0)
 TAIL_S = 0.3  # reverberation kept after the clip's end
+# Validation's conditions (data.demo.validation_conditions): the test's but "command" (its
+# wake words carry requests through data.demo.command_share), with pitch shifts inside the
+# demo's training range.
+VALIDATION_CONDITIONS = ("clean", "noisy", "reverberant", "far_field", "pitch_shifted")
+VALIDATION_PITCH_SHIFT_SEMITONES = (2.0, 3.5)
 
 
 @dataclass(frozen=True)
@@ -35,8 +46,24 @@ class Room:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Hearing:
+    """What a split's conditions are made of: its noises (``noise(kind, rng, n)`` for each of
+    ``noises``), its rooms by use (``"near"``, talker within a few metres, and ``"far"``) and
+    the range of its pitch shifts in semitones (up or down)."""
+
+    noises: tuple[str, ...] = HELD_OUT_NOISES
+    noise: Callable[[str, np.random.Generator, int], np.ndarray] | None = None
+    rooms: dict[str, list[Room]] = field(default_factory=dict)
+    pitch_semitones: tuple[float, float] = PITCH_SHIFT_SEMITONES
+
+    def make_noise(self, kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` samples of one of ``noises`` (the test's held-out noises by default)."""
+        return (self.noise or held_out_noise)(kind, rng, n)
+
+
 def apply_condition(
-    condition: str, audio: np.ndarray, rng: np.random.Generator, rooms: dict[str, list[Room]]
+    condition: str, audio: np.ndarray, rng: np.random.Generator, hearing: Hearing
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Put a clean clip (speech at full scale, no noise floor) into a test condition.
 
@@ -44,7 +71,8 @@ def apply_condition(
         condition: One of ``CONDITIONS``.
         audio: The clip, 16 kHz.
         rng: The clip's own generator.
-        rooms: Held-out rooms by use: ``"near"`` (talker within a few metres) and ``"far"``.
+        hearing: The split's noises, rooms and pitch shifts (the test's: held-out noises and
+            rooms, shifts beyond training's).
 
     Returns:
         The audio (peak at most 1; far-field clips at their RMS level, the others unscaled
@@ -56,23 +84,23 @@ def apply_condition(
     if condition in ("clean", "command"):
         return audio, {}
     if condition == "noisy":
-        kind = str(rng.choice(HELD_OUT_NOISES))
+        kind = str(rng.choice(hearing.noises))
         snr = float(rng.uniform(*NOISY_SNR_DB))
-        noise = held_out_noise(kind, rng, len(audio))
+        noise = hearing.make_noise(kind, rng, len(audio))
         noise *= speech_rms(audio) / (np.sqrt(np.mean(noise**2)) + 1e-12) / 10 ** (snr / 20)
         return _peak(audio + noise, np.abs(audio).max()), {"noise": kind, "snr_db": round(snr, 1)}
     if condition == "reverberant":
-        room = rooms["near"][int(rng.integers(len(rooms["near"])))]
+        room = hearing.rooms["near"][int(rng.integers(len(hearing.rooms["near"])))]
         return _peak(reverberate(audio, room.rir), np.abs(audio).max()), dict(room.meta)
     if condition == "far_field":
-        room = rooms["far"][int(rng.integers(len(rooms["far"])))]
+        room = hearing.rooms["far"][int(rng.integers(len(hearing.rooms["far"])))]
         level = float(rng.uniform(*FAR_FIELD_DBFS))
         wet = reverberate(audio, room.rir)
         wet *= 10 ** (level / 20) / (speech_rms(wet) + 1e-12)
         wet *= min(1.0, 0.99 / (np.abs(wet).max() + 1e-12))  # a quiet clip is never clipped
         return wet, {**room.meta, "speech_dbfs": round(level, 1)}
     if condition == "pitch_shifted":
-        semitones = float(rng.uniform(*PITCH_SHIFT_SEMITONES) * rng.choice([-1.0, 1.0]))
+        semitones = float(rng.uniform(*hearing.pitch_semitones) * rng.choice([-1.0, 1.0]))
         return shift_pitch(audio, semitones), {"semitones": round(semitones, 2)}
     raise ValueError(f"unknown test condition {condition!r}; use one of {', '.join(CONDITIONS)}")
 

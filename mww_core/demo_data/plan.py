@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mww_core.config import DataConfig
-from mww_core.demo_data.conditions import CONDITIONS
+from mww_core.demo_data.conditions import CONDITIONS, VALIDATION_CONDITIONS
 from mww_core.demo_data.confusables import Confusable
 from mww_core.demo_data.corpus import (
     COMMANDS,
@@ -141,7 +141,7 @@ class _Clip:
     peak: float = 0.9
     floor_db: float = -70.0  # a faint microphone noise floor instead of digital silence
     floor_seed: int = 0
-    condition: str = ""  # test positives: one of conditions.CONDITIONS
+    condition: str = ""  # test positives (and validation's): one of conditions.CONDITIONS
     near_miss: bool = False  # a negative that says a near-miss phrase
     region: str = ""  # the split of SETTINGS_RANGES its settings come from ("": its own)
 
@@ -178,6 +178,7 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         female_share=demo.espeak_female_share,
         training_commands=_requests(data.wake_word, TRAINING_COMMANDS),
         command_share=demo.command_share,
+        validation_conditions=demo.validation_conditions,
     )  # fmt: skip
     wake_words = _wake_word_variants(data.wake_word)
     # The other engines' shares of each kind are taken first (Pico's, MBROLA's, RHVoice's);
@@ -332,7 +333,9 @@ class _Planner:
     Test positives take the conditions of ``CONDITIONS`` in turn; those in the "command"
     condition say one of ``commands`` (the wake word and a request) instead of their text.
     ``command_share`` of training's and validation's positives say one of
-    ``training_commands`` instead, drawn from a generator of their own.
+    ``training_commands`` instead, drawn from a generator of their own. With
+    ``validation_conditions`` validation's positives take ``VALIDATION_CONDITIONS`` in turn
+    (a count of their own: every clip's voice, text and settings stay as they were).
     """
 
     def __init__(
@@ -346,6 +349,7 @@ class _Planner:
         female_share: float | None = None,
         training_commands: list[str] | None = None,
         command_share: float = 0.0,
+        validation_conditions: bool = False,
     ) -> None:
         self.rng = rng
         self.voices = voices
@@ -368,6 +372,7 @@ class _Planner:
         self.training_commands = training_commands or []
         self.command_share = command_share if self.training_commands else 0.0
         self.command_rng = _rng(seed, "training commands")
+        self.validation_conditions = validation_conditions
         self.clips: list[_Clip] = []
         # Engines whose clips draw training's settings in every split (heard in the test only).
         self.natural: set[str] = set()
@@ -456,6 +461,9 @@ class _Planner:
         return bool(self.command_rng.random() < self.command_share)
 
     def _next_condition(self, kind: str, split: str) -> str:
+        if kind == "positive" and split == "validation" and self.validation_conditions:
+            n = self._count("validation conditions")
+            return VALIDATION_CONDITIONS[n % len(VALIDATION_CONDITIONS)]
         if kind != "positive" or split != "test":
             return ""
         return CONDITIONS[self._count("test conditions") % len(CONDITIONS)]

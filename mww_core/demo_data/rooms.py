@@ -10,7 +10,8 @@ import numpy as np
 
 from mww_core.audio import SAMPLE_RATE_HZ, write_wav
 from mww_core.demo_data.clock import _StageClock
-from mww_core.demo_data.conditions import Room
+from mww_core.demo_data.conditions import VALIDATION_PITCH_SHIFT_SEMITONES, Hearing, Room
+from mww_core.demo_data.household import HOUSEHOLD_KINDS, household_noise
 
 SR = SAMPLE_RATE_HZ
 
@@ -89,6 +90,37 @@ def _held_out_rooms(rng: np.random.Generator, near: int = 4, far: int = 3) -> di
     return out
 
 
+# Validation's rooms (data.demo.validation_conditions): new rooms of the training sizes, the
+# talker near (as a test hall's or small room's) or 3 m and more away.
+VALIDATION_DISTANCE_M = {"near": (0.7, 3.0), "far": (3.0, math.inf)}
+
+
+def _validation_rooms(
+    rng: np.random.Generator, rt60_s: tuple[float, float], near: int = 4, far: int = 3
+) -> dict[str, list[Room]]:
+    """Validation's rooms: of the training rooms' sizes and RT60s (``rt60_s``), drawn anew."""
+    counts = {"near": near, "far": far}
+    return {
+        use: [
+            Room(*_simulate_rir(rng, rt60_s, TRAIN_ROOM_M, VALIDATION_DISTANCE_M[use]))
+            for _ in range(count)
+        ]
+        for use, count in counts.items()
+    }
+
+
+def validation_hearing(rng: np.random.Generator, rt60_s: tuple[float, float]) -> Hearing:
+    """How validation's wake words are heard with ``data.demo.validation_conditions``:
+    training's kinds of noise (``VALIDATION_NOISES``), new rooms of the training sizes and pitch
+    shifts within training's range (``conditions.VALIDATION_PITCH_SHIFT_SEMITONES``)."""
+    return Hearing(
+        noises=VALIDATION_NOISES,
+        noise=training_noise,
+        rooms=_validation_rooms(rng, rt60_s),
+        pitch_semitones=VALIDATION_PITCH_SHIFT_SEMITONES,
+    )
+
+
 def _trim_rir(rir: np.ndarray) -> np.ndarray:
     """Start just before the direct sound, end where the tail has decayed by 60 dB (<= 1.5 s)."""
     peak = np.abs(rir).max()
@@ -120,6 +152,21 @@ def _write_rirs(
 
 
 # --------------------------------------------------------------------------- noise and levels
+
+# Training's noise clips (noise/) are of these kinds and babble: coloured noise by its
+# spectral exponent, and the household sounds.
+COLOURED_NOISES = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+# Validation's noisy wake words hear training's kinds but its music bed: the test's held-out
+# noises have a music of their own, and one name would stand for two sounds.
+VALIDATION_NOISES = (*COLOURED_NOISES, *(k for k in HOUSEHOLD_KINDS if k != "music"))
+
+
+def training_noise(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` samples of a coloured noise (``COLOURED_NOISES``) or a household sound
+    (``household.HOUSEHOLD_KINDS``), at any level (callers set it)."""
+    if kind in COLOURED_NOISES:
+        return _colored_noise(rng, n, COLOURED_NOISES[kind])
+    return household_noise(kind, rng, n)
 
 
 def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:

@@ -19,8 +19,16 @@ from mww_core.demo_data import (
     build_demo_dataset,
     demo_fingerprint,
 )
-from mww_core.demo_data.conditions import CONDITIONS, HELD_OUT_NOISES, speech_rms
+from mww_core.demo_data.conditions import (
+    CONDITIONS,
+    HELD_OUT_NOISES,
+    VALIDATION_CONDITIONS,
+    VALIDATION_PITCH_SHIFT_SEMITONES,
+    Hearing,
+    speech_rms,
+)
 from mww_core.demo_data.confusables import SUBSTITUTION, normalize
+from mww_core.demo_data.rooms import VALIDATION_NOISES
 from mww_core.demo_data.tts import frame_levels_db
 from mww_core.pipeline.evaluate_stage import _engine_label, _test_groups
 
@@ -55,7 +63,8 @@ TINY = DemoDataConfig(
 
 
 def _tiny(data_dir: Path, **changes) -> DataConfig:
-    demo = TINY.model_copy(update=changes)
+    """TINY in ``data_dir``; its validation wake words heard in conditions, as the demo's are."""
+    demo = TINY.model_copy(update={"validation_conditions": True, **changes})
     return DataConfig(wake_word=WAKE_WORD, data_dir=data_dir, demo=demo)
 
 
@@ -275,7 +284,8 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
     test = {n: m for n, m in files.items() if n.startswith("test/positive/")}
     said = [m["condition"] for m in test.values()]  # Pico, MBROLA, RHVoice take the first three
     assert set(said) == set(CONDITIONS) and len(said) == len(CONDITIONS) + 3
-    assert not any("condition" in m for n, m in files.items() if n not in test)
+    validation = {n: m for n, m in files.items() if n.startswith("validation/positive/")}
+    assert not any("condition" in m for n, m in files.items() if n not in test | validation)
     for name, meta in test.items():
         audio, _ = sf.read(data.data_dir / name)
         params, condition = meta["condition_params"], meta["condition"]
@@ -298,6 +308,24 @@ def test_every_condition_is_in_the_test_split_and_only_there(built):
         if condition == "pitch_shifted":  # beyond the demo's own speed and pitch perturbation
             assert 4.0 <= abs(params["semitones"]) <= 5.0
             assert abs(params["semitones"]) > _demo_perturbation_semitones()
+    # Validation's wake words take the test's conditions but "command" (command_share gives
+    # them requests), made of what training knows: its noises, its rooms' sizes, its shifts.
+    heard = [m["condition"] for m in validation.values() if "condition" in m]
+    assert heard and set(heard) <= set(VALIDATION_CONDITIONS)
+    assert all("condition" in m or "word_end_s" in m for m in validation.values())
+    for name, meta in validation.items():
+        params = meta.get("condition_params", {})
+        if meta.get("condition") == "noisy":
+            assert params["noise"] in VALIDATION_NOISES, name
+        if meta.get("condition") in ("reverberant", "far_field"):
+            assert _of_training_size(params["room_m"]), name
+        if meta.get("condition") == "pitch_shifted":
+            low, high = VALIDATION_PITCH_SHIFT_SEMITONES
+            assert low <= abs(params["semitones"]) <= high, name
+    described = manifest["held_out"]["validation"]
+    assert described["conditions"] == list(VALIDATION_CONDITIONS)
+    assert described["noises"] == list(VALIDATION_NOISES) and len(described["rooms"]) == 7
+    assert manifest["held_out"]["test"]["noises"] == list(HELD_OUT_NOISES)
     for name, meta in files.items():  # the training rooms are all of the training sizes
         if name.startswith("rirs/"):
             assert _of_training_size(meta["room_m"]), name
@@ -392,7 +420,7 @@ def test_the_summary_says_which_engine_the_test_alone_hears():
     heard = _tiny(Path("unused"))
     unheard = _tiny(Path("unused"), mbrola_test_only=True)
     said = {
-        name: _held_out_description(data, {})
+        name: _held_out_description(data, {"test": Hearing()})
         for name, data in (("heard", heard), ("unheard", unheard))
     }
     assert "MBROLA at pitch" in said["heard"]["test"]["summary"]
@@ -401,7 +429,7 @@ def test_the_summary_says_which_engine_the_test_alone_hears():
     assert "mbrola" in said["heard"]["train"] and "mbrola" not in said["unheard"]["train"]
     assert said["unheard"]["test"]["mbrola"] == said["heard"]["train"]["mbrola"]
     both = _held_out_description(_tiny(Path("unused"), mbrola_test_only=True,
-                                       rhvoice_test_only=True), {})  # fmt: skip
+                                       rhvoice_test_only=True), {"test": Hearing()})  # fmt: skip
     assert (
         "RHVoice's bdl and clb, an engine training and validation never hear"
         in (both["test"]["summary"])

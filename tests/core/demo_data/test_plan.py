@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from mww_core.config import DataConfig, DemoDataConfig
-from mww_core.demo_data.conditions import CONDITIONS
+from mww_core.demo_data.conditions import CONDITIONS, VALIDATION_CONDITIONS
 from mww_core.demo_data.confusables import normalize
 from mww_core.demo_data.corpus import (
     COMMANDS,
@@ -332,4 +332,26 @@ def test_command_share_gives_training_and_validation_wake_words_requests_of_thei
         speed = dict(a.params).get("speed", 0)
         assert a.generator != "espeak-ng" or speed == min(dict(b.params)["speed"], 190)
     # The test's wake words, with their own requests, are the same clips.
+    assert [c for c in after if c.split == "test"] == [c for c in before if c.split == "test"]
+
+
+def test_validation_conditions_reach_validations_wake_words_and_change_nothing_else():
+    def plan(on: bool):
+        update = {"espeak_positives": 60, "command_share": 0.0, "validation_conditions": on}
+        demo = TINY.model_copy(update=update)
+        return _plan_clips(DataConfig(demo=demo))
+
+    before, after = plan(False), plan(True)
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    assert len(after) == len(before) and changed
+    # Only validation's wake words change, and only their condition: voices, texts, settings
+    # and every draw of every other clip stay as they were.
+    for b, a in changed:
+        assert (a.kind, a.split) == ("positive", "validation")
+        assert replace(a, condition=b.condition) == b
+    validation = [c for c in after if c.kind == "positive" and c.split == "validation"]
+    said = [c.condition for c in validation]
+    assert set(said) == set(VALIDATION_CONDITIONS) and "command" not in VALIDATION_CONDITIONS
+    counts = [said.count(c) for c in VALIDATION_CONDITIONS]  # in turn
+    assert max(counts) - min(counts) <= 1
     assert [c for c in after if c.split == "test"] == [c for c in before if c.split == "test"]
