@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,8 +28,15 @@ class Section(BaseModel):
     """Base for every config section: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields left out of the fingerprint while they hold these values: fields added after
+    # caches were made, which at this value give what was made before them (so adding one
+    # rebuilds nothing).
+    _quiet_defaults: ClassVar[dict[str, Any]] = {}
 
     def fingerprint(self) -> str:
         """Stable hash of this section's values, used in stage fingerprints."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        quiet = {
+            name for name, value in self._quiet_defaults.items() if getattr(self, name) == value
+        }
+        text = json.dumps(self.model_dump(mode="json", exclude=quiet), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

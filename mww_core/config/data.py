@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -16,6 +16,8 @@ ADDED_ENGINES = {"pico": "Pico", "mbrola": "MBROLA", "rhvoice": "RHVoice"}
 
 class DemoDataConfig(Section):
     """Size and seed of the bundled, offline demo data set for any wake word."""
+
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"validation_conditions": False}
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
     espeak_positives: int = Field(240, ge=0, description="Positive clips from espeak-ng voices.")

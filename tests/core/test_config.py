@@ -121,3 +121,20 @@ def test_explain_config_in_a_narrow_console_keeps_each_description_whole(monkeyp
         assert any(line.startswith(f"{field}  ") for line in lines), field
         assert " ".join(description.split()) in words, field
     assert max(map(len, lines)) <= 80
+
+
+def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
+    """data.demo.validation_conditions came after demo data sets were built: off, the data set
+    is the one built before it, and its fingerprint must not ask for a rebuild."""
+    import hashlib
+    import json
+
+    from mww_core.config import DemoDataConfig
+
+    off = DemoDataConfig()
+    before = off.model_dump(mode="json")
+    del before["validation_conditions"]
+    text = json.dumps(before, sort_keys=True)
+    assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert DemoDataConfig(validation_conditions=True).fingerprint() != off.fingerprint()
+    assert DemoDataConfig(seed=2).fingerprint() != off.fingerprint()  # every other field counts
