@@ -136,8 +136,9 @@ class DemoDataConfig(Section):
         False,
         description="Validation's wake words are heard in conditions, as the test's are: "
         "in turn clean, noisy (0-20 dB SNR), reverberant, far field (quiet, -35 to -25 dBFS) "
-        "and pitch-shifted. They are made of what training knows (its coloured and household "
-        "noises, new rooms of its sizes, shifts of 2-3.5 semitones, within its range), so the "
+        "and pitch-shifted. They are made of what training knows (its white, pink and brown "
+        "noise, appliances, knocks and beeps; new rooms of its sizes and rir_rt60_s; shifts of "
+        "2-3.5 semitones, within its range), so the "
         "test alone hears held-out noises, rooms and shifts. Every clip's voice, text and "
         "settings stay as they were. On the demo (six seeds) it changed the shipped step or "
         "phase for two and gained nothing at the shipped cutoffs, so the demo keeps clean "

@@ -34,7 +34,7 @@ TAIL_S = 0.3  # reverberation kept after the clip's end
 # Validation's conditions (data.demo.validation_conditions): the test's but "command" (its
 # wake words carry requests through data.demo.command_share), with pitch shifts inside the
 # demo's training range.
-VALIDATION_CONDITIONS = ("clean", "noisy", "reverberant", "far_field", "pitch_shifted")
+VALIDATION_CONDITIONS = tuple(c for c in CONDITIONS if c != "command")
 VALIDATION_PITCH_SHIFT_SEMITONES = (2.0, 3.5)
 
 
@@ -65,7 +65,8 @@ class Hearing:
 def apply_condition(
     condition: str, audio: np.ndarray, rng: np.random.Generator, hearing: Hearing
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Put a clean clip (speech at full scale, no noise floor) into a test condition.
+    """Put a clean clip (speech at full scale, no noise floor) into a condition, as the split
+    of ``hearing`` hears it (the test's held-out one, or validation's).
 
     Args:
         condition: One of ``CONDITIONS``.
