@@ -271,7 +271,9 @@ def _demo_perturbation_semitones() -> float:
     """How far configs/demo.yaml's training moves a voice's pitch, at most, in semitones."""
     augmentation = load_config(Path(__file__).parents[3] / "configs" / "demo.yaml").augmentation
     speeds = [abs(12 * math.log2(f)) for f in augmentation.speed_factor]
-    return max(*speeds, *(abs(s) for s in augmentation.pitch_shift_semitones))
+    vocoder = augmentation.vocoder_pitch_factor if augmentation.vocoder_probability else (1.0,)
+    pitches = [abs(12 * math.log2(f)) for f in vocoder]
+    return max(*speeds, *pitches, *(abs(s) for s in augmentation.pitch_shift_semitones))
 
 
 def _of_training_size(room_m: list[float]) -> bool:
