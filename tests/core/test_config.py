@@ -1,10 +1,12 @@
 """Config loading: presets, and every problem reported at once with its field."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
-from mww_core.config import ConfigError, load_config
+from mww_core.config import ConfigError, DemoDataConfig, load_config
 
 
 def test_presets_load():
@@ -126,11 +128,6 @@ def test_explain_config_in_a_narrow_console_keeps_each_description_whole(monkeyp
 def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     """data.demo.validation_conditions came after demo data sets were built: off, the data set
     is the one built before it, and its fingerprint must not ask for a rebuild."""
-    import hashlib
-    import json
-
-    from mww_core.config import DemoDataConfig
-
     off = DemoDataConfig()
     before = off.model_dump(mode="json")
     del before["validation_conditions"]

@@ -11,7 +11,13 @@ import pytest
 import soundfile as sf
 
 from mww_core.audio import list_audio_files
-from mww_core.config import DataConfig, DemoDataConfig, FullConfig, load_config
+from mww_core.config import (
+    AugmentationConfig,
+    DataConfig,
+    DemoDataConfig,
+    FullConfig,
+    load_config,
+)
 from mww_core.demo_data import (
     MANIFEST_NAME,
     SPLITS,
@@ -267,13 +273,29 @@ def test_test_voices_and_piper_settings_are_never_heard_in_training_or_validatio
     assert "RHVoice at pitch" in summary
 
 
-def _demo_perturbation_semitones() -> float:
-    """How far configs/demo.yaml's training moves a voice's pitch, at most, in semitones."""
-    augmentation = load_config(Path(__file__).parents[3] / "configs" / "demo.yaml").augmentation
+def _pitch_reach_semitones(augmentation: AugmentationConfig) -> float:
+    """How far training with ``augmentation`` moves a voice's pitch, at most, in semitones."""
     speeds = [abs(12 * math.log2(f)) for f in augmentation.speed_factor]
     vocoder = augmentation.vocoder_pitch_factor if augmentation.vocoder_probability else (1.0,)
     pitches = [abs(12 * math.log2(f)) for f in vocoder]
     return max(*speeds, *pitches, *(abs(s) for s in augmentation.pitch_shift_semitones))
+
+
+def _demo_perturbation_semitones() -> float:
+    """How far configs/demo.yaml's training moves a voice's pitch, at most, in semitones."""
+    demo = load_config(Path(__file__).parents[3] / "configs" / "demo.yaml")
+    return _pitch_reach_semitones(demo.augmentation)
+
+
+def test_pitch_reach_counts_the_vocoder_only_when_it_is_on():
+    """The vocoder's default pitch factor (up to x1.35, 5.2 semitones) reaches the test's
+    held-out shifts of 4-5 semitones: turned on in the demo, the condition test must fail."""
+    off = AugmentationConfig(speed_factor=(1.0, 1.0), pitch_shift_semitones=(-1.0, 1.0))
+    assert _pitch_reach_semitones(off) == 1.0
+    on = off.model_copy(update={"vocoder_probability": 0.5})
+    assert _pitch_reach_semitones(on) > 5.0
+    held = off.model_copy(update={"vocoder_probability": 0.5, "vocoder_pitch_factor": (0.82, 1.22)})
+    assert 3.0 < _pitch_reach_semitones(held) < 4.0
 
 
 def _of_training_size(room_m: list[float]) -> bool:
