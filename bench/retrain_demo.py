@@ -1,6 +1,6 @@
 """A retraining round on a trained run with near misses it falsely accepts: figures before/after.
 
-    python -m bench.retrain_demo [--config configs/demo.yaml] [--candidates 120]
+    python -m bench.retrain_demo [--config configs/demo.yaml] [--candidates 240]
 
 Near-miss phrases ("hey travis", "hey jars"...) are said by the Piper voice and espeak-ng
 voices into ``runs/<run>/bench-retrain/``. Every other one the shipped model falsely accepts goes

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: ``python flows/train_wakeword.py [--config FILE] [--run-name NAME]``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--config", default="configs/demo.yaml", help="YAML config or preset name (demo, full)"
+        "--config",
+        default="configs/demo.yaml",
+        help="YAML config or preset name (demo, offline, full)",
     )
     parser.add_argument("--run-name", default=None, help="Run folder name under runs/")
     parser.add_argument(

@@ -96,7 +96,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         default="configs/demo.yaml",
-        help="YAML config file, or a preset name from configs/ (demo, full); default: %(default)s",
+        help="YAML config file, or a preset name from configs/ (demo, offline, full); "
+        "default: %(default)s",
     )
     parser.add_argument(
         "--run-name",

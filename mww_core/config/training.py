@@ -129,9 +129,9 @@ class PhaseConfig(Section):
         "initial weights; later phases: the previous phase's best again) with batches of its "
         "own, and keep the weights validation rates best over all of them, by the same rule "
         "as the best step. Each restart adds the phase's steps. It can only choose as well as "
-        "validation tells starts apart: on the demo's 48 validation wake words, 2 starts of "
-        "each phase shipped recall 0.753 on the test split's unseen voices over nine seeds, "
-        "against 0.763 with one.",
+        "validation tells starts apart: on the demo's 48 validation wake words (before Pico), "
+        "2 starts of each phase shipped recall 0.753 on the test split's unseen voices over "
+        "nine seeds, against 0.763 with one.",
     )
     carry_over_margin: float = Field(
         0.0,
@@ -141,7 +141,7 @@ class PhaseConfig(Section):
         "(the previous phase's best, which stay the best model until beaten) a validation of "
         "this phase may fall and still replace them, when it meets the FAH and near-miss "
         "targets. 0: it must beat them. Mined hard negatives teach what a validation hour "
-        "cannot show: 0.05 (about 2 of the demo's 48 validation wake words) ships phase 2 "
+        "cannot show: 0.05 (about 3 of the demo's 64 validation wake words) ships phase 2 "
         "unless phase 1 is clearly better.",
     )
 
@@ -360,7 +360,7 @@ class PerformanceConfig(Section):
 class FineTuneConfig(Section):
     """The retraining fine-tune: rehearsal of the run's training data plus the new negatives.
 
-    Every batch is drawn as the run's last training phase draws it (``positive_fraction``,
+    Every batch is drawn as the phase whose weights shipped draws it (``positive_fraction``,
     ``hard_negative_fraction``, class weights) from the run's own training store, so the model
     keeps rehearsing the wake word; ``inbox_fraction`` of each batch comes from the windows the
     current model falsely accepted in the inbox clips and their augmented copies.
