@@ -24,8 +24,7 @@ def test_recipes_choose_the_best_model_at_the_manifest_target():
     """Every shipped recipe loads, and picks its best step and phase at evaluation's targets."""
     recipes = {path.stem: load_config(path) for path in sorted(Path("configs").glob("*.yaml"))}
     assert {"demo", "offline", "full"} <= set(recipes)
-    for name in ("demo", "offline"):
-        config = recipes[name]
+    for name, config in recipes.items():
         assert config.training.target_fah == config.evaluation.target_fah, name
         assert config.training.max_near_miss_rate == config.evaluation.max_near_miss_rate, name
     offline, demo = recipes["offline"], recipes["demo"]
