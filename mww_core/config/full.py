@@ -50,6 +50,24 @@ class FullConfig(Section):
         """Folder holding every stage's outputs for this run."""
         return self.runs_dir / self.run_name
 
+    def target_mismatches(self) -> list[str]:
+        """Where training picks its best step and phase at other targets than the cutoff's.
+
+        Chosen at a looser FAH than the manifest's cutoff, a phase that wins there can lose at
+        the cutoff users get. Kept apart on purpose (evaluation settings re-run evaluation and
+        export alone), so a difference is reported, not refused.
+        """
+        lines = []
+        for name in ("target_fah", "max_near_miss_rate", "near_miss_min_distance"):
+            chosen, cutoff = getattr(self.training, name), getattr(self.evaluation, name)
+            if chosen != cutoff:
+                lines.append(
+                    f"training.{name} ({chosen}) differs from evaluation.{name} ({cutoff}): "
+                    f"the best step and phase are chosen at one, the manifest's cutoff at the "
+                    f"other; set training.{name}: {cutoff} unless that is what you want"
+                )
+        return lines
+
     @model_validator(mode="after")
     def _windows_cover_the_model(self) -> FullConfig:
         needed = self.model.receptive_field

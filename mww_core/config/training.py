@@ -176,18 +176,20 @@ class TrainingConfig(Section):
     eval_step_interval: int = Field(500, ge=1, description="Validate every this many steps.")
     checkpoint_interval: int = Field(250, ge=1, description="Checkpoint every this many steps.")
     target_fah: float = Field(
-        2.0,
+        1.0,
         gt=0,
         description="FAH a validation cutoff must meet when picking the best step and the phase "
-        "that ships. Set it to evaluation.target_fah (as configs/demo.yaml does): chosen at a "
-        "looser FAH, a phase that wins there can lose at the manifest cutoff's target.",
+        "that ships. Keep it evaluation.target_fah, the manifest cutoff's target: chosen at a "
+        "looser FAH, a phase that wins there can lose at the cutoff (training warns when they "
+        "differ).",
     )
     max_near_miss_rate: float | None = Field(
         None,
         ge=0,
         le=1,
         description="Share of validation near-miss clips a validation cutoff may falsely "
-        "accept when picking the best model (with target_fah); none: not counted.",
+        "accept when picking the best model (with target_fah); none: not counted. Keep it "
+        "evaluation.max_near_miss_rate.",
     )
     near_miss_min_distance: int = Field(
         1,
@@ -196,7 +198,7 @@ class TrainingConfig(Section):
         "for 'hey jarvis': the wake word said carelessly) are slips: when picking the best "
         "model they count neither toward max_near_miss_rate nor, said in ambient audio, toward "
         "the FAH. Read from the data set's dataset.json (the demo builder writes it); 1: every "
-        "near miss counts.",
+        "near miss counts. Keep it evaluation.near_miss_min_distance.",
     )
     seed: int = Field(42, description="Seed of the model's initial weights and the batch order.")
     pool_windows: int = Field(

@@ -32,6 +32,17 @@ def test_recipes_choose_the_best_model_at_the_manifest_target():
     assert offline.data.demo.piper_positives > demo.data.demo.piper_positives
 
 
+def test_training_and_the_cutoff_targets_agree_or_are_reported(tmp_path):
+    """By default training picks its best step at the cutoff's targets; a difference is named."""
+    assert load_config().target_mismatches() == []
+    path = tmp_path / "targets.yaml"
+    path.write_text("evaluation: {target_fah: 0.5, max_near_miss_rate: 0.05}\n")
+    lines = load_config(path).target_mismatches()
+    assert len(lines) == 2
+    assert lines[0].startswith("training.target_fah (1.0) differs from evaluation.target_fah (0.5)")
+    assert "set training.max_near_miss_rate: 0.05" in lines[1]
+
+
 def test_every_problem_listed(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
