@@ -29,13 +29,14 @@ log = logging.getLogger(__name__)
 class AudioAugmentationPipeline:
     """microWakeWord's transforms plus speaker and device variety, each from the config.
 
-    In order: the speaker (speed, formant warp, vocoder), then audiomentations' room and signal
-    transforms (impulse response, background and colored noise, EQ, distortion, pitch shift,
-    band stop, gain), then the device (microphone band limits, then the level: a peak in
-    ``loudness_peak_dbfs`` or clipping). Room impulse responses and background noise come from
-    folders of audio (skipped when the folder is missing or empty). ``augment(waveform, seed)``
-    gives the same output for the same seed, whichever process runs it. Augmentation is
-    waveform-level: it always runs before the frontend, never on spectrograms.
+    In order: the speaker (speed, formant warp, vocoder, a narrowband voice), then
+    audiomentations' room and signal transforms (impulse response, background and colored
+    noise, EQ, distortion, pitch shift, band stop, gain), then the device (microphone band
+    limits, then the level: a peak in ``loudness_peak_dbfs`` or clipping). Room impulse
+    responses and background noise come from folders of audio (skipped when the folder is
+    missing or empty). ``augment(waveform, seed)`` gives the same output for the same seed,
+    whichever process runs it. Augmentation is waveform-level: it always runs before the
+    frontend, never on spectrograms.
     """
 
     def __init__(
@@ -88,6 +89,8 @@ def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -
             pitch_range=rng.uniform(*c.vocoder_pitch_range),
             aperiodicity_db=rng.uniform(*c.vocoder_aperiodicity_db),
         )
+    if (rng := _drawn(seed, "narrowband", c.narrowband_probability)) is not None:
+        samples = narrowband(samples, rng.uniform(*c.narrowband_rate_hz))
     return samples
 
 
@@ -100,6 +103,22 @@ def _device_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) ->
     elif (rng := _drawn(seed, "loudness", c.loudness_probability)) is not None:
         samples = set_peak_level(samples, rng.uniform(*c.loudness_peak_dbfs))
     return samples
+
+
+def narrowband(samples: np.ndarray, rate_hz: float) -> np.ndarray:
+    """``samples`` as if made at ``rate_hz``: resampled down to it and back up (soxr).
+
+    soxr's anti-aliasing filter is steep: nothing is left above about ``rate_hz / 2``, as in
+    audio that was sampled at that rate, and the length stays the same.
+    """
+    if rate_hz >= SAMPLE_RATE_HZ or not samples.any():
+        return samples
+    low = soxr.resample(samples, SAMPLE_RATE_HZ, rate_hz)
+    back = soxr.resample(low, rate_hz, SAMPLE_RATE_HZ)
+    out = np.zeros_like(samples)
+    n = min(len(back), len(samples))
+    out[:n] = back[:n]
+    return out
 
 
 def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:

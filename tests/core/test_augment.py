@@ -15,6 +15,7 @@ from mww_core.augment import (
     ParallelAugmenter,
     band_limit,
     change_speed,
+    narrowband,
     revoice,
     warp_formants,
 )
@@ -183,10 +184,11 @@ def test_new_transforms_are_off_by_default_and_leave_the_old_pipeline_exact(tmp_
         config.speed_probability,
         config.formant_warp_probability,
         config.vocoder_probability,
+        config.narrowband_probability,
         config.mic_band_probability,
         config.loudness_probability,
         config.clipping_probability,
-    ) == (0, 0, 0, 0, 0, 0)
+    ) == (0, 0, 0, 0, 0, 0, 0)
     pipeline = AudioAugmentationPipeline(config, *_folders(tmp_path))
     clip = _window(_vowel())
     for seed in range(6):
@@ -329,6 +331,37 @@ def test_vocoder_breathiness_and_silence():
     a = voc(window, 5)
     np.testing.assert_array_equal(a, voc(window, 5))
     assert not np.array_equal(a, voc(window, 6)) and a.shape == window.shape
+
+
+def test_narrowband_empties_the_band_above_half_its_rate_and_keeps_the_timing():
+    t = np.arange(SR) / SR
+    burst = np.where((t > 0.4) & (t < 0.6), 0.2, 0.0)  # tones from 0.4 to 0.6 s only
+    clip = (burst * (np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 5000 * t))).astype(
+        np.float32
+    )
+    hz, before = _spectrum(clip)
+    level = {}
+    for rate in (8000.0, 11025.0):
+        out = narrowband(clip, rate)
+        assert out.shape == clip.shape and out.dtype == np.float32
+        _, after = _spectrum(out)
+        k = {tone: np.argmin(np.abs(hz - tone)) for tone in (1000, 5000)}
+        level[rate] = {tone: 20 * np.log10(after[i] / before[i]) for tone, i in k.items()}
+        # The burst stays where it was (its energy's centre within a sample): the filter is
+        # linear-phase, with its delay taken out.
+        centre = lambda x: np.sum(np.arange(len(x)) * x.astype(np.float64) ** 2) / np.sum(  # noqa: E731
+            x.astype(np.float64) ** 2
+        )
+        assert abs(centre(out) - centre(clip)) < 1.0
+    assert level[8000.0][5000] < -40 and abs(level[8000.0][1000]) < 0.5  # 5 kHz above 4 kHz
+    assert abs(level[11025.0][5000]) < 0.5  # below 5.5 kHz: kept
+    # In the pipeline, seeded: the same seed gives the same voice, and the top band is gone.
+    nb = _only(narrowband_probability=1.0, narrowband_rate_hz=(8000.0, 8000.0))
+    np.testing.assert_array_equal(nb(clip, 3), nb(clip, 3))
+    _, piped = _spectrum(nb(clip, 3))
+    assert 20 * np.log10(piped[k[5000]] / before[k[5000]]) < -40
+    with pytest.raises(ValueError, match="narrowband_rate_hz"):
+        AugmentationConfig(narrowband_rate_hz=(8000.0, 22050.0))
 
 
 def test_mic_band_removes_energy_outside_the_cutoffs():
