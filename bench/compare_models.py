@@ -1,7 +1,8 @@
 """Compare wake-word models on a demo data set's test split: at their own and at a matched cutoff.
 
     python -m bench.compare_models --data data/exp_h2 [--max-fah 1.0]
-        [--max-near-miss-rate 0.05] [--near-miss-min-distance 2] [--json] MODEL [MODEL...]
+        [--max-near-miss-rate 0.05] [--near-miss-min-distance 2] [--through-rate HZ] [--json]
+        MODEL [MODEL...]
 
 MODEL is a run folder (``runs/ps_s42``: the one ESPHome manifest in its ``export/``) or a
 manifest ``.json`` (``/work/shared/reference-models/hey_jarvis.json``, the official model).
@@ -32,6 +33,11 @@ Every model's streams are scored once (TFLite's optimized kernels: within ~11/25
 device's on a few outputs, the same for every model) and every cutoff is read from that one
 scoring. The firing settings besides the manifest's sliding window are ``EvaluationConfig``'s
 defaults. ``--json`` prints the same figures as one JSON object instead of the text.
+
+``--through-rate 8000`` scores the test wake words as voices made at that sample rate
+(resampled down and back, ``mww_core.augment.narrowband``, as training's
+``augmentation.narrowband_probability`` makes them): diphone voices made at 8 kHz and phone
+lines sound like this. The near misses and ambient audio stay as they are.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import numpy as np
 from bench.generalization import clip_engine
 from mww_core import evaluation
 from mww_core.audio import list_audio_files, load_audio
+from mww_core.augment import narrowband
 from mww_core.config import EvaluationConfig
 from mww_core.frontend import SAMPLE_RATE_HZ
 from mww_core.stages import MANIFEST as STAGE_RECORD
@@ -230,6 +237,12 @@ def load_test_split(data_dir: Path, near_miss_min_distance: int) -> SplitClips:
     return SplitClips(data_dir, described, names, audio, slips)
 
 
+def through_rate(split: SplitClips, rate_hz: float) -> SplitClips:
+    """The split with its wake words as voices made at ``rate_hz`` (nothing above half of it)."""
+    positives = [narrowband(clip, rate_hz) for clip in split.audio["positive"]]
+    return dataclasses.replace(split, audio={**split.audio, "positive": positives})
+
+
 # --------------------------------------------------------------------------------------------
 # Scoring and the figures of a point
 
@@ -368,13 +381,26 @@ def main(argv: list[str] | None = None) -> None:
         default=2,
         help="near misses closer than this many phonemes are slips, counted apart (1: none)",
     )
+    parser.add_argument(
+        "--through-rate",
+        type=float,
+        metavar="HZ",
+        help="score the test wake words as voices made at this sample rate (e.g. 8000)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.through_rate is not None and not 1000 <= args.through_rate < SAMPLE_RATE_HZ:
+        raise SystemExit(
+            f"--through-rate {args.through_rate:g}: give a sample rate of 1000-15999 Hz "
+            "(16000 is the audio's own)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("mww_core").setLevel(logging.WARNING)  # not a line per ambient recording
     started = time.monotonic()
     models = [load_model(spec) for spec in args.models]  # every manifest checked before scoring
     split = load_test_split(Path(args.data), args.near_miss_min_distance)
+    if args.through_rate:
+        split = through_rate(split, args.through_rate)
     limits = f"FAH <= {args.max_fah:g} and near-miss rate <= {args.max_near_miss_rate:g}"
     results = []
     for model in models:
@@ -382,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
         results.append(compare_model(model, split, args.max_fah, args.max_near_miss_rate))
     seconds = round(time.monotonic() - started, 1)
     if not args.json:
+        if args.through_rate:
+            print(f"test wake words as voices made at {args.through_rate:g} Hz")
         print(format_report(results, split, limits))
         print(f"\nwall time {seconds:.0f} s")
         return
@@ -390,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
         "max_fah": args.max_fah,
         "max_near_miss_rate": args.max_near_miss_rate,
         "near_miss_min_distance": args.near_miss_min_distance,
+        "through_rate_hz": args.through_rate,
         "cutoffs": [MATCHED_CUTOFFS[0], MATCHED_CUTOFFS[-1]],
         "ambient_minutes": round(split.ambient_minutes, 2),
         "seconds": seconds,

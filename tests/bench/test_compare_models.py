@@ -14,12 +14,14 @@ from bench.compare_models import (
     format_point,
     hits_by_engine,
     list_test_clips,
+    load_test_split,
     lowest_swept,
     main,
     manifest_path,
     operating_point,
     read_dataset,
     sweep_cutoffs,
+    through_rate,
 )
 from mww_core.audio import write_wav
 from tests.reference_models import REFERENCE_DIR, needs_reference_models
@@ -253,3 +255,18 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
     assert "shipped  cutoff 0.97  all 0/3  near misses 0/1 (slips 0/1)" in text
     assert "espeak-ng 0/1  piper 0/1  rhvoice (never heard) 0/1" in text
     assert "matched  cutoff 0.99" in text
+
+
+def test_through_rate_band_limits_the_wake_words_only(tmp_path: Path):
+    data = _tiny_data(tmp_path / "data")
+    split = load_test_split(data, 2)
+    narrow = through_rate(split, 8000.0)
+    for before, after in zip(split.audio["positive"], narrow.audio["positive"], strict=True):
+        spectrum = lambda x: np.abs(np.fft.rfft(x)) ** 2  # noqa: E731
+        top = np.fft.rfftfreq(len(before), 1 / 16000) > 4200
+        assert after.shape == before.shape
+        assert spectrum(after)[top].sum() < 1e-4 * spectrum(before)[top].sum()
+    assert narrow.audio["negative"] is split.audio["negative"]
+    assert narrow.audio["ambient"] is split.audio["ambient"]
+    with pytest.raises(SystemExit, match="through-rate 20000"):
+        main(["--data", str(data), "--through-rate", "20000", str(data)])
