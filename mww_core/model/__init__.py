@@ -11,6 +11,7 @@ import tensorflow as tf
 from mww_core.config import ModelConfig
 from mww_core.frontend import NUM_CHANNELS
 from mww_core.model import inception, mixednet
+from mww_core.model.seeds import InitialSeeds
 
 MODELS = {"mixednet": mixednet.build, "inception": inception.build}
 # Per architecture: its receptive field, long-input scorer and streaming clone.
@@ -27,10 +28,14 @@ def _architecture(config: ModelConfig):
         ) from None
 
 
-def build_model(config: ModelConfig) -> keras.Model:
-    """Build the non-streaming Keras model named by ``config.name``."""
+def build_model(config: ModelConfig, seed: int | None = None) -> keras.Model:
+    """Build the non-streaming Keras model named by ``config.name``.
+
+    ``seed`` gives its initial weights (``InitialSeeds``); without it they come from Python's
+    global ``random``.
+    """
     _architecture(config)
-    return MODELS[config.name](config)
+    return MODELS[config.name](config, InitialSeeds(seed))
 
 
 def receptive_field(config: ModelConfig) -> int:

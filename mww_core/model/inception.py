@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mww_core.config import ModelConfig
 from mww_core.frontend import NUM_CHANNELS
+from mww_core.model.seeds import InitialSeeds
 from mww_core.model.streaming import RingBuffers, left_pad, no_buffer, slide_dense_head
 
 Buffer = Callable[[str, object], object]
@@ -26,13 +27,14 @@ def receptive_field(config: ModelConfig) -> int:
     return config.receptive_field
 
 
-def _layers(config: ModelConfig) -> dict[str, keras.layers.Layer]:
+def _layers(config: ModelConfig, seeds: InitialSeeds) -> dict[str, keras.layers.Layer]:
     """Every weighted layer of the stack, by name (convs have no bias: batch norm follows)."""
 
     def conv(name: str, filters: int, kernel: int = 1, stride: int = 1) -> None:
         made[name] = keras.layers.Conv2D(
-            filters, (kernel, 1), strides=(stride, 1), use_bias=False, name=name
-        )
+            filters, (kernel, 1), strides=(stride, 1), use_bias=False,
+            kernel_initializer=seeds.glorot(), name=name,
+        )  # fmt: skip
         made[f"{name}_bn"] = keras.layers.BatchNormalization(name=f"{name}_bn")
 
     made: dict[str, keras.layers.Layer] = {}
@@ -73,25 +75,32 @@ def _body(config: ModelConfig, x, layers: dict, buffer: Buffer = no_buffer, trai
     return x
 
 
-def build(config: ModelConfig) -> keras.Model:
+def build(config: ModelConfig, seeds: InitialSeeds | None = None) -> keras.Model:
     """Non-streaming Inception over exactly ``receptive_field(config)`` frames -> P(wake word)."""
+    seeds = seeds or InitialSeeds()
     frames = receptive_field(config)
     inputs = keras.Input((frames, NUM_CHANNELS), name="features")
     x = keras.layers.Reshape((frames, 1, NUM_CHANNELS), name="to_image")(inputs)
-    x = _InceptionBody(config, name="inception_body")(x)
+    x = _InceptionBody(config, seeds, name="inception_body")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    # Keras draws a dropout seed only for a rate above 0.
+    x = keras.layers.Dropout(
+        config.dropout, seed=seeds() if config.dropout else None, name="dropout"
+    )(x)
+    outputs = keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=seeds.glorot(), name="head"
+    )(x)
     return keras.Model(inputs, outputs, name="inception")
 
 
 class _InceptionBody(keras.layers.Layer):
     """The stack as one Keras layer, so its sub-layers are tracked and trained by name."""
 
-    def __init__(self, config: ModelConfig, **kwargs):
+    def __init__(self, config: ModelConfig, seeds: InitialSeeds, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.stack = _layers(config)  # a dict of layers: Keras tracks them in insertion order
+        # A dict of layers: Keras tracks them in insertion order.
+        self.stack = _layers(config, seeds)
 
     def call(self, x, training=None):
         return _body(self.config, x, self.stack, training=training)

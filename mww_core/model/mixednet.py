@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from mww_core.config import ModelConfig
 from mww_core.frontend import NUM_CHANNELS
+from mww_core.model.seeds import InitialSeeds
 
 
 def receptive_field(config: ModelConfig) -> int:
@@ -15,14 +16,23 @@ def receptive_field(config: ModelConfig) -> int:
     return config.receptive_field
 
 
-def _block_layers(config: ModelConfig, index: int) -> tuple[list[keras.layers.Layer], ...]:
+def _block_layers(
+    config: ModelConfig, index: int, seeds: InitialSeeds
+) -> tuple[list[keras.layers.Layer], ...]:
     kernels = config.mixconv_kernels[index]
     depthwise = [
-        keras.layers.DepthwiseConv2D((k, 1), padding="valid", name=f"block{index}_dw{j}")
+        keras.layers.DepthwiseConv2D(
+            (k, 1), padding="valid", depthwise_initializer=seeds.glorot(),
+            name=f"block{index}_dw{j}",
+        )
         for j, k in enumerate(kernels)
-    ]
+    ]  # fmt: skip
     pointwise = keras.layers.Conv2D(
-        config.pointwise_filters[index], 1, use_bias=False, name=f"block{index}_pointwise"
+        config.pointwise_filters[index],
+        1,
+        use_bias=False,
+        kernel_initializer=seeds.glorot(),
+        name=f"block{index}_pointwise",
     )
     norm = keras.layers.BatchNormalization(name=f"block{index}_bn")
     return depthwise, [pointwise, norm]
@@ -41,22 +51,26 @@ def _mixconv(depthwise: list[keras.layers.Layer], kernels: list[int], x):
     return keras.ops.concatenate(outputs, axis=-1)
 
 
-def build(config: ModelConfig) -> keras.Model:
+def build(config: ModelConfig, seeds: InitialSeeds | None = None) -> keras.Model:
     """Non-streaming MixedNet over exactly ``receptive_field(config)`` frames -> P(wake word)."""
+    seeds = seeds or InitialSeeds()
     frames = receptive_field(config)
     inputs = keras.Input((frames, NUM_CHANNELS), name="features")
     x = keras.layers.Reshape((frames, 1, NUM_CHANNELS), name="to_image")(inputs)
-    x = _body(config, x, layers=None)
+    x = _body(config, x, layers=None, seeds=seeds)
     x = keras.layers.Flatten(name="flatten")(x)
     if config.dropout:
         # Training only: the streaming and exported models read the head's input directly.
-        x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+        x = keras.layers.Dropout(config.dropout, seed=seeds(), name="dropout")(x)
+    outputs = keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=seeds.glorot(), name="head"
+    )(x)
     return keras.Model(inputs, outputs, name="mixednet")
 
 
-def _body(config: ModelConfig, x, layers: dict | None):
+def _body(config: ModelConfig, x, layers: dict | None, seeds: InitialSeeds | None = None):
     """Shared convolutional stack; ``layers`` reuses an existing model's layers by name."""
+    seeds = seeds or InitialSeeds()
 
     def get(layer):
         return layers[layer.name] if layers is not None else layer
@@ -68,12 +82,13 @@ def _body(config: ModelConfig, x, layers: dict | None):
             strides=(config.stride, 1),
             padding="valid",
             use_bias=False,
+            kernel_initializer=seeds.glorot(),
             name="first_conv",
         )
     )(x)
     x = keras.layers.ReLU(name="first_relu")(x)
     for i, kernels in enumerate(config.mixconv_kernels):
-        depthwise, (pointwise, norm) = _block_layers(config, i)
+        depthwise, (pointwise, norm) = _block_layers(config, i, seeds)
         x = _mixconv([get(d) for d in depthwise], kernels, x)
         x = get(pointwise)(x)
         x = get(norm)(x)

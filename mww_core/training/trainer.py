@@ -204,7 +204,7 @@ class Trainer:
         self.input_frames = receptive_field(config.model)
         keras.utils.set_random_seed(config.training.seed)
         tf.config.experimental.enable_op_determinism()
-        self.model = self._build_model()
+        self.model = self._build_model(seed=config.training.seed)
         self.loss_fn = keras.losses.BinaryCrossentropy()
         self.history: list[dict] = []
         self.optimizer: keras.optimizers.Optimizer | None = None
@@ -225,8 +225,9 @@ class Trainer:
             return "float32"
         return "mixed_float16"
 
-    def _build_model(self, policy: str | None = None) -> keras.Model:
-        """The configured architecture, under ``policy`` (default: from the performance config)."""
+    def _build_model(self, policy: str | None = None, seed: int | None = None) -> keras.Model:
+        """The configured architecture, under ``policy`` (default: from the performance config),
+        its initial weights from ``seed`` (``mww_core.model.InitialSeeds``)."""
         if self.config.performance.gpu_only and not tf.config.list_physical_devices("GPU"):
             raise RuntimeError(
                 "performance.gpu_only is set but TensorFlow sees no GPU; unset it to train on CPU"
@@ -235,7 +236,7 @@ class Trainer:
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
         try:
-            return build_model(self.config.model)
+            return build_model(self.config.model, seed)
         finally:
             keras.config.set_dtype_policy(previous)
 
@@ -595,8 +596,9 @@ class Trainer:
         if init_weights is not None:
             load_weights(self.model, init_weights)
         else:
-            keras.utils.set_random_seed(restart_seed(self.config.training.seed, number))
-            fresh = self._build_model(self.model.dtype_policy.name)
+            seed = restart_seed(self.config.training.seed, number)
+            keras.utils.set_random_seed(seed)
+            fresh = self._build_model(self.model.dtype_policy.name, seed)
             self.model.set_weights(fresh.get_weights())
         for variable, value in zip(self.optimizer.variables, optimizer_state, strict=True):
             variable.assign(value)

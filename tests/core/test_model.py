@@ -202,3 +202,35 @@ def test_mixednet_dropout_acts_in_training_only():
     long = score_long(model, config, x[0])  # one window: two frames of padding, then x[0]
     window = np.concatenate([np.zeros((1, 2, 40), "float32"), x[:1, :-2]], axis=1)
     np.testing.assert_allclose(long, model(window).numpy()[:, 0], atol=FLOAT_ATOL)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_initial_weights_are_the_seeds_whatever_other_threads_draw(name):
+    """Keras seeds an unseeded layer from Python's global ``random``; a Prefect task shares
+    it with other threads. A seeded build gives the weights a quiet process gives, regardless."""
+    import random
+    import threading
+
+    config = ModelConfig(name=name)
+
+    def build(seed, busy):
+        stop = threading.Event()
+        drawing = threading.Thread(
+            target=lambda: [random.random() for _ in iter(stop.is_set, True)]
+        )
+        if busy:
+            drawing.start()
+        try:
+            keras.utils.set_random_seed(7)
+            return build_model(config, seed).get_weights()
+        finally:
+            stop.set()
+            if busy:
+                drawing.join()
+
+    quiet = build(None, busy=False)  # what set_random_seed(7) alone gives with nothing else running
+    for busy in (False, True):
+        seeded = build(7, busy)
+        assert all(np.array_equal(a, b) for a, b in zip(quiet, seeded, strict=True))
+    other = build(8, busy=False)
+    assert not all(np.array_equal(a, b) for a, b in zip(quiet, other, strict=True))
