@@ -123,10 +123,10 @@ class AugmentationConfig(Section):
         "it: through 8 kHz the demo's models find a quarter of the test wake words they find "
         "as they are (python -m bench.compare_models --through-rate 8000).",
     )
-    narrowband_rate_hz: tuple[float, float] = Field(
+    narrowband_rate_hz: tuple[float, float] = span(
         (8000.0, 11025.0),
-        description="Range of the lower sample rate in Hz, drawn uniformly: at 8000 the voice "
-        "stops at 4 kHz (a phone line, an 8 kHz diphone voice); at most 16000.",
+        "Range of the lower sample rate in Hz, drawn uniformly: at 8000 the voice stops at "
+        "4 kHz (a phone line, an 8 kHz diphone voice); at most 16000.",
     )
     mic_band_probability: float = probability(
         0.0,
