@@ -180,7 +180,7 @@ class TrainingConfig(Section):
         gt=0,
         description="FAH a validation cutoff must meet when picking the best step and the phase "
         "that ships. Keep it evaluation.target_fah, the manifest cutoff's target: chosen at a "
-        "looser FAH, a phase that wins there can lose at the cutoff (training warns when they "
+        "looser FAH, a phase that wins there can lose at the cutoff (evaluation warns when they "
         "differ).",
     )
     max_near_miss_rate: float | None = Field(

@@ -235,6 +235,9 @@ def run_evaluation(
     def compute(stage_dir: Path) -> dict:
         from mww_core.reports import write_report
 
+        # Here, not in training: a change to evaluation's targets alone re-runs this stage only.
+        for line in config.target_mismatches():
+            log.warning("%s", line)
         total = 4 if first else 2
         count = iter(range(1, total + 1))
 

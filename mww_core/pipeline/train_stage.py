@@ -82,8 +82,6 @@ def run_train_phase(
         paths = [p for p, _ in feats.outputs["train_windows"].values()]
         if mined is not None:
             paths.append(Path(mined.outputs["hard_negatives"]))
-        for line in config.target_mismatches():
-            log.warning("%s", line)
         trainer = Trainer(config, stage_dir, progress, training_logger)
         data = streamed_data(config, paths, trainer.input_frames)
         validation = validation_set(config, feats)

@@ -1,6 +1,7 @@
 """The stage graph and code fingerprints that follow the import graph."""
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -125,3 +126,21 @@ def test_editing_a_module_only_evaluate_reaches_reruns_evaluate_and_export(train
     reports.write_text(reports.read_text() + "\n# a change only the evaluate stage runs\n")
     second = _run_copy(project, config_path)
     assert {name for name, skipped in second.items() if not skipped} == {"evaluate", "export"}
+
+
+@pytest.mark.slow
+def test_a_cutoff_target_training_did_not_choose_at_is_named(trained_run, caplog):
+    """Tuning only evaluation's target re-runs evaluation, which says training chose at 1 FAH."""
+    from mww_core.pipeline import run_evaluation
+
+    config_path, records = trained_run
+    config = load_config(config_path)
+    tuned = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"target_fah": 30.0})}
+    )
+    feats, phase = records["features"], records["train_phase_2"]
+    assert config.target_mismatches() == []  # the tiny config's defaults agree
+    with caplog.at_level(logging.WARNING, logger="mww_core.pipeline"):
+        evaluated = run_evaluation(tuned, feats, phase, phase_1=records["train_phase_1"])
+    assert not evaluated.skipped
+    assert "training.target_fah (1.0) differs from evaluation.target_fah (30.0)" in caplog.text
