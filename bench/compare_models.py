@@ -21,7 +21,9 @@ ESPHome fires:
 
 At each point the figures are: detected/total test positives per engine (generator), engines
 the data set says only the test split holds labelled ``(never heard)`` (``demo.<engine>
-_test_only``: training never heard that voice), and all of them; ``near misses x/n``, the test
+_test_only``: training never heard that voice), per condition (clean, noisy, reverberant,
+far_field, pitch_shifted, command: how ``dataset.json`` says the clip is heard), and all of
+them; ``near misses x/n``, the test
 negative clips (near-miss phrases and other speech) that fire, of those that are not slips;
 ``slips x/n``, the near misses closer to the wake word than ``--near-miss-min-distance``
 phonemes ("kay jarvis", counted apart, ``mww_core.evaluation.slips``; 1: none are); ambient
@@ -104,6 +106,16 @@ def engine_label(name: str, described: dict[str, Any]) -> str:
     engine = clip_engine(name, described.get("files", {}).get(name)) or "unknown"
     test_only = (described.get("demo") or {}).get(f"{engine}_test_only")
     return f"{engine}{NEVER_HEARD}" if test_only else engine
+
+
+def hits_by_condition(
+    hits: np.ndarray | list[bool], names: list[str], described: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Detected, clips and recall per test condition (``evaluation.clip_condition``: clean,
+    noisy, reverberant, far_field, pitch_shifted, command), alphabetically."""
+    files = described.get("files", {})
+    labels = [evaluation.clip_condition(files.get(name, {})) for name in names]
+    return evaluation.recall_by_group(list(hits), labels)
 
 
 def hits_by_engine(
@@ -282,6 +294,7 @@ def point_figures(
         "positives_detected": row["positives_detected"],
         "positive_clips": len(hits),
         "engines": hits_by_engine(hits, split.names["positive"], split.described),
+        "conditions": hits_by_condition(hits, split.names["positive"], split.described),
         "false_accepts": row["false_accepts"],
         "near_miss_clips": len(split.names["negative"]) - slip_clips,
         "false_accept_rate": row["false_accept_rate"],
@@ -322,7 +335,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: dict) -> str:
-    """Two lines: cutoff, all positives, near misses, slips, activations, FAH; then per engine.
+    """Three lines: cutoff, all positives, near misses, slips, activations, FAH; then per
+    engine; then per condition.
 
     Without a point (no cutoff within the limits), one line saying so, with the lowest FAH and
     near-miss rate the sweep reached.
@@ -335,6 +349,9 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         )
     slips = f" (slips {point['slip_false_accepts']}/{point['slip_clips']})"
     engines = "  ".join(f"{e} {g['detected']}/{g['clips']}" for e, g in point["engines"].items())
+    conditions = "  ".join(
+        f"{c} {g['detected']}/{g['clips']}" for c, g in point["conditions"].items()
+    )
     return (
         f"{head}cutoff {point['cutoff']:.2f}  "
         f"all {point['positives_detected']}/{point['positive_clips']}  "
@@ -342,7 +359,8 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         f"{slips if point['slip_clips'] else ''}  "
         f"ambient activations {point['ambient_activations']} "
         f"(+{point['slip_activations']} slips)  FAH {_fmt(point['fah'], 2)}\n"
-        f"{' ' * len(head)}{engines}"
+        f"{' ' * len(head)}{engines}\n"
+        f"{' ' * len(head)}{conditions}"
     )
 
 

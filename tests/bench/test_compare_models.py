@@ -12,6 +12,7 @@ import pytest
 from bench.compare_models import (
     engine_label,
     format_point,
+    hits_by_condition,
     hits_by_engine,
     list_test_clips,
     load_test_split,
@@ -139,6 +140,24 @@ def test_hits_by_engine_counts_each_engine_and_lists_never_heard_last():
     }
 
 
+def test_hits_by_condition_counts_each_condition_clean_when_unsaid():
+    described = {
+        "files": {
+            "test/positive/a.wav": {"condition": "noisy"},
+            "test/positive/b.wav": {"condition": "noisy"},
+            "test/positive/c.wav": {"condition": "far_field"},
+            "test/positive/d.wav": {},
+        }
+    }
+    names = [*described["files"], "test/positive/undescribed.wav"]
+    groups = hits_by_condition([True, False, True, False, True], names, described)
+    assert {k: (g["detected"], g["clips"]) for k, g in groups.items()} == {
+        "clean": (1, 2),
+        "far_field": (1, 1),
+        "noisy": (1, 2),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Run folders, data sets
 
@@ -205,9 +224,9 @@ def _tiny_data(root: Path) -> Path:
 
     files = {}
     for name, entry in {
-        "test/positive/espeak_0000.wav": {"generator": "espeak-ng"},
-        "test/positive/piper_0000.wav": {"generator": "piper"},
-        "test/positive/rhvoice_0000.wav": {"generator": "rhvoice"},
+        "test/positive/espeak_0000.wav": {"generator": "espeak-ng", "condition": "noisy"},
+        "test/positive/piper_0000.wav": {"generator": "piper", "condition": "clean"},
+        "test/positive/rhvoice_0000.wav": {"generator": "rhvoice", "condition": "noisy"},
         "test/negative/espeak_0000.wav": {"near_miss": True, "text": "kay jarvis"},
         "test/negative/espeak_0001.wav": {"near_miss": True, "text": "hey marvin"},
     }.items():
@@ -238,6 +257,7 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
         shipped, matched = model["shipped"], model["matched"]
         assert shipped["cutoff"] == 0.97  # the official manifest's
         assert list(shipped["engines"]) == ["espeak-ng", "piper", "rhvoice (never heard)"]
+        assert {c: g["clips"] for c, g in shipped["conditions"].items()} == {"clean": 1, "noisy": 2}
         assert shipped["positive_clips"] == 3
         assert (shipped["near_miss_clips"], shipped["slip_clips"]) == (1, 1)
         # Noise is no wake word: nothing detected, nothing fires, so every cutoff ties and
@@ -254,6 +274,7 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
     text = capsys.readouterr().out
     assert "shipped  cutoff 0.97  all 0/3  near misses 0/1 (slips 0/1)" in text
     assert "espeak-ng 0/1  piper 0/1  rhvoice (never heard) 0/1" in text
+    assert "clean 0/1  noisy 0/2" in text
     assert "matched  cutoff 0.99" in text
 
 
