@@ -48,10 +48,17 @@ class AudioAugmentationPipeline:
         self.compose = am.Compose(
             _room_transforms(config, rir_dir, noise_dir) + _transforms(config)
         )
+        self._background = next(
+            (t for t in self.compose.transforms if isinstance(t, BackgroundNoise)), None
+        )
 
     def augment(self, waveform: np.ndarray, seed: int = 0) -> np.ndarray:
         """Augmented copy of a 16 kHz float waveform, reproducible from ``seed``."""
         samples = _speaker_transforms(self.config, waveform.astype(np.float32), seed)
+        if self._background is not None:
+            rng = _drawn(seed, "background_onset", self.config.background_onset_probability)
+            onset_s = 0.0 if rng is None else rng.uniform(*self.config.background_onset_s)
+            self._background.onset = int(onset_s * SAMPLE_RATE_HZ)
         # audiomentations draws from the global `random` and `np.random` generators. Our own
         # transforms draw from generators of their own, so turning one on or off leaves every
         # other draw, and with all of them off the output, exactly as before.
@@ -310,11 +317,20 @@ class ImpulseResponse(am.ApplyImpulseResponse):
         self._ApplyImpulseResponse__load_ir = functools.lru_cache(self.lru_cache_size)(load)
 
 
+_ONSET_FADE_SAMPLES = SAMPLE_RATE_HZ // 100  # 10 ms
+
+
 class BackgroundNoise(am.AddBackgroundNoise):
-    """``AddBackgroundNoise`` (relative SNR) with 16 kHz mono noise files read without librosa."""
+    """``AddBackgroundNoise`` (relative SNR) with 16 kHz mono noise files read without librosa.
+
+    ``onset``: samples of silence before the noise starts (with a 10 ms fade-in); 0, the
+    default, mixes it from the first sample as audiomentations does. The noise's level is set
+    before the silence is cut out of it.
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.onset = 0
         import soundfile as sf
 
         for i, path in enumerate(self.sound_file_paths):
@@ -322,6 +338,13 @@ class BackgroundNoise(am.AddBackgroundNoise):
                 self.time_info_arr[i] = sf.info(path).duration  # as librosa.get_duration
 
     def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        mixed = self._mix(samples, sample_rate)
+        if self.onset <= 0:
+            return mixed
+        fade = np.clip((np.arange(len(samples)) - self.onset) / _ONSET_FADE_SAMPLES, 0.0, 1.0)
+        return (samples + (mixed - samples) * fade).astype(mixed.dtype)
+
+    def _mix(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mix a span of a noise file into ``samples`` at the drawn SNR (audiomentations' math)."""
         noise = None
         if sample_rate == SAMPLE_RATE_HZ:

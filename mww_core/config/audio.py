@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -11,6 +11,13 @@ from mww_core.config.base import Section, probability, span
 
 class AugmentationConfig(Section):
     """Waveform augmentation applied before the frontend (training split only)."""
+
+    # Added after caches were made; off, they change nothing, so they do not change the
+    # fingerprint either.
+    _quiet_defaults: ClassVar[dict[str, Any]] = {
+        "background_onset_probability": 0.0,
+        "background_onset_s": (0.0, 1.0),
+    }
 
     enabled: bool = Field(True, description="Augment training clips.")
     positive_copies: int = Field(2, ge=1, description="Augmented copies per positive clip.")
@@ -30,6 +37,20 @@ class AugmentationConfig(Section):
     )
     background_snr_db: tuple[float, float] = span(
         (3.0, 30.0), "Range of the speech-to-background-noise ratio, in dB."
+    )
+    background_onset_probability: float = probability(
+        0.0,
+        "Share of background-noised windows whose noise starts later than the window, at a "
+        "point drawn from background_onset_s, with silence before it (a 10 ms fade-in). "
+        "The device's frontend adapts to steady noise over about half a second (its noise "
+        "estimate): a noise that starts just before or during the wake word sounds louder "
+        "to it than one that has gone on for a while. A clip mixed with noise over its own "
+        "length sounds like that too; a window noisy from its start never does.",
+    )
+    background_onset_s: tuple[float, float] = span(
+        (0.0, 1.0),
+        "Range of the background noise's start, in seconds after the window's start "
+        "(windows are 1.6 s; the wake word ends 0-0.3 s before their end).",
     )
     colored_noise_probability: float = probability(
         0.2, "Share of windows mixed with colored (1/f^k) noise."
@@ -181,6 +202,11 @@ class AugmentationConfig(Section):
                 ("clipping_overdrive_db", 0.0, None, "overdrive is dB above full scale"),
             ],
         )
+        if self.background_onset_s[0] < 0:
+            problems.append(
+                f"background_onset_s = {list(self.background_onset_s)} starts before the "
+                "window: give seconds after its start, e.g. [0.0, 1.0]"
+            )
         low, high = self.formant_warp_pitch_median_hz
         if (low, high) != (0.0, 0.0) and not 50.0 <= low <= high <= 500.0:
             problems.append(
@@ -204,6 +230,7 @@ class AugmentationConfig(Section):
 
 _RANGE_FIELDS = [
     "background_snr_db",
+    "background_onset_s",
     "colored_noise_snr_db",
     "gain_db",
     "seven_band_eq_gain_db",

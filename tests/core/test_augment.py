@@ -185,10 +185,11 @@ def test_new_transforms_are_off_by_default_and_leave_the_old_pipeline_exact(tmp_
         config.formant_warp_probability,
         config.vocoder_probability,
         config.narrowband_probability,
+        config.background_onset_probability,
         config.mic_band_probability,
         config.loudness_probability,
         config.clipping_probability,
-    ) == (0, 0, 0, 0, 0, 0, 0)
+    ) == (0, 0, 0, 0, 0, 0, 0, 0)
     pipeline = AudioAugmentationPipeline(config, *_folders(tmp_path))
     clip = _window(_vowel())
     for seed in range(6):
@@ -365,6 +366,50 @@ def test_narrowband_empties_the_band_above_half_its_rate_and_keeps_the_timing():
     assert 20 * np.log10(piped[k[5000]] / before[k[5000]]) < -40
     with pytest.raises(ValueError, match="narrowband_rate_hz"):
         AugmentationConfig(narrowband_rate_hz=(8000.0, 22050.0))
+
+
+def _noise_only(**fields):
+    """Background noise on every window, every other transform off."""
+    off = dict(rir_probability=0, colored_noise_probability=0, gain_probability=0)
+    off |= dict(seven_band_eq_probability=0, tanh_distortion_probability=0)
+    off |= dict(pitch_shift_probability=0, band_stop_probability=0)
+    return AugmentationConfig(background_noise_probability=1.0, **off, **fields)
+
+
+def test_background_onset_keeps_silence_before_the_noise_and_the_same_noise_after(tmp_path):
+    clip = _window(_vowel())
+    from_start = AudioAugmentationPipeline(_noise_only(), *_folders(tmp_path))
+    late = AudioAugmentationPipeline(
+        _noise_only(background_onset_probability=1.0, background_onset_s=(0.5, 0.5)),
+        *_folders(tmp_path),
+    )
+    onset, fade = SR // 2, SR // 100
+    for seed in range(4):
+        noisy, delayed = from_start(clip, seed), late(clip, seed)
+        assert np.abs(noisy[:onset] - clip[:onset]).max() > 1e-3  # noise from the first sample
+        np.testing.assert_array_equal(delayed[:onset], clip[:onset])  # silence kept as it was
+        # After the fade-in, the very noise (file, span and level) the window would have had.
+        np.testing.assert_allclose(delayed[onset + fade :], noisy[onset + fade :], atol=1e-6)
+        ramp = np.abs(delayed[onset : onset + fade] - clip[onset : onset + fade])
+        assert ramp[: fade // 4].max() < np.abs(noisy - clip)[onset : onset + fade].max()
+
+
+def test_background_onset_is_drawn_per_seed_within_its_range(tmp_path):
+    clip = _window(_vowel())
+    late = AudioAugmentationPipeline(
+        _noise_only(background_onset_probability=0.5, background_onset_s=(0.2, 0.9)),
+        *_folders(tmp_path),
+    )
+    def start(seed):  # the first sample the noise changed
+        return int(np.flatnonzero(late(clip, seed) != clip)[0])
+
+    starts = [start(seed) for seed in range(40)]
+    assert starts == [start(seed) for seed in range(40)]
+    at_start = sum(s == 0 for s in starts)
+    assert 8 <= at_start <= 32  # about half the windows keep their noise from the start
+    late_starts = [s for s in starts if s > 0]
+    assert min(late_starts) >= 0.2 * SR and max(late_starts) <= 0.9 * SR
+    assert len(set(late_starts)) == len(late_starts)  # a point of its own for each window
 
 
 def test_mic_band_removes_energy_outside_the_cutoffs():
