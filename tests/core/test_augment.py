@@ -400,6 +400,7 @@ def test_background_onset_is_drawn_per_seed_within_its_range(tmp_path):
         _noise_only(background_onset_probability=0.5, background_onset_s=(0.2, 0.9)),
         *_folders(tmp_path),
     )
+
     def start(seed):  # the first sample the noise changed
         return int(np.flatnonzero(late(clip, seed) != clip)[0])
 
