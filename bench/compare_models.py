@@ -1,7 +1,8 @@
 """Compare wake-word models on a demo data set's test split: at their own and at a matched cutoff.
 
     python -m bench.compare_models --data data/exp_h2 [--max-fah 1.0]
-        [--max-near-miss-rate 0.05] [--near-miss-min-distance 2] [--through-rate HZ] [--json]
+        [--max-near-miss-rate 0.05] [--near-miss-min-distance 2] [--through-rate HZ]
+        [--noise-lead SECONDS] [--json]
         MODEL [MODEL...]
 
 MODEL is a run folder (``runs/ps_s42``: the one ESPHome manifest in its ``export/``) or a
@@ -40,6 +41,13 @@ defaults. ``--json`` prints the same figures as one JSON object instead of the t
 (resampled down and back, ``mww_core.augment.narrowband``, as training's
 ``augmentation.narrowband_probability`` makes them): diphone voices made at 8 kHz and phone
 lines sound like this. The near misses and ambient audio stay as they are.
+
+``--noise-lead 0.5`` scores the test wake words in the test's held-out noises (rain, music,
+dishes, vacuum; 0-20 dB SNR over the speech, as the test's noisy condition), the noise starting
+that many seconds before each clip. The noise under a clip is the same for every lead, so
+comparing leads measures how much the frontend's state matters: its noise estimate adapts over
+about half a second, so a noise that starts with the clip (0) reaches the model less
+suppressed than one that has gone on for a while (3).
 """
 
 from __future__ import annotations
@@ -60,6 +68,12 @@ from mww_core import evaluation
 from mww_core.audio import list_audio_files, load_audio
 from mww_core.augment import narrowband
 from mww_core.config import EvaluationConfig
+from mww_core.demo_data.conditions import (
+    HELD_OUT_NOISES,
+    NOISY_SNR_DB,
+    held_out_noise,
+    speech_rms,
+)
 from mww_core.frontend import SAMPLE_RATE_HZ
 from mww_core.stages import MANIFEST as STAGE_RECORD
 
@@ -249,6 +263,34 @@ def load_test_split(data_dir: Path, near_miss_min_distance: int) -> SplitClips:
     return SplitClips(data_dir, described, names, audio, slips)
 
 
+MAX_NOISE_LEAD_S = 10.0
+
+
+def in_noise(split: SplitClips, lead_s: float, seed: int = 0) -> SplitClips:
+    """The split with each wake word in one of the test's held-out noises (rain, music, dishes,
+    vacuum in turn) at 0-20 dB SNR over its speech, the noise starting ``lead_s`` before it.
+
+    The noise under each clip, its kind and level are the same whatever ``lead_s`` is (seeded
+    by ``seed`` and the clip's place), so two leads differ only in how long the device's
+    frontend has heard the noise when the clip starts.
+    """
+    lead = int(round(lead_s * SAMPLE_RATE_HZ))
+    longest = int(MAX_NOISE_LEAD_S * SAMPLE_RATE_HZ)
+    positives = []
+    for i, clip in enumerate(split.audio["positive"]):
+        rng = np.random.default_rng([seed, i])
+        kind = HELD_OUT_NOISES[i % len(HELD_OUT_NOISES)]
+        snr_db = rng.uniform(*NOISY_SNR_DB)
+        noise = held_out_noise(kind, rng, longest + len(clip))
+        under = noise[longest:]
+        noise *= speech_rms(clip) / (np.sqrt(np.mean(under**2)) + 1e-12) / 10 ** (snr_db / 20)
+        heard = noise[longest - lead :].astype(np.float32)
+        heard[lead:] += clip
+        peak = float(np.abs(heard).max())
+        positives.append(heard * (0.99 / peak) if peak > 0.99 else heard)
+    return dataclasses.replace(split, audio={**split.audio, "positive": positives})
+
+
 def through_rate(split: SplitClips, rate_hz: float) -> SplitClips:
     """The split with its wake words as voices made at ``rate_hz`` (nothing above half of it)."""
     positives = [narrowband(clip, rate_hz) for clip in split.audio["positive"]]
@@ -405,12 +447,24 @@ def main(argv: list[str] | None = None) -> None:
         metavar="HZ",
         help="score the test wake words as voices made at this sample rate (e.g. 8000)",
     )
+    parser.add_argument(
+        "--noise-lead",
+        type=float,
+        metavar="SECONDS",
+        help="score the test wake words in held-out noise (0-20 dB SNR) that starts this long "
+        "before each of them (0: with the clip, as a clip mixed over its own length)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.through_rate is not None and not 1000 <= args.through_rate < SAMPLE_RATE_HZ:
         raise SystemExit(
             f"--through-rate {args.through_rate:g}: give a sample rate of 1000-15999 Hz "
             "(16000 is the audio's own)"
+        )
+    if args.noise_lead is not None and not 0 <= args.noise_lead <= MAX_NOISE_LEAD_S:
+        raise SystemExit(
+            f"--noise-lead {args.noise_lead:g}: give 0-{MAX_NOISE_LEAD_S:g} seconds of noise "
+            "before each wake word"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("mww_core").setLevel(logging.WARNING)  # not a line per ambient recording
@@ -419,6 +473,8 @@ def main(argv: list[str] | None = None) -> None:
     split = load_test_split(Path(args.data), args.near_miss_min_distance)
     if args.through_rate:
         split = through_rate(split, args.through_rate)
+    if args.noise_lead is not None:
+        split = in_noise(split, args.noise_lead)
     limits = f"FAH <= {args.max_fah:g} and near-miss rate <= {args.max_near_miss_rate:g}"
     results = []
     for model in models:
@@ -428,6 +484,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.json:
         if args.through_rate:
             print(f"test wake words as voices made at {args.through_rate:g} Hz")
+        if args.noise_lead is not None:
+            print(f"test wake words in held-out noise from {args.noise_lead:g} s before each")
         print(format_report(results, split, limits))
         print(f"\nwall time {seconds:.0f} s")
         return
@@ -437,6 +495,7 @@ def main(argv: list[str] | None = None) -> None:
         "max_near_miss_rate": args.max_near_miss_rate,
         "near_miss_min_distance": args.near_miss_min_distance,
         "through_rate_hz": args.through_rate,
+        "noise_lead_s": args.noise_lead,
         "cutoffs": [MATCHED_CUTOFFS[0], MATCHED_CUTOFFS[-1]],
         "ambient_minutes": round(split.ambient_minutes, 2),
         "seconds": seconds,

@@ -14,6 +14,7 @@ from bench.compare_models import (
     format_point,
     hits_by_condition,
     hits_by_engine,
+    in_noise,
     list_test_clips,
     load_test_split,
     lowest_swept,
@@ -25,6 +26,7 @@ from bench.compare_models import (
     through_rate,
 )
 from mww_core.audio import write_wav
+from mww_core.demo_data.conditions import speech_rms
 from tests.reference_models import REFERENCE_DIR, needs_reference_models
 
 
@@ -291,3 +293,25 @@ def test_through_rate_band_limits_the_wake_words_only(tmp_path: Path):
     assert narrow.audio["ambient"] is split.audio["ambient"]
     with pytest.raises(SystemExit, match="through-rate 20000"):
         main(["--data", str(data), "--through-rate", "20000", str(data)])
+
+
+def test_in_noise_keeps_the_noise_under_each_wake_word_whatever_its_lead(tmp_path: Path):
+    data = _tiny_data(tmp_path / "data")
+    split = load_test_split(data, 2)
+    with_clip, early = in_noise(split, 0.0), in_noise(split, 1.5)
+    lead = int(1.5 * 16000)
+    for clip, a, b in zip(
+        split.audio["positive"], with_clip.audio["positive"], early.audio["positive"], strict=True
+    ):
+        assert a.shape == clip.shape and b.shape == (len(clip) + lead,)
+        np.testing.assert_allclose(b[lead:], a, atol=1e-6)  # the same noise under the clip
+        assert np.abs(b[:lead]).max() > 0  # and noise before it
+        noise_rms = np.sqrt(np.mean((a - clip) ** 2))
+        snr_db = 20 * np.log10(speech_rms(clip) / noise_rms)
+        assert 0.0 <= snr_db <= 20.0
+    assert not np.allclose(
+        in_noise(split, 0.0, seed=1).audio["positive"][0], with_clip.audio["positive"][0]
+    )
+    assert early.audio["negative"] is split.audio["negative"]
+    with pytest.raises(SystemExit, match="noise-lead 11"):
+        main(["--data", str(data), "--noise-lead", "11", str(data)])
