@@ -112,6 +112,13 @@ class PhaseConfig(Section):
         description="Frequency warp of this phase's training features, a new vocal tract per "
         "window and step (off by default); validation and test features are never warped.",
     )
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Decoupled weight decay (AdamW): each step shrinks every kernel by "
+        "weight_decay x learning_rate of itself (biases and batch-norm scales are left out). "
+        "0: none.",
+    )
     weight_average: float | None = Field(
         None,
         gt=0,
