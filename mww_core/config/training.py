@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -85,6 +85,9 @@ class VtlpConfig(Section):
 
 class PhaseConfig(Section):
     """One training phase."""
+
+    # Added after caches were made; at 0 it changes nothing, so it leaves the fingerprint be.
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"weight_decay": 0.0}
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
     learning_rate: float = Field(gt=0, description="Adam's learning rate in this phase.")
