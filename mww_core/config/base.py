@@ -35,8 +35,23 @@ class Section(BaseModel):
 
     def fingerprint(self) -> str:
         """Stable hash of this section's values, used in stage fingerprints."""
-        quiet = {
-            name for name, value in self._quiet_defaults.items() if getattr(self, name) == value
-        }
-        text = json.dumps(self.model_dump(mode="json", exclude=quiet), sort_keys=True)
+        text = json.dumps(self.fingerprint_data(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        """The values the fingerprint hashes: the JSON dump without quiet defaults, in this
+        section and in every section it holds (alone or in a list)."""
+        data = self.model_dump(mode="json")
+        for name, value in self._quiet_defaults.items():
+            if getattr(self, name) == value:
+                del data[name]
+        for name in data:
+            value = getattr(self, name)
+            if isinstance(value, Section):
+                data[name] = value.fingerprint_data()
+            elif isinstance(value, list | tuple) and any(isinstance(v, Section) for v in value):
+                data[name] = [
+                    v.fingerprint_data() if isinstance(v, Section) else d
+                    for v, d in zip(value, data[name], strict=True)
+                ]
+        return data

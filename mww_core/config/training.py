@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -86,6 +86,9 @@ class VtlpConfig(Section):
 class PhaseConfig(Section):
     """One training phase."""
 
+    # Added after caches were made; at 0 it changes nothing, so it leaves the fingerprint be.
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"weight_decay": 0.0}
+
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
     learning_rate: float = Field(gt=0, description="Adam's learning rate in this phase.")
     class_weights: ClassWeights = Field(
@@ -111,6 +114,13 @@ class PhaseConfig(Section):
         default_factory=VtlpConfig,
         description="Frequency warp of this phase's training features, a new vocal tract per "
         "window and step (off by default); validation and test features are never warped.",
+    )
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Decoupled weight decay (AdamW): each step shrinks every kernel by "
+        "weight_decay x learning_rate of itself (biases and batch-norm scales are left out). "
+        "0: none.",
     )
     weight_average: float | None = Field(
         None,

@@ -240,7 +240,12 @@ class Trainer:
         finally:
             keras.config.set_dtype_policy(previous)
 
-    def _prepare_optimizer(self, learning_rate: float, weight_average: float | None = None) -> None:
+    def _prepare_optimizer(
+        self,
+        learning_rate: float,
+        weight_average: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
         """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it.
 
         ``weight_average``: the momentum of a moving average of the weights Adam keeps beside
@@ -250,7 +255,10 @@ class Trainer:
             learning_rate=learning_rate,
             use_ema=weight_average is not None,
             ema_momentum=weight_average or 0.99,
+            weight_decay=weight_decay or None,
         )
+        if weight_decay:
+            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         if self.model.dtype_policy.name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(self.model.trainable_variables)
@@ -508,7 +516,7 @@ class Trainer:
             load_weights(self.model, init_weights)
         if freeze_batch_norm:
             freeze_batch_normalization(self.model)
-        self._prepare_optimizer(phase.learning_rate, phase.weight_average)
+        self._prepare_optimizer(phase.learning_rate, phase.weight_average, phase.weight_decay)
         fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)

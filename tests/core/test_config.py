@@ -145,3 +145,23 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert DemoDataConfig(validation_conditions=True).fingerprint() != off.fingerprint()
     assert DemoDataConfig(seed=2).fingerprint() != off.fingerprint()  # every other field counts
+
+
+def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_off():
+    """training.phases[i].weight_decay came after models were trained: at 0 it trains the same
+    model, so neither a phase's fingerprint nor the whole training section's may change."""
+    config = load_config("configs/demo.yaml")
+    phase = config.training.phases[0]
+    before = phase.model_dump(mode="json")
+    del before["weight_decay"]
+    text = json.dumps(before, sort_keys=True)
+    assert phase.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    whole = config.training.model_dump(mode="json")
+    for dumped in whole["phases"]:
+        del dumped["weight_decay"]
+    text = json.dumps(whole, sort_keys=True)
+    assert config.training.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    decayed = phase.model_copy(update={"weight_decay": 0.1})
+    assert decayed.fingerprint() != phase.fingerprint()
+    training = config.training.model_copy(update={"phases": [decayed, *config.training.phases[1:]]})
+    assert training.fingerprint() != config.training.fingerprint()

@@ -419,3 +419,28 @@ def test_weight_average_is_validated_and_saved_and_resumes_exactly(tmp_path):
         assert sorted(got.files) == sorted(want.files)
         for name in want.files:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+def test_weight_decay_shrinks_the_kernels_and_leaves_biases_and_norms_alone(tmp_path):
+    data, validation = _data()
+    norms = {}
+    for decay in (0.0, 5.0):
+        raw = _config().model_dump()
+        for phase in raw["training"]["phases"]:
+            phase["weight_decay"] = decay
+        trainer = Trainer(FullConfig.model_validate(raw), tmp_path / f"decay_{decay}")
+        trainer.train_phase(0, data, validation)
+        norms[decay] = {
+            v.path: float(np.linalg.norm(v.numpy())) for v in trainer.model.trainable_variables
+        }
+    kernels = [p for p in norms[0.0] if p.endswith("kernel")]
+    assert all(norms[5.0][p] < norms[0.0][p] for p in kernels)  # every kernel pulled to 0
+    # Decoupled decay acts on the kernels only: the rest trains on as it did.
+    trainer = Trainer(_config(), tmp_path / "step")
+    trainer._prepare_optimizer(0.01, weight_decay=2.0)
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    zeros = [np.zeros(v.shape, np.float32) for v in trainer.model.trainable_variables]
+    trainer.optimizer.apply(zeros, trainer.model.trainable_variables)
+    for v, old in zip(trainer.model.trainable_variables, before, strict=True):
+        want = old * (1 - 0.01 * 2.0) if v.path.endswith("kernel") else old
+        np.testing.assert_allclose(v.numpy(), want, rtol=1e-6, atol=1e-7)
