@@ -72,7 +72,8 @@ from mww_core.demo_data.conditions import (
     HELD_OUT_NOISES,
     NOISY_SNR_DB,
     held_out_noise,
-    speech_rms,
+    peak_gain,
+    snr_gain,
 )
 from mww_core.frontend import SAMPLE_RATE_HZ
 from mww_core.stages import MANIFEST as STAGE_RECORD
@@ -282,12 +283,13 @@ def in_noise(split: SplitClips, lead_s: float, seed: int = 0) -> SplitClips:
         kind = HELD_OUT_NOISES[i % len(HELD_OUT_NOISES)]
         snr_db = rng.uniform(*NOISY_SNR_DB)
         noise = held_out_noise(kind, rng, longest + len(clip))
-        under = noise[longest:]
-        noise *= speech_rms(clip) / (np.sqrt(np.mean(under**2)) + 1e-12) / 10 ** (snr_db / 20)
-        heard = noise[longest - lead :].astype(np.float32)
+        noise *= snr_gain(clip, noise[longest:], snr_db)  # the level under the clip
+        heard = noise[longest - lead :]
         heard[lead:] += clip
-        peak = float(np.abs(heard).max())
-        positives.append(heard * (0.99 / peak) if peak > 0.99 else heard)
+        # The clip at its clean peak, as the test's noisy clips are, and the noise before it
+        # at the same gain: every lead hears the same clip.
+        heard *= peak_gain(heard[lead:], np.abs(clip).max())
+        positives.append(heard.astype(np.float32))
     return dataclasses.replace(split, audio={**split.audio, "positive": positives})
 
 

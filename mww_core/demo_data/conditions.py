@@ -88,11 +88,11 @@ def apply_condition(
         kind = str(rng.choice(hearing.noises))
         snr = float(rng.uniform(*NOISY_SNR_DB))
         noise = hearing.make_noise(kind, rng, len(audio))
-        noise *= speech_rms(audio) / (np.sqrt(np.mean(noise**2)) + 1e-12) / 10 ** (snr / 20)
-        return _peak(audio + noise, np.abs(audio).max()), {"noise": kind, "snr_db": round(snr, 1)}
+        noise *= snr_gain(audio, noise, snr)
+        return at_peak(audio + noise, np.abs(audio).max()), {"noise": kind, "snr_db": round(snr, 1)}
     if condition == "reverberant":
         room = hearing.rooms["near"][int(rng.integers(len(hearing.rooms["near"])))]
-        return _peak(reverberate(audio, room.rir), np.abs(audio).max()), dict(room.meta)
+        return at_peak(reverberate(audio, room.rir), np.abs(audio).max()), dict(room.meta)
     if condition == "far_field":
         room = hearing.rooms["far"][int(rng.integers(len(hearing.rooms["far"])))]
         level = float(rng.uniform(*FAR_FIELD_DBFS))
@@ -150,10 +150,20 @@ def shift_formants(audio: np.ndarray, ratio: float, lifter: int = 40) -> np.ndar
     return np.pad(out, (0, max(0, len(audio) - len(out))))[: len(audio)]
 
 
-def _peak(audio: np.ndarray, peak: float) -> np.ndarray:
-    """``audio`` scaled to the given peak (at most 0.99)."""
+def snr_gain(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
+    """The factor that puts ``noise`` (its RMS) ``snr_db`` below ``speech`` (``speech_rms``)."""
+    return speech_rms(speech) / (np.sqrt(np.mean(noise**2)) + 1e-12) / 10 ** (snr_db / 20)
+
+
+def peak_gain(audio: np.ndarray, peak: float) -> float:
+    """The factor that scales ``audio`` to the given peak (at most 0.99); 1 for silence."""
     top = np.abs(audio).max() if len(audio) else 0.0
-    return audio * (min(peak, 0.99) / top) if top > 0 else audio
+    return min(peak, 0.99) / top if top > 0 else 1.0
+
+
+def at_peak(audio: np.ndarray, peak: float) -> np.ndarray:
+    """``audio`` scaled to the given peak (at most 0.99)."""
+    return audio * peak_gain(audio, peak)
 
 
 # --------------------------------------------------------------------------- held-out noises

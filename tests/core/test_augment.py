@@ -477,3 +477,7 @@ def test_bad_ranges_name_the_field_and_the_fix():
     assert "vocoder_pitch_factor = [0.0, 1.2] is out of bounds" in message
     assert "vocoder_pitch_range = [-0.5, 1.0] is out of bounds: 0 (monotone)" in message
     assert AugmentationConfig(vocoder_pitch_range=(0.0, 1.0)).vocoder_pitch_range == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"background_onset_s = \[-0.2, 1.0\] starts before"):
+        AugmentationConfig(background_onset_s=(-0.2, 1.0))
+    with pytest.raises(ValueError, match=r"background_onset_s = \[0.9, 0.1\]: give"):
+        AugmentationConfig(background_onset_s=(0.9, 0.1))
