@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class AudioAugmentationPipeline:
     """microWakeWord's transforms plus speaker and device variety, each from the config.
 
-    In order: the speaker (speed, formant warp, vocoder, a narrowband voice), then
+    In order: the speaker (speed, formant warp, tempo and vocoder, a narrowband voice), then
     audiomentations' room and signal transforms (impulse response, background and colored
     noise, EQ, distortion, pitch shift, band stop, gain), then the device (microphone band
     limits, then the level: a peak in ``loudness_peak_dbfs`` or clipping). Room impulse
@@ -89,13 +89,20 @@ def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -
         low, high = c.formant_warp_pitch_median_hz
         median = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > 0 else 0.0
         samples = warp_formants(samples, factor, seed=praat_seed, pitch_median_hz=median)
+    tempo = 1.0
+    if (rng := _drawn(seed, "tempo", c.tempo_probability)) is not None:
+        tempo = float(np.exp(rng.uniform(*np.log(c.tempo_factor))))
     if (rng := _drawn(seed, "vocoder", c.vocoder_probability)) is not None:
         samples = revoice(
             samples,
             pitch_factor=rng.uniform(*c.vocoder_pitch_factor),
             pitch_range=rng.uniform(*c.vocoder_pitch_range),
             aperiodicity_db=rng.uniform(*c.vocoder_aperiodicity_db),
+            tempo=tempo,
         )
+    elif tempo != 1.0:
+        samples = revoice(samples, pitch_factor=1.0, pitch_range=1.0, aperiodicity_db=0.0,
+                          tempo=tempo)  # fmt: skip
     if (rng := _drawn(seed, "narrowband", c.narrowband_probability)) is not None:
         samples = narrowband(samples, rng.uniform(*c.narrowband_rate_hz))
     return samples
@@ -199,7 +206,11 @@ _WORLD_FRAME_MS = 5.0
 
 
 def revoice(
-    samples: np.ndarray, pitch_factor: float, pitch_range: float, aperiodicity_db: float
+    samples: np.ndarray,
+    pitch_factor: float,
+    pitch_range: float,
+    aperiodicity_db: float,
+    tempo: float = 1.0,
 ) -> np.ndarray:
     """``samples`` re-spoken by the WORLD vocoder with a new voice source, length kept.
 
@@ -209,12 +220,18 @@ def revoice(
     ``pitch_factor``, its contour's swing around the mean log pitch by ``pitch_range`` (0 makes
     it monotone), and the aperiodicity by ``aperiodicity_db`` (below 0 buzzier, above 0
     breathier). Unvoiced sounds stay unvoiced. Silence is returned unchanged.
+
+    ``tempo`` above 1 says it faster, below 1 slower, with the pitch kept: WORLD's 5 ms
+    frames are skipped or repeated (the nearest frame of the original time). The audio up to
+    its last non-zero sample is re-spoken so that it still ends there, as ``change_speed``
+    does: a positive keeps its end in the window; slowed-down audio loses its start.
     """
     if float(np.max(np.abs(samples), initial=0.0)) < 1e-6:
         return samples
     import pyworld  # imported on first use, only when the vocoder is on
 
-    x = samples.astype(np.float64)
+    end = len(samples) if tempo == 1.0 else int(np.flatnonzero(samples)[-1]) + 1
+    x = samples[:end].astype(np.float64)
     f0, times = pyworld.dio(x, SAMPLE_RATE_HZ, frame_period=_WORLD_FRAME_MS)
     f0 = pyworld.stonemask(x, f0, times, SAMPLE_RATE_HZ)
     envelope = pyworld.cheaptrick(x, f0, times, SAMPLE_RATE_HZ)
@@ -225,9 +242,19 @@ def revoice(
         mean = log_f0.mean()
         f0[voiced] = np.exp(mean + (log_f0 - mean) * pitch_range) * pitch_factor
     aperiodicity = np.clip(aperiodicity * 10.0 ** (aperiodicity_db / 20.0), 0.001, 1.0)
+    if tempo != 1.0:
+        frames = np.arange(max(1, int(round(len(f0) / tempo))))
+        nearest = np.minimum(np.round(frames * tempo).astype(int), len(f0) - 1)
+        f0, envelope, aperiodicity = (
+            np.ascontiguousarray(a[nearest]) for a in (f0, envelope, aperiodicity)
+        )
     spoken = pyworld.synthesize(f0, envelope, aperiodicity, SAMPLE_RATE_HZ, _WORLD_FRAME_MS)
     out = np.zeros_like(samples)
-    out[: min(len(samples), len(spoken))] = spoken[: len(samples)]
+    if tempo == 1.0:
+        out[: min(len(samples), len(spoken))] = spoken[: len(samples)]
+    else:
+        part = spoken[-end:]
+        out[end - len(part) : end] = part
     return out
 
 
