@@ -23,8 +23,9 @@ ESPHome fires:
 At each point the figures are: detected/total test positives per engine (generator), engines
 the data set says only the test split holds labelled ``(never heard)`` (``demo.<engine>
 _test_only``: training never heard that voice), per condition (clean, noisy, reverberant,
-far_field, pitch_shifted, command: how ``dataset.json`` says the clip is heard), and all of
-them; ``near misses x/n``, the test
+far_field, pitch_shifted, command: how ``dataset.json`` says the clip is heard), per wording
+(``said``: fluent "hey jarvis", paused "hey, jarvis", exclaimed "hey jarvis!", or with a
+request after it), and all of them; ``near misses x/n``, the test
 negative clips (near-miss phrases and other speech) that fire, of those that are not slips;
 ``slips x/n``, the near misses closer to the wake word than ``--near-miss-min-distance``
 phonemes ("kay jarvis", counted apart, ``mww_core.evaluation.slips``; 1: none are); ambient
@@ -130,6 +131,33 @@ def hits_by_condition(
     noisy, reverberant, far_field, pitch_shifted, command), alphabetically."""
     files = described.get("files", {})
     labels = [evaluation.clip_condition(files.get(name, {})) for name in names]
+    return evaluation.recall_by_group(list(hits), labels)
+
+
+def clip_wording(text: str | None, wake_word: str) -> str:
+    """How a test positive's text says the wake word: ``fluent`` (as written, "hey jarvis"),
+    ``paused`` (a comma inside it, "hey, jarvis": the engines pause there), ``exclaimed``
+    ("hey jarvis!"), ``request`` (words after it, "hey jarvis, lock the door") or ``unknown``
+    (no text)."""
+    if not text:
+        return "unknown"
+    words = text.lower().replace(",", " ").replace("!", " ").split()
+    if len(words) > len(wake_word.split()):
+        return "request"
+    if "," in text:
+        return "paused"
+    return "exclaimed" if text.rstrip().endswith("!") else "fluent"
+
+
+def hits_by_wording(
+    hits: np.ndarray | list[bool], names: list[str], described: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Detected, clips and recall per wording of the test positives (``clip_wording``: fluent,
+    paused, exclaimed, request), alphabetically. A model that finds "hey, jarvis" but not
+    "hey jarvis" has learned the engines' pause, which people rarely make."""
+    files = described.get("files", {})
+    wake_word = str(described.get("wake_word") or "")
+    labels = [clip_wording(files.get(name, {}).get("text"), wake_word) for name in names]
     return evaluation.recall_by_group(list(hits), labels)
 
 
@@ -339,6 +367,7 @@ def point_figures(
         "positive_clips": len(hits),
         "engines": hits_by_engine(hits, split.names["positive"], split.described),
         "conditions": hits_by_condition(hits, split.names["positive"], split.described),
+        "wordings": hits_by_wording(hits, split.names["positive"], split.described),
         "false_accepts": row["false_accepts"],
         "near_miss_clips": len(split.names["negative"]) - slip_clips,
         "false_accept_rate": row["false_accept_rate"],
@@ -379,8 +408,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: dict) -> str:
-    """Three lines: cutoff, all positives, near misses, slips, activations, FAH; then per
-    engine; then per condition.
+    """Four lines: cutoff, all positives, near misses, slips, activations, FAH; then per
+    engine; then per condition; then per wording.
 
     Without a point (no cutoff within the limits), one line saying so, with the lowest FAH and
     near-miss rate the sweep reached.
@@ -396,6 +425,7 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
     conditions = "  ".join(
         f"{c} {g['detected']}/{g['clips']}" for c, g in point["conditions"].items()
     )
+    wordings = "  ".join(f"{w} {g['detected']}/{g['clips']}" for w, g in point["wordings"].items())
     return (
         f"{head}cutoff {point['cutoff']:.2f}  "
         f"all {point['positives_detected']}/{point['positive_clips']}  "
@@ -404,7 +434,8 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         f"ambient activations {point['ambient_activations']} "
         f"(+{point['slip_activations']} slips)  FAH {_fmt(point['fah'], 2)}\n"
         f"{' ' * len(head)}{engines}\n"
-        f"{' ' * len(head)}{conditions}"
+        f"{' ' * len(head)}{conditions}\n"
+        f"{' ' * len(head)}said {wordings}"
     )
 
 

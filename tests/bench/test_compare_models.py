@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from bench.compare_models import (
+    clip_wording,
     engine_label,
     format_point,
     hits_by_condition,
     hits_by_engine,
+    hits_by_wording,
     in_noise,
     list_test_clips,
     load_test_split,
@@ -160,6 +162,34 @@ def test_hits_by_condition_counts_each_condition_clean_when_unsaid():
     }
 
 
+def test_clip_wording_tells_fluent_paused_exclaimed_and_requests_apart():
+    wake = "hey jarvis"
+    assert clip_wording("hey jarvis", wake) == "fluent"
+    assert clip_wording("Hey, Jarvis", wake) == "paused"
+    assert clip_wording("hey jarvis!", wake) == "exclaimed"
+    assert clip_wording("hey jarvis, lock the front door", wake) == "request"
+    assert clip_wording("okay computer", "okay computer") == "fluent"
+    assert clip_wording(None, wake) == "unknown"
+
+
+def test_hits_by_wording_counts_each_wording():
+    described = {
+        "wake_word": "hey jarvis",
+        "files": {
+            "test/positive/a.wav": {"text": "hey jarvis"},
+            "test/positive/b.wav": {"text": "hey, jarvis"},
+            "test/positive/c.wav": {"text": "hey, jarvis"},
+            "test/positive/d.wav": {"text": "hey jarvis, what time is it"},
+        },
+    }
+    groups = hits_by_wording([False, True, True, False], list(described["files"]), described)
+    assert {k: (g["detected"], g["clips"]) for k, g in groups.items()} == {
+        "fluent": (0, 1),
+        "paused": (2, 2),
+        "request": (0, 1),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Run folders, data sets
 
@@ -226,9 +256,21 @@ def _tiny_data(root: Path) -> Path:
 
     files = {}
     for name, entry in {
-        "test/positive/espeak_0000.wav": {"generator": "espeak-ng", "condition": "noisy"},
-        "test/positive/piper_0000.wav": {"generator": "piper", "condition": "clean"},
-        "test/positive/rhvoice_0000.wav": {"generator": "rhvoice", "condition": "noisy"},
+        "test/positive/espeak_0000.wav": {
+            "generator": "espeak-ng",
+            "condition": "noisy",
+            "text": "hey jarvis",
+        },
+        "test/positive/piper_0000.wav": {
+            "generator": "piper",
+            "condition": "clean",
+            "text": "hey, jarvis",
+        },
+        "test/positive/rhvoice_0000.wav": {
+            "generator": "rhvoice",
+            "condition": "noisy",
+            "text": "hey jarvis",
+        },
         "test/negative/espeak_0000.wav": {"near_miss": True, "text": "kay jarvis"},
         "test/negative/espeak_0001.wav": {"near_miss": True, "text": "hey marvin"},
     }.items():
@@ -237,7 +279,12 @@ def _tiny_data(root: Path) -> Path:
     write_wav(root / "test" / "ambient" / "ambient_000.wav", clip(20.0))
     files["test/ambient/ambient_000.wav"] = {"split": "test", "kind": "ambient"}
     phrases = [{"text": "kay jarvis", "spoken_distance": 1}, {"text": "hey marvin", "distance": 3}]
-    described = {"demo": {"rhvoice_test_only": True}, "files": files, "near_miss_phrases": phrases}
+    described = {
+        "wake_word": "hey jarvis",
+        "demo": {"rhvoice_test_only": True},
+        "files": files,
+        "near_miss_phrases": phrases,
+    }
     (root / "dataset.json").write_text(json.dumps(described))
     return root
 
@@ -260,6 +307,7 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
         assert shipped["cutoff"] == 0.97  # the official manifest's
         assert list(shipped["engines"]) == ["espeak-ng", "piper", "rhvoice (never heard)"]
         assert {c: g["clips"] for c, g in shipped["conditions"].items()} == {"clean": 1, "noisy": 2}
+        assert {w: g["clips"] for w, g in shipped["wordings"].items()} == {"fluent": 2, "paused": 1}
         assert shipped["positive_clips"] == 3
         assert (shipped["near_miss_clips"], shipped["slip_clips"]) == (1, 1)
         # Noise is no wake word: nothing detected, nothing fires, so every cutoff ties and
@@ -277,6 +325,7 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
     assert "shipped  cutoff 0.97  all 0/3  near misses 0/1 (slips 0/1)" in text
     assert "espeak-ng 0/1  piper 0/1  rhvoice (never heard) 0/1" in text
     assert "clean 0/1  noisy 0/2" in text
+    assert "said fluent 0/2  paused 0/1" in text
     assert "matched  cutoff 0.99" in text
 
 
