@@ -17,7 +17,10 @@ ADDED_ENGINES = {"pico": "Pico", "mbrola": "MBROLA", "rhvoice": "RHVoice"}
 class DemoDataConfig(Section):
     """Size and seed of the bundled, offline demo data set for any wake word."""
 
-    _quiet_defaults: ClassVar[dict[str, Any]] = {"validation_conditions": False}
+    _quiet_defaults: ClassVar[dict[str, Any]] = {
+        "validation_conditions": False,
+        "training_paused_share": None,
+    }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
     espeak_positives: int = Field(240, ge=0, description="Positive clips from espeak-ng voices.")
@@ -93,6 +96,16 @@ class DemoDataConfig(Section):
         "in the test (on top of theirs), at its voices' ordinary settings. Its rows in the "
         "report are then recall on an engine, and a kind of synthesis (statistical parametric, "
         "as flite's and festival's voices are), the model never heard.",
+    )
+    training_paused_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of training's wake-word clips said with a pause inside (\"hey, "
+        'jarvis": the engines pause at the comma); the others are said in one breath ("hey '
+        'jarvis", "hey jarvis!"), as people mostly say a wake word. None: the wordings take '
+        "turns (a third paused). The clips chosen to change are drawn from the seed; every "
+        "other clip, and validation and test, keep their texts.",
     )
     command_share: float = Field(
         0.0,

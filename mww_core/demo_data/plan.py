@@ -244,7 +244,33 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         positives, share = getattr(demo, f"{engine}_positives"), getattr(demo, f"{engine}_share")
         _plan_unheard_engine(planner, engine, positives, share, said, fractions, wake_words,
                              phrases, sentences, carriers)  # fmt: skip
-    return planner.clips
+    if demo.training_paused_share is None or len(wake_words) < 3:
+        return planner.clips
+    return _repaused(planner.clips, wake_words, demo.training_paused_share, demo.seed)
+
+
+def _repaused(clips: list[_Clip], wake_words: list[str], share: float, seed: int) -> list[_Clip]:
+    """``clips`` with ``share`` of training's wake words (those said alone) in the paused
+    wording ``wake_words[1]`` ("hey, jarvis") and the rest in the fluent ones.
+
+    Only texts change, after every draw of the plan: the other clips keep theirs. Clips that
+    lose their pause say ``wake_words[0]``; clips that gain one are taken from it too.
+    """
+    fluent, paused = wake_words[0], wake_words[1]
+    alone = [i for i, c in enumerate(clips)
+             if c.split == "train" and c.kind == "positive" and not c.condition]  # fmt: skip
+    now = [i for i in alone if clips[i].text == paused]
+    want = round(share * len(alone))
+    rng = _rng(seed, "paused share")
+    if want < len(now):
+        change, text = rng.choice(now, len(now) - want, replace=False), fluent
+    else:
+        plain = [i for i in alone if clips[i].text == fluent]
+        change, text = rng.choice(plain, min(len(plain), want - len(now)), replace=False), paused
+    out = list(clips)
+    for i in change:
+        out[int(i)] = replace(out[int(i)], text=text)
+    return out
 
 
 def _plan_unheard_engine(

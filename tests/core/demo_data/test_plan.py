@@ -355,3 +355,28 @@ def test_validation_conditions_reach_validations_wake_words_and_change_nothing_e
     counts = [said.count(c) for c in VALIDATION_CONDITIONS]  # in turn
     assert max(counts) - min(counts) <= 1
     assert [c for c in after if c.split == "test"] == [c for c in before if c.split == "test"]
+
+
+@pytest.mark.parametrize("share", [0.1, 0.6])
+def test_training_paused_share_changes_training_wordings_only(share):
+    def plan(paused_share):
+        update = {"espeak_positives": 60, "training_paused_share": paused_share}
+        return _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+
+    before, after = plan(None), plan(share)
+    assert plan(share) == after  # reproducible from the seed
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    assert changed
+    # Only training's wake words said alone change, and only their text.
+    for b, a in changed:
+        assert (a.kind, a.split, a.condition) == ("positive", "train", "")
+        assert replace(a, text=b.text) == b
+        assert {a.text, b.text} == {"hey jarvis", "hey, jarvis"}
+
+    def said(clips, text):
+        alone = [c for c in clips if (c.kind, c.split, c.condition) == ("positive", "train", "")]
+        return sum(c.text == text for c in alone), len(alone)
+
+    paused, alone = said(after, "hey, jarvis")
+    assert paused == round(share * alone)
+    assert said(after, "hey jarvis!") == said(before, "hey jarvis!")  # exclaimed: as before
