@@ -134,30 +134,16 @@ def hits_by_condition(
     return evaluation.recall_by_group(list(hits), labels)
 
 
-def clip_wording(text: str | None, wake_word: str) -> str:
-    """How a test positive's text says the wake word: ``fluent`` (as written, "hey jarvis"),
-    ``paused`` (a comma inside it, "hey, jarvis": the engines pause there), ``exclaimed``
-    ("hey jarvis!"), ``request`` (words after it, "hey jarvis, lock the door") or ``unknown``
-    (no text)."""
-    if not text:
-        return "unknown"
-    words = text.lower().replace(",", " ").replace("!", " ").split()
-    if len(words) > len(wake_word.split()):
-        return "request"
-    if "," in text:
-        return "paused"
-    return "exclaimed" if text.rstrip().endswith("!") else "fluent"
-
-
 def hits_by_wording(
     hits: np.ndarray | list[bool], names: list[str], described: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Detected, clips and recall per wording of the test positives (``clip_wording``: fluent,
+    """Detected, clips and recall per wording of the test positives (``evaluation.clip_wording``:
+    fluent,
     paused, exclaimed, request), alphabetically. A model that finds "hey, jarvis" but not
     "hey jarvis" has learned the engines' pause, which people rarely make."""
     files = described.get("files", {})
     wake_word = str(described.get("wake_word") or "")
-    labels = [clip_wording(files.get(name, {}).get("text"), wake_word) for name in names]
+    labels = [evaluation.clip_wording(files.get(name, {}), wake_word) for name in names]
     return evaluation.recall_by_group(list(hits), labels)
 
 

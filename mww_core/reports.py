@@ -374,6 +374,17 @@ def _condition_table(metrics: dict[str, Any]) -> list[str]:
     return _group_table(metrics, "conditions", "condition")
 
 
+def _wording_table(metrics: dict[str, Any]) -> list[str]:
+    lines = _group_table(metrics, "wordings", "wording")
+    if lines:
+        lines[1:1] = [
+            "",
+            'fluent: "hey jarvis"; paused: "hey, jarvis" (the engines pause at the comma; '
+            'people rarely do); exclaimed: "hey jarvis!"; request: a request follows.',
+        ]
+    return lines
+
+
 def _held_out_line(metrics: dict[str, Any]) -> list[str]:
     held_out = metrics.get("test_held_out")
     if not held_out:
@@ -488,7 +499,8 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
     lines += [*_confusion_table(metrics), ""]
     sections = (
         _comparison_table(metrics), _engine_table(metrics), _voice_table(metrics),
-        _gender_table(metrics), _condition_table(metrics), _learning_curve_table(metrics),
+        _gender_table(metrics), _condition_table(metrics), _wording_table(metrics),
+        _learning_curve_table(metrics),
     )  # fmt: skip
     for section in sections:
         if section:

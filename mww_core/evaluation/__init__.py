@@ -39,6 +39,7 @@ from mww_core.evaluation.sweep import (  # noqa: F401
     best_row_at_recall,
     choose_cutoff,
     clip_condition,
+    clip_wording,
     compare_at_equal_recall,
     confusion_matrix,
     evaluate_streaming,

@@ -332,3 +332,19 @@ def clip_condition(entry: dict[str, Any]) -> str:
     noisy, reverberant, far_field, pitch_shifted or command (the wake word and a request).
     """
     return str(entry.get("condition") or "clean")
+
+
+def clip_wording(entry: dict[str, Any], wake_word: str) -> str:
+    """How a test positive described in a demo ``dataset.json`` says the wake word, from its
+    ``text``: ``fluent`` (as written, "hey jarvis"), ``paused`` (a comma inside it, "hey,
+    jarvis": the engines pause there), ``exclaimed`` ("hey jarvis!"), ``request`` (words after
+    it, "hey jarvis, lock the door") or ``unknown`` (no text)."""
+    text = str(entry.get("text") or "")
+    if not text:
+        return "unknown"
+    words = text.lower().replace(",", " ").replace("!", " ").split()
+    if len(words) > len(wake_word.split()):
+        return "request"
+    if "," in text:
+        return "paused"
+    return "exclaimed" if text.rstrip().endswith("!") else "fluent"

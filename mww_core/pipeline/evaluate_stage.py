@@ -122,6 +122,10 @@ def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
     if any("condition" in files[n] for n in names):
         conditions = [evaluation.clip_condition(files[n]) for n in names]
         out["conditions"] = evaluation.recall_by_group(hits, conditions)
+    if any("text" in files[n] for n in names):
+        wake_word = str(described.get("wake_word") or config.data.wake_word)
+        wordings = [evaluation.clip_wording(files[n], wake_word) for n in names]
+        out["wordings"] = evaluation.recall_by_group(hits, wordings)
     summary = described.get("held_out", {}).get("test", {}).get("summary")
     return {**out, "test_held_out": summary} if summary else out
 

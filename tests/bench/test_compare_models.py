@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from bench.compare_models import (
-    clip_wording,
     engine_label,
     format_point,
     hits_by_condition,
@@ -29,6 +28,7 @@ from bench.compare_models import (
 )
 from mww_core.audio import write_wav
 from mww_core.demo_data.conditions import speech_rms
+from mww_core.evaluation import clip_wording
 from tests.reference_models import REFERENCE_DIR, needs_reference_models
 
 
@@ -164,12 +164,12 @@ def test_hits_by_condition_counts_each_condition_clean_when_unsaid():
 
 def test_clip_wording_tells_fluent_paused_exclaimed_and_requests_apart():
     wake = "hey jarvis"
-    assert clip_wording("hey jarvis", wake) == "fluent"
-    assert clip_wording("Hey, Jarvis", wake) == "paused"
-    assert clip_wording("hey jarvis!", wake) == "exclaimed"
-    assert clip_wording("hey jarvis, lock the front door", wake) == "request"
-    assert clip_wording("okay computer", "okay computer") == "fluent"
-    assert clip_wording(None, wake) == "unknown"
+    assert clip_wording({"text": "hey jarvis"}, wake) == "fluent"
+    assert clip_wording({"text": "Hey, Jarvis"}, wake) == "paused"
+    assert clip_wording({"text": "hey jarvis!"}, wake) == "exclaimed"
+    assert clip_wording({"text": "hey jarvis, lock the front door"}, wake) == "request"
+    assert clip_wording({"text": "okay computer"}, "okay computer") == "fluent"
+    assert clip_wording({}, wake) == "unknown"
 
 
 def test_hits_by_wording_counts_each_wording():

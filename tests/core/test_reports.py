@@ -57,6 +57,10 @@ def make_metrics() -> tuple[dict, dict]:
             "clean": {"clips": 10, "detected": 10, "recall": 1.0},
             "far_field": {"clips": 10, "detected": 9, "recall": 0.9},
         },
+        "wordings": {
+            "fluent": {"clips": 12, "detected": 7, "recall": 0.5833},
+            "paused": {"clips": 8, "detected": 8, "recall": 1.0},
+        },
         "test_held_out": "espeak-ng en-029 with 3 variants of their own",
         "firing": {
             "stride": 3,
@@ -138,6 +142,9 @@ def test_write_report_files_and_content(tmp_path):
     assert genders.index("| female | 4 | 3 | 0.750 |") < genders.index("| male | 16 | 16 |")
     conditions = text.split("## Recall per condition (test, cutoff 0.50)")[1].split("\n## ")[0]
     assert conditions.index("| far_field | 10 | 9 | 0.900 |") < conditions.index("| clean |")
+    wordings = text.split("## Recall per wording (test, cutoff 0.50)")[1].split("\n## ")[0]
+    assert wordings.index("| fluent | 12 | 7 | 0.583 |") < wordings.index("| paused | 8 | 8 |")
+    assert 'paused: "hey, jarvis"' in wordings
     held_out = [line for line in text.splitlines() if "never used in training" in line]
     assert held_out == [
         "The test split's voices, engine settings and rooms are never used in training or "

@@ -37,6 +37,8 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     # The demo's test split is heard in held-out conditions, each with its own recall.
     table = text.split("## Recall per condition (test, cutoff")[1].split("\n## ")[0]
     assert all(f"| {c} |" in table for c in ("clean", "noisy", "far_field", "command"))
+    wordings = text.split("## Recall per wording (test, cutoff")[1].split("\n## ")[0]
+    assert all(f"| {w} |" in wordings for w in ("fluent", "paused", "request"))
     assert "never used in training or validation (espeak-ng en-us-nyc" in text
     assert summary["skipped"] == []
     # Mining re-made every kept window mining.augmented_copies (8) times, all in one shard.

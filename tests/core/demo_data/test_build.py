@@ -364,6 +364,9 @@ def test_evaluation_reads_recall_per_condition_and_what_is_held_out(built):
     groups = _test_groups(FullConfig(data=data), hits)
     assert set(groups["conditions"]) == set(CONDITIONS)
     assert sum(g["detected"] for g in groups["conditions"].values()) == sum(hits)
+    # Said as written, with a pause, exclaimed, or with a request (the command condition).
+    assert set(groups["wordings"]) == {"fluent", "paused", "exclaimed", "request"}
+    assert groups["wordings"]["request"]["clips"] == groups["conditions"]["command"]["clips"]
     assert sum(g["clips"] for g in groups["voice_groups"].values()) == len(test)
     # Every engine of the tiny set is heard in training; one heard in the test only is marked.
     assert set(groups["engines"]) == {"piper", "espeak-ng", "pico", "mbrola", "rhvoice"}
