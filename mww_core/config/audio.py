@@ -140,9 +140,10 @@ class AugmentationConfig(Section):
         0.0,
         "Share of windows said faster or slower with their pitch kept: the WORLD vocoder's "
         "frames (5 ms) repeated or skipped to a tempo drawn from tempo_factor, the speech "
-        "ending where it ended. People say a wake word in 0.45-1.3 s; the engines' own rates "
-        "cover less of that, and speed_factor's resampling moves the pitch with the tempo. "
-        "Windows drawn for the vocoder too get both in one pass.",
+        'ending where it ended. MBROLA\'s voices at their fastest say "hey jarvis" in about '
+        "0.45 s, shorter than almost every training clip; speed_factor's resampling moves the "
+        "pitch with the tempo, this does not. Windows drawn for the vocoder too get both in "
+        "one pass.",
     )
     tempo_factor: tuple[float, float] = Field(
         (0.7, 1.5),
