@@ -138,9 +138,9 @@ def hits_by_wording(
     hits: np.ndarray | list[bool], names: list[str], described: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Detected, clips and recall per wording of the test positives (``evaluation.clip_wording``:
-    fluent,
-    paused, exclaimed, request), alphabetically. A model that finds "hey, jarvis" but not
-    "hey jarvis" has learned the engines' pause, which people rarely make."""
+    fluent, paused, exclaimed, request), alphabetically. A model that finds "hey, jarvis" but
+    not "hey jarvis" leans on the engines' pause, while people mostly say a wake word in one
+    breath."""
     files = described.get("files", {})
     wake_word = str(described.get("wake_word") or "")
     labels = [evaluation.clip_wording(files.get(name, {}), wake_word) for name in names]

@@ -100,9 +100,10 @@ def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -
             aperiodicity_db=rng.uniform(*c.vocoder_aperiodicity_db),
             tempo=tempo,
         )
-    elif tempo != 1.0:
-        samples = revoice(samples, pitch_factor=1.0, pitch_range=1.0, aperiodicity_db=0.0,
-                          tempo=tempo)  # fmt: skip
+    elif tempo != 1.0:  # the same pass with the voice source as it is
+        samples = revoice(
+            samples, pitch_factor=1.0, pitch_range=1.0, aperiodicity_db=0.0, tempo=tempo
+        )
     if (rng := _drawn(seed, "narrowband", c.narrowband_probability)) is not None:
         samples = narrowband(samples, rng.uniform(*c.narrowband_rate_hz))
     return samples

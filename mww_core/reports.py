@@ -380,7 +380,8 @@ def _wording_table(metrics: dict[str, Any]) -> list[str]:
         lines[1:1] = [
             "",
             'fluent: "hey jarvis"; paused: "hey, jarvis" (the engines pause at the comma; '
-            'people rarely do); exclaimed: "hey jarvis!"; request: a request follows.',
+            'people mostly say it in one breath); exclaimed: "hey jarvis!"; request: a '
+            "request follows.",
         ]
     return lines
 

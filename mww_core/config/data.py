@@ -105,7 +105,8 @@ class DemoDataConfig(Section):
         'jarvis": the engines pause at the comma); the others are said in one breath ("hey '
         'jarvis", "hey jarvis!"), as people mostly say a wake word. None: the wordings take '
         "turns (a third paused). The clips chosen to change are drawn from the seed; every "
-        "other clip, and validation and test, keep their texts.",
+        "other clip, and validation and test, keep their texts. A one-word wake word has no "
+        "paused wording, so the share does not apply to it.",
     )
     command_share: float = Field(
         0.0,

@@ -358,8 +358,10 @@ def test_tempo_changes_the_duration_keeps_the_pitch_and_the_end():
     b_start, b_end = _voiced(b)
     assert (b_end - b_start) == pytest.approx(a_end - a_start, abs=160)
     assert _dominant_hz(b[b_start + 800 : b_end - 800], 80, 200) == pytest.approx(150, abs=4)
-    # Off by default: the same output as a pipeline without it.
-    np.testing.assert_array_equal(_only()(window, 3), window)
+    # At probability 0 no window is drawn for it: the vocoder alone, whatever the range.
+    voc = _only(vocoder_probability=1.0)
+    never = _only(vocoder_probability=1.0, tempo_probability=0.0, tempo_factor=(1.4, 1.5))
+    np.testing.assert_array_equal(never(window, 3), voc(window, 3))
 
 
 def test_tempo_factor_out_of_bounds_is_refused():

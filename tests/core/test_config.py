@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mww_core.config import ConfigError, DemoDataConfig, load_config
+from mww_core.config import AugmentationConfig, ConfigError, DemoDataConfig, load_config
 
 
 def test_presets_load():
@@ -147,6 +147,20 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     assert DemoDataConfig(validation_conditions=True).fingerprint() != off.fingerprint()
     assert DemoDataConfig(training_paused_share=0.1).fingerprint() != off.fingerprint()
     assert DemoDataConfig(seed=2).fingerprint() != off.fingerprint()  # every other field counts
+
+
+def test_augmentation_fields_added_later_leave_the_fingerprint_alone_while_off():
+    """background_onset_* and tempo_* came after feature caches were made: off, the windows are
+    the ones made before them, and the augmentation fingerprint must not ask for new ones."""
+    off = AugmentationConfig()
+    before = off.model_dump(mode="json")
+    for name in ("background_onset_probability", "background_onset_s", "tempo_probability",
+                 "tempo_factor"):  # fmt: skip
+        del before[name]
+    text = json.dumps(before, sort_keys=True)
+    assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert AugmentationConfig(tempo_probability=0.5).fingerprint() != off.fingerprint()
+    assert AugmentationConfig(background_onset_probability=0.5).fingerprint() != off.fingerprint()
 
 
 def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_off():
