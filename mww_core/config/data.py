@@ -20,6 +20,7 @@ class DemoDataConfig(Section):
     _quiet_defaults: ClassVar[dict[str, Any]] = {
         "validation_conditions": False,
         "training_paused_share": None,
+        "training_min_phrase_distance": None,
     }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
@@ -107,6 +108,17 @@ class DemoDataConfig(Section):
         "turns (a third paused). The clips chosen to change are drawn from the seed; every "
         "other clip, and validation and test, keep their texts. A one-word wake word has no "
         "paused wording, so the share does not apply to it.",
+    )
+    training_min_phrase_distance: int | None = Field(
+        None,
+        ge=1,
+        description="Training's near misses (its near-miss clips, and the near-miss sentences of "
+        "its ambient audio and the mining corpus) say only phrases at least this many phonemes "
+        'from the wake word as espeak-ng says them: 2 leaves out slips ("kay jarvis", "hey '
+        'marvis"), the wake word said carelessly, which the evaluation counts apart '
+        "(training.near_miss_min_distance). A clip that said a closer phrase says one drawn "
+        "from the others instead (from the seed); validation and test keep every text. None: "
+        "training hears every near-miss phrase.",
     )
     command_share: float = Field(
         0.0,

@@ -163,7 +163,9 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
     rng = _rng(demo.seed, "plan")
     voices = _split_espeak_voices(_voice_rng(data), fractions, held_out_voices(data))
     wake = _normalize(data.wake_word)
-    phrases = [c.text for c in (near_miss_phrases(data) if near_miss is None else near_miss)]
+    if near_miss is None:
+        near_miss = near_miss_phrases(data)
+    phrases = [c.text for c in near_miss]
     n_near = demo.near_miss_negatives if phrases else 0
     n_speech = demo.speech_negatives + demo.near_miss_negatives - n_near
     sentences = [s for s in SENTENCES if not _mentions(s, wake)]
@@ -244,9 +246,12 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         positives, share = getattr(demo, f"{engine}_positives"), getattr(demo, f"{engine}_share")
         _plan_unheard_engine(planner, engine, positives, share, said, fractions, wake_words,
                              phrases, sentences, carriers)  # fmt: skip
-    if demo.training_paused_share is None or len(wake_words) < 3:
-        return planner.clips
-    return _repaused(planner.clips, wake_words, demo.training_paused_share, demo.seed)
+    clips = planner.clips
+    if demo.training_paused_share is not None and len(wake_words) >= 3:
+        clips = _repaused(clips, wake_words, demo.training_paused_share, demo.seed)
+    if demo.training_min_phrase_distance is not None:
+        clips = _farther_near_misses(clips, near_miss, demo.training_min_phrase_distance, demo.seed)
+    return clips
 
 
 def _repaused(clips: list[_Clip], wake_words: list[str], share: float, seed: int) -> list[_Clip]:
@@ -271,6 +276,51 @@ def _repaused(clips: list[_Clip], wake_words: list[str], share: float, seed: int
     for i in change:
         out[int(i)] = replace(out[int(i)], text=text)
     return out
+
+
+def _farther_near_misses(
+    clips: list[_Clip], confusables: list[Confusable], min_distance: int, seed: int
+) -> list[_Clip]:
+    """``clips`` with training's near misses (its near-miss clips, and the near-miss sentences
+    of its ambient audio and the mining corpus) that say a phrase closer than ``min_distance``
+    phonemes to the wake word (as espeak-ng says both) saying a farther phrase instead.
+
+    Only texts change, after every draw of the plan; the new phrases come from a generator of
+    their own, and validation's and test's clips keep theirs.
+    """
+    distance = {_normalize(c.text): c.spoken_distance for c in confusables}
+    farther = [c.text for c in confusables if c.spoken_distance >= min_distance]
+    if not farther:
+        raise ValueError(
+            f"data.demo.training_min_phrase_distance is {min_distance}, but none of the "
+            f"{len(confusables)} near-miss phrases is that far from the wake word: lower it, or "
+            "raise data.demo.near_miss_max_phoneme_distance"
+        )
+    rng = _rng(seed, "training phrase distance")
+    out = list(clips)
+    for i, clip in enumerate(clips):
+        near = clip.kind == "confusable" or (clip.kind == "negative" and clip.near_miss)
+        if clip.split not in ("train", MINING_POOL) or not near:
+            continue
+        padded = f" {_normalize(clip.text)} "
+        said = [p for p in distance if f" {p} " in padded]
+        phrase = max(said, key=len) if said else None
+        if phrase is None or distance[phrase] >= min_distance:
+            continue
+        new = farther[int(rng.integers(len(farther)))]
+        out[i] = replace(clip, text=_swap_phrase(clip.text, phrase, new))
+    return out
+
+
+def _swap_phrase(text: str, phrase: str, new: str) -> str:
+    """``text`` saying ``new`` where it said ``phrase`` (a clip's text is the phrase itself,
+    or a sentence that says it capitalized, as ``_near_miss_sentences`` writes them)."""
+    if _normalize(text) == phrase:
+        return new
+    said = phrase[0].upper() + phrase[1:]
+    if said not in text:
+        raise ValueError(f"near-miss sentence {text!r} does not say {said!r}")
+    return text.replace(said, new[0].upper() + new[1:], 1)
 
 
 def _plan_unheard_engine(

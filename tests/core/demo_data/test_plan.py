@@ -14,6 +14,7 @@ from mww_core.demo_data.corpus import (
     ESPEAK_VOICES,
     NEAR_MISS_PHRASES,
     TRAINING_COMMANDS,
+    near_miss_phrases,
 )
 from mww_core.demo_data.plan import MINING_POOL, _plan_clips, held_out_voices
 from tests.core.demo_data.test_build import TINY
@@ -380,3 +381,33 @@ def test_training_paused_share_changes_training_wordings_only(share):
     paused, alone = said(after, "hey, jarvis")
     assert paused == round(share * alone)
     assert said(after, "hey jarvis!") == said(before, "hey jarvis!")  # exclaimed: as before
+
+
+def test_training_min_phrase_distance_keeps_slips_out_of_training_only():
+    def plan(min_distance):
+        update = {"near_miss_negatives": 200, "training_min_phrase_distance": min_distance}
+        return DataConfig(demo=TINY.model_copy(update=update))
+
+    data = plan(2)
+    distance = {normalize(c.text): c.spoken_distance for c in near_miss_phrases(data)}
+
+    def closest(text):  # the distance of the longest phrase the text says (as the slips do)
+        padded = f" {normalize(text)} "
+        said = [p for p in distance if f" {p} " in padded]
+        return distance[max(said, key=len)] if said else None
+
+    before, after = _plan_clips(plan(None)), _plan_clips(data)
+    assert _plan_clips(data) == after  # reproducible from the seed
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    assert changed
+    for b, a in changed:  # only training's near misses change, and only their text
+        assert a.split in ("train", MINING_POOL) and (a.near_miss or a.kind == "confusable")
+        assert replace(a, text=b.text) == b
+        assert closest(b.text) == 1 and closest(a.text) >= 2
+    trained = [c for c in after if c.split in ("train", MINING_POOL)]
+    said = [closest(c.text) for c in trained if c.near_miss or c.kind == "confusable"]
+    assert said and all(d >= 2 for d in said)
+    held_out = [c for c in after if c.split == "test" and c.near_miss]
+    assert any(closest(c.text) == 1 for c in held_out)  # the test still says slips
+    with pytest.raises(ValueError, match="training_min_phrase_distance is 9"):
+        _plan_clips(plan(9))
