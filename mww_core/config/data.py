@@ -21,6 +21,7 @@ class DemoDataConfig(Section):
         "validation_conditions": False,
         "training_paused_share": None,
         "training_min_phrase_distance": None,
+        "training_paused_near_miss_share": None,
     }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
@@ -119,6 +120,17 @@ class DemoDataConfig(Section):
         "(training.near_miss_min_distance). A clip that said a closer phrase says one drawn "
         "from the others instead (from the seed); validation and test keep every text. None: "
         "training hears every near-miss phrase.",
+    )
+    training_paused_near_miss_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of training's near-miss clips of two or more words said with a "
+        'pause after the first ("hey, travis"), as a third of its wake words are ("hey, '
+        'jarvis"): without paused near misses a pause is found only in wake words, and a model '
+        "may take the pause for the wake word. The clips chosen are drawn from the seed; only "
+        "their texts change, and validation and test keep theirs. None: every near miss is said "
+        "in one breath.",
     )
     command_share: float = Field(
         0.0,

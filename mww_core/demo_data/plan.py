@@ -251,7 +251,25 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         clips = _repaused(clips, wake_words, demo.training_paused_share, demo.seed)
     if demo.training_min_phrase_distance is not None:
         clips = _farther_near_misses(clips, near_miss, demo.training_min_phrase_distance, demo.seed)
+    if demo.training_paused_near_miss_share is not None:
+        clips = _paused_near_misses(clips, demo.training_paused_near_miss_share, demo.seed)
     return clips
+
+
+def _paused_near_misses(clips: list[_Clip], share: float, seed: int) -> list[_Clip]:
+    """``clips`` with ``share`` of training's near-miss clips of two or more words said with
+    a pause after the first word ("hey, travis"), the engines pausing at the comma as they do
+    in the paused wake word ("hey, jarvis"). Only texts change, after every draw of the plan.
+    """
+    said = [i for i, c in enumerate(clips)
+            if c.split in ("train", MINING_POOL) and c.kind == "negative" and c.near_miss
+            and len(c.text.split()) > 1]  # fmt: skip
+    rng = _rng(seed, "paused near misses")
+    out = list(clips)
+    for i in rng.choice(said, round(share * len(said)), replace=False) if said else []:
+        first, rest = clips[int(i)].text.split(maxsplit=1)
+        out[int(i)] = replace(clips[int(i)], text=f"{first.rstrip(',')}, {rest}")
+    return out
 
 
 def _repaused(clips: list[_Clip], wake_words: list[str], share: float, seed: int) -> list[_Clip]:

@@ -411,3 +411,20 @@ def test_training_min_phrase_distance_keeps_slips_out_of_training_only():
     assert any(closest(c.text) == 1 for c in held_out)  # the test still says slips
     with pytest.raises(ValueError, match="training_min_phrase_distance is 9"):
         _plan_clips(plan(9))
+
+
+def test_training_paused_near_miss_share_pauses_training_near_misses_only():
+    def plan(share):
+        update = {"near_miss_negatives": 200, "training_paused_near_miss_share": share}
+        return _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+
+    before, after = plan(None), plan(0.5)
+    assert plan(0.5) == after  # reproducible from the seed
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    for b, a in changed:  # training's near-miss clips, their first word followed by a comma
+        assert (a.split, a.kind, a.near_miss) == ("train", "negative", True)
+        first, rest = b.text.split(maxsplit=1)
+        assert replace(a, text=b.text) == b and a.text == f"{first}, {rest}"
+    several = [c for c in before if c.split == "train" and c.near_miss and " " in c.text]
+    assert len(changed) == round(0.5 * len(several)) > 0
+    assert not [c for c in plan(0.0) if "," in c.text and c.near_miss and c.split == "train"]
