@@ -347,13 +347,15 @@ def point_figures(
     )
     hits = evaluation.clip_hits(detections, scored.positive_spans, scored.stride)
     slip_clips = row.get("slip_clips", 0)
+    wordings = hits_by_wording(hits, split.names["positive"], split.described)
     return {
         "cutoff": row["cutoff"],
         "positives_detected": row["positives_detected"],
         "positive_clips": len(hits),
         "engines": hits_by_engine(hits, split.names["positive"], split.described),
         "conditions": hits_by_condition(hits, split.names["positive"], split.described),
-        "wordings": hits_by_wording(hits, split.names["positive"], split.described),
+        "wordings": wordings,
+        "unpaused": evaluation.unpaused(wordings),
         "false_accepts": row["false_accepts"],
         "near_miss_clips": len(split.names["negative"]) - slip_clips,
         "false_accept_rate": row["false_accept_rate"],
@@ -412,6 +414,9 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         f"{c} {g['detected']}/{g['clips']}" for c, g in point["conditions"].items()
     )
     wordings = "  ".join(f"{w} {g['detected']}/{g['clips']}" for w, g in point["wordings"].items())
+    unpaused = point.get("unpaused")
+    if unpaused:
+        wordings += f"  (without a pause {unpaused['detected']}/{unpaused['clips']})"
     return (
         f"{head}cutoff {point['cutoff']:.2f}  "
         f"all {point['positives_detected']}/{point['positive_clips']}  "

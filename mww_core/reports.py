@@ -376,6 +376,12 @@ def _condition_table(metrics: dict[str, Any]) -> list[str]:
 
 def _wording_table(metrics: dict[str, Any]) -> list[str]:
     lines = _group_table(metrics, "wordings", "wording")
+    said = metrics.get("unpaused")
+    if lines and said:
+        lines.append(
+            f"| **without a pause** (all but paused) | {said['clips']} | {said['detected']} "
+            f"| {said['recall']:.3f} |"
+        )
     if lines:
         lines[1:1] = [
             "",

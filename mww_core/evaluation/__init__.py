@@ -47,6 +47,7 @@ from mww_core.evaluation.sweep import (  # noqa: F401
     recall_by_group,
     sweep,
     sweep_cutoffs,
+    unpaused,
     voice_group,
 )
 

@@ -314,6 +314,18 @@ def recall_by_group(hits: Sequence[bool], groups: Sequence[str]) -> dict[str, di
     return out
 
 
+def unpaused(wordings: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Recall of the wake words said without a pause (every wording of ``recall_by_group``'s
+    per-wording result but ``paused`` and ``unknown``): people mostly say a wake word in one
+    breath, and a model may find the paused wording in voices where it finds nothing else.
+    None when there is no paused group to leave out, or nothing else."""
+    said = [g for name, g in wordings.items() if name not in ("paused", "unknown")]
+    if "paused" not in wordings or not said:
+        return None
+    clips, detected = sum(g["clips"] for g in said), sum(g["detected"] for g in said)
+    return {"clips": clips, "detected": detected, "recall": recall(detected, clips)}
+
+
 def voice_group(entry: dict[str, Any]) -> str:
     """Voice group of a clip described in a demo ``dataset.json``: generator and accent.
 

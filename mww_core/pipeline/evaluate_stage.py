@@ -126,6 +126,7 @@ def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
         wake_word = str(described.get("wake_word") or config.data.wake_word)
         wordings = [evaluation.clip_wording(files[n], wake_word) for n in names]
         out["wordings"] = evaluation.recall_by_group(hits, wordings)
+        out["unpaused"] = evaluation.unpaused(out["wordings"])
     summary = described.get("held_out", {}).get("test", {}).get("summary")
     return {**out, "test_held_out": summary} if summary else out
 

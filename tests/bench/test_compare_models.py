@@ -28,7 +28,7 @@ from bench.compare_models import (
 )
 from mww_core.audio import write_wav
 from mww_core.demo_data.conditions import speech_rms
-from mww_core.evaluation import clip_wording
+from mww_core.evaluation import clip_wording, unpaused
 from tests.reference_models import REFERENCE_DIR, needs_reference_models
 
 
@@ -190,6 +190,19 @@ def test_hits_by_wording_counts_each_wording():
     }
 
 
+def test_unpaused_sums_every_wording_but_the_paused():
+    groups = {
+        "exclaimed": {"clips": 4, "detected": 3, "recall": 0.75},
+        "fluent": {"clips": 6, "detected": 2, "recall": 1 / 3},
+        "paused": {"clips": 5, "detected": 5, "recall": 1.0},
+        "request": {"clips": 2, "detected": 1, "recall": 0.5},
+        "unknown": {"clips": 3, "detected": 3, "recall": 1.0},
+    }
+    assert unpaused(groups) == {"clips": 12, "detected": 6, "recall": 0.5}
+    assert unpaused({k: groups[k] for k in ("fluent", "request")}) is None
+    assert unpaused({"paused": groups["paused"]}) is None
+
+
 # --------------------------------------------------------------------------------------------
 # Run folders, data sets
 
@@ -308,6 +321,7 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
         assert list(shipped["engines"]) == ["espeak-ng", "piper", "rhvoice (never heard)"]
         assert {c: g["clips"] for c, g in shipped["conditions"].items()} == {"clean": 1, "noisy": 2}
         assert {w: g["clips"] for w, g in shipped["wordings"].items()} == {"fluent": 2, "paused": 1}
+        assert (shipped["unpaused"]["detected"], shipped["unpaused"]["clips"]) == (0, 2)
         assert shipped["positive_clips"] == 3
         assert (shipped["near_miss_clips"], shipped["slip_clips"]) == (1, 1)
         # Noise is no wake word: nothing detected, nothing fires, so every cutoff ties and
@@ -325,7 +339,7 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
     assert "shipped  cutoff 0.97  all 0/3  near misses 0/1 (slips 0/1)" in text
     assert "espeak-ng 0/1  piper 0/1  rhvoice (never heard) 0/1" in text
     assert "clean 0/1  noisy 0/2" in text
-    assert "said fluent 0/2  paused 0/1" in text
+    assert "said fluent 0/2  paused 0/1  (without a pause 0/2)" in text
     assert "matched  cutoff 0.99" in text
 
 

@@ -61,6 +61,7 @@ def make_metrics() -> tuple[dict, dict]:
             "fluent": {"clips": 12, "detected": 7, "recall": 0.5833},
             "paused": {"clips": 8, "detected": 8, "recall": 1.0},
         },
+        "unpaused": {"clips": 12, "detected": 7, "recall": 0.5833},
         "test_held_out": "espeak-ng en-029 with 3 variants of their own",
         "firing": {
             "stride": 3,
@@ -145,6 +146,7 @@ def test_write_report_files_and_content(tmp_path):
     wordings = text.split("## Recall per wording (test, cutoff 0.50)")[1].split("\n## ")[0]
     assert wordings.index("| fluent | 12 | 7 | 0.583 |") < wordings.index("| paused | 8 | 8 |")
     assert 'paused: "hey, jarvis"' in wordings
+    assert wordings.rstrip().endswith("| **without a pause** (all but paused) | 12 | 7 | 0.583 |")
     held_out = [line for line in text.splitlines() if "never used in training" in line]
     assert held_out == [
         "The test split's voices, engine settings and rooms are never used in training or "
