@@ -99,6 +99,8 @@ def _speaker_transforms(c: AugmentationConfig, samples: np.ndarray, seed: int) -
             pitch_range=rng.uniform(*c.vocoder_pitch_range),
             aperiodicity_db=rng.uniform(*c.vocoder_aperiodicity_db),
             tempo=tempo,
+            formant_shift=tuple(rng.uniform(*c.vocoder_formant_shift, size=3)),
+            tilt_db_per_octave=rng.uniform(*c.vocoder_tilt_db_per_octave),
         )
     elif tempo != 1.0:  # the same pass with the voice source as it is
         samples = revoice(
@@ -212,6 +214,8 @@ def revoice(
     pitch_range: float,
     aperiodicity_db: float,
     tempo: float = 1.0,
+    formant_shift: tuple[float, ...] = (1.0, 1.0, 1.0),
+    tilt_db_per_octave: float = 0.0,
 ) -> np.ndarray:
     """``samples`` re-spoken by the WORLD vocoder with a new voice source, length kept.
 
@@ -226,6 +230,8 @@ def revoice(
     frames are skipped or repeated (the nearest frame of the original time). The audio up to
     its last non-zero sample is re-spoken so that it still ends there, as ``change_speed``
     does: a positive keeps its end in the window; slowed-down audio loses its start.
+
+    ``formant_shift`` and ``tilt_db_per_octave`` change the filter too (``reshape_envelope``).
     """
     if float(np.max(np.abs(samples), initial=0.0)) < 1e-6:
         return samples
@@ -243,6 +249,7 @@ def revoice(
         mean = log_f0.mean()
         f0[voiced] = np.exp(mean + (log_f0 - mean) * pitch_range) * pitch_factor
     aperiodicity = np.clip(aperiodicity * 10.0 ** (aperiodicity_db / 20.0), 0.001, 1.0)
+    envelope = reshape_envelope(envelope, formant_shift, tilt_db_per_octave)
     if tempo != 1.0:
         frames = np.arange(max(1, int(round(len(f0) / tempo))))
         nearest = np.minimum(np.round(frames * tempo).astype(int), len(f0) - 1)
@@ -257,6 +264,43 @@ def revoice(
         part = spoken[-end:]
         out[end - len(part) : end] = part
     return out
+
+
+# The centres of the formant regions ``reshape_envelope`` moves (Hz): about F1, F2 and F3 of a
+# man's voice; the frequency axis is stretched piecewise linearly between them.
+_FORMANT_ANCHORS_HZ = (500.0, 1500.0, 2500.0)
+
+
+def reshape_envelope(
+    envelope: np.ndarray, formant_shift: tuple[float, ...], tilt_db_per_octave: float
+) -> np.ndarray:
+    """A WORLD spectral envelope (power, ``[frames, bins]`` from 0 Hz to Nyquist) with its
+    formant regions moved and a spectral tilt added.
+
+    The region around each of ``_FORMANT_ANCHORS_HZ`` moves to that frequency times its factor
+    of ``formant_shift`` (the axis stretched piecewise linearly between them, 0 Hz and Nyquist
+    fixed; the factors are capped so the anchors keep their order); ``tilt_db_per_octave`` then
+    adds that many dB per octave away from 1 kHz (above 1 kHz louder for a positive tilt). With
+    factors of 1 and no tilt the envelope is returned as it is.
+    """
+    shifts = np.asarray(formant_shift, dtype=np.float64)
+    if np.all(shifts == 1.0) and tilt_db_per_octave == 0.0:
+        return envelope
+    nyquist = SAMPLE_RATE_HZ / 2
+    freqs = np.linspace(0.0, nyquist, envelope.shape[1])
+    old = np.array([0.0, *_FORMANT_ANCHORS_HZ, nyquist])
+    new = np.array([0.0, *(np.array(_FORMANT_ANCHORS_HZ) * shifts), nyquist])
+    new[1:-1] = np.clip(new[1:-1], 0.0, nyquist * 0.95)
+    new = np.maximum.accumulate(new + np.arange(len(new)) * 1e-6)  # increasing, for interp
+    # Each output bin reads the input envelope at the frequency that maps onto it.
+    source = np.interp(freqs, new, old) / nyquist * (envelope.shape[1] - 1)
+    low = np.minimum(source.astype(int), envelope.shape[1] - 2)
+    weight = source - low
+    out = envelope[:, low] * (1.0 - weight) + envelope[:, low + 1] * weight
+    if tilt_db_per_octave:
+        octaves = np.log2(np.maximum(freqs, 62.5) / 1000.0)
+        out = out * 10.0 ** (tilt_db_per_octave * octaves / 10.0)  # a power spectrum
+    return np.ascontiguousarray(out)
 
 
 def band_limit(samples: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:

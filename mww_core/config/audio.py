@@ -19,6 +19,8 @@ class AugmentationConfig(Section):
         "background_onset_s": (0.0, 1.0),
         "tempo_probability": 0.0,
         "tempo_factor": (0.7, 1.5),
+        "vocoder_formant_shift": (1.0, 1.0),
+        "vocoder_tilt_db_per_octave": (0.0, 0.0),
     }
 
     enabled: bool = Field(True, description="Augment training clips.")
@@ -136,6 +138,19 @@ class AugmentationConfig(Section):
         description="Range of the change to the voice's aperiodicity in dB: below 0 is buzzier "
         "(a cleaner pulse train), above 0 breathier.",
     )
+    vocoder_formant_shift: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="Range of the factors that move the vocoded voice's first three formant "
+        "regions (its spectral envelope around 500, 1500 and 2500 Hz), each drawn on its own: "
+        "a vocal tract of another shape, where formant_warp_factor scales every formant alike "
+        "(another length). (1, 1) keeps the envelope.",
+    )
+    vocoder_tilt_db_per_octave: tuple[float, float] = Field(
+        (0.0, 0.0),
+        description="Range of the spectral tilt given to the vocoded voice's envelope, in dB "
+        "per octave around 1 kHz: below 0 a softer, darker voice, above 0 a pressed, brighter "
+        "one. (0, 0) keeps the envelope.",
+    )
     tempo_probability: float = probability(
         0.0,
         "Share of windows said faster or slower with their pitch kept: the WORLD vocoder's "
@@ -212,6 +227,8 @@ class AugmentationConfig(Section):
                 ("tempo_factor", 0.25, 4.0, "tempo factors near 1, e.g. [0.7, 1.5]"),
                 ("vocoder_pitch_factor", 0.0, 4.0, "pitch factors are positive, e.g. [0.8, 1.3]"),
                 ("vocoder_pitch_range", None, 4.0, "0 (monotone) to about 2, e.g. [0.0, 1.5]"),
+                ("vocoder_formant_shift", 0.5, 2.0, "factors near 1, e.g. [0.85, 1.18]"),
+                ("vocoder_tilt_db_per_octave", -12.0, 12.0, "a few dB, e.g. [-3, 3]"),
                 ("narrowband_rate_hz", 1000.0, 16000.0, "1000-16000 Hz, e.g. [8000, 11025]"),
                 ("mic_low_cut_hz", 0.0, None, "cutoffs are positive frequencies"),
                 ("mic_high_cut_hz", 0.0, 7950.0, "at most 7950 Hz (Nyquist is 8000 Hz)"),
@@ -260,6 +277,8 @@ _RANGE_FIELDS = [
     "vocoder_pitch_factor",
     "vocoder_pitch_range",
     "vocoder_aperiodicity_db",
+    "vocoder_formant_shift",
+    "vocoder_tilt_db_per_octave",
     "narrowband_rate_hz",
     "mic_low_cut_hz",
     "mic_high_cut_hz",

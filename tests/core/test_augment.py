@@ -334,6 +334,29 @@ def test_vocoder_breathiness_and_silence():
     assert not np.array_equal(a, voc(window, 6)) and a.shape == window.shape
 
 
+def test_vocoder_moves_each_formant_on_its_own_and_tilts_the_spectrum():
+    vowel = _vowel(formants=(500.0, 1500.0, 2500.0), seconds=0.8)  # at the moved regions
+    plain = revoice(vowel, 1.0, 1.0, 0.0)
+    same = revoice(vowel, 1.0, 1.0, 0.0, formant_shift=(1.0, 1.0, 1.0), tilt_db_per_octave=0.0)
+    np.testing.assert_array_equal(same, plain)  # off: the vocoder alone
+    moved = revoice(vowel, 1.0, 1.0, 0.0, formant_shift=(1.15, 0.85, 1.0))
+    ratios = _formants_hz(moved) / _formants_hz(plain)
+    assert ratios[0] > 1.08 and ratios[1] < 0.92 and ratios[2] == pytest.approx(1.0, abs=0.05)
+
+    def high_to_low_db(x):  # energy above 2 kHz against below 1 kHz
+        hz, spec = _spectrum(x[2000:10800])
+        return 10 * np.log10(np.sum(spec[hz > 2000] ** 2) / np.sum(spec[hz < 1000] ** 2))
+
+    brighter = revoice(vowel, 1.0, 1.0, 0.0, tilt_db_per_octave=4.0)
+    darker = revoice(vowel, 1.0, 1.0, 0.0, tilt_db_per_octave=-4.0)
+    assert high_to_low_db(brighter) > high_to_low_db(plain) + 4
+    assert high_to_low_db(darker) < high_to_low_db(plain) - 4
+    with pytest.raises(ValueError, match="vocoder_formant_shift"):
+        AugmentationConfig(vocoder_formant_shift=(0.2, 1.2))
+    with pytest.raises(ValueError, match="vocoder_tilt_db_per_octave"):
+        AugmentationConfig(vocoder_tilt_db_per_octave=(3.0, -3.0))
+
+
 def test_tempo_changes_the_duration_keeps_the_pitch_and_the_end():
     window = _window(_vowel(seconds=0.6))
     start, end = _voiced(window)
