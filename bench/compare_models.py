@@ -335,6 +335,30 @@ def score_model(
     return scored, config
 
 
+def paused_near_misses(
+    cutoff: float, scored: evaluation.ScoredStreams, config: EvaluationConfig, split: SplitClips
+) -> dict[str, int] | None:
+    """False accepts of the near-miss clips said with a pause ("hey, travis"; slips apart) at
+    ``cutoff``, of how many: a model that takes a pause for the wake word fires on them. None
+    when the test split has none (``data.demo.test_paused_near_misses``)."""
+    files = split.described.get("files", {})
+    paused = np.array(
+        [
+            bool(files.get(name, {}).get("near_miss"))
+            and "," in files.get(name, {}).get("text", "")
+            for name in split.names["negative"]
+        ],
+        dtype=bool,
+    )
+    if split.slips is not None:
+        paused &= ~np.asarray(split.slips.negative, dtype=bool)
+    if not paused.any():
+        return None
+    detections = evaluation.detect_with_config(scored.negative_probs, cutoff, config, scored.stride)
+    fired = np.asarray(evaluation.clip_hits(detections, scored.negative_spans, scored.stride))
+    return {"false_accepts": int(fired[paused].sum()), "clips": int(paused.sum())}
+
+
 def point_figures(
     row: dict[str, Any],
     scored: evaluation.ScoredStreams,
@@ -348,7 +372,9 @@ def point_figures(
     hits = evaluation.clip_hits(detections, scored.positive_spans, scored.stride)
     slip_clips = row.get("slip_clips", 0)
     wordings = hits_by_wording(hits, split.names["positive"], split.described)
+    paused = paused_near_misses(row["cutoff"], scored, config, split)
     return {
+        **({"paused_near_misses": paused} if paused else {}),
         "cutoff": row["cutoff"],
         "positives_detected": row["positives_detected"],
         "positive_clips": len(hits),
@@ -409,6 +435,10 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
             f"{_fmt(lowest['fah'], 2)}, near-miss rate {_fmt(lowest['near_miss_rate'], 3)})"
         )
     slips = f" (slips {point['slip_false_accepts']}/{point['slip_clips']})"
+    slips = slips if point["slip_clips"] else ""
+    if point.get("paused_near_misses"):
+        paused = point["paused_near_misses"]
+        slips += f" (said with a pause {paused['false_accepts']}/{paused['clips']})"
     engines = "  ".join(f"{e} {g['detected']}/{g['clips']}" for e, g in point["engines"].items())
     conditions = "  ".join(
         f"{c} {g['detected']}/{g['clips']}" for c, g in point["conditions"].items()
@@ -421,7 +451,7 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         f"{head}cutoff {point['cutoff']:.2f}  "
         f"all {point['positives_detected']}/{point['positive_clips']}  "
         f"near misses {point['false_accepts']}/{point['near_miss_clips']}"
-        f"{slips if point['slip_clips'] else ''}  "
+        f"{slips}  "
         f"ambient activations {point['ambient_activations']} "
         f"(+{point['slip_activations']} slips)  FAH {_fmt(point['fah'], 2)}\n"
         f"{' ' * len(head)}{engines}\n"

@@ -22,6 +22,8 @@ class DemoDataConfig(Section):
         "training_paused_share": None,
         "training_min_phrase_distance": None,
         "training_paused_near_miss_share": None,
+        "training_paused_sentence_share": None,
+        "test_paused_near_misses": 0,
     }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
@@ -131,6 +133,23 @@ class DemoDataConfig(Section):
         "may take the pause for the wake word. The clips chosen are drawn from the seed; only "
         "their texts change, and validation and test keep theirs. None: every near miss is said "
         "in one breath.",
+    )
+    training_paused_sentence_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of the near-miss sentences of training's ambient audio and of the "
+        'mining corpus whose near miss is said with a pause ("Hey, travis, the kettle is '
+        'boiling"), drawn from the seed, so that mining can find the windows where a model '
+        "fires on a pause. None: none is.",
+    )
+    test_paused_near_misses: int = Field(
+        0,
+        ge=0,
+        description="Near-miss clips added to the test split, half from each engine at the "
+        'test\'s voices and settings, said with a pause after the first word ("hey, travis"): '
+        "a model that takes a pause for the wake word fires on them. Planned after every other "
+        "clip, so every other clip keeps its draws.",
     )
     command_share: float = Field(
         0.0,

@@ -246,6 +246,12 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         positives, share = getattr(demo, f"{engine}_positives"), getattr(demo, f"{engine}_share")
         _plan_unheard_engine(planner, engine, positives, share, said, fractions, wake_words,
                              phrases, sentences, carriers)  # fmt: skip
+    # The test's paused near misses come after everything else: every clip keeps its draws.
+    paused = [_pause_after_first_word(p) for p in phrases if len(p.split()) > 1]
+    if paused and demo.test_paused_near_misses:
+        n = demo.test_paused_near_misses
+        planner.add("negative", "piper", "test", n // 2, paused, near_miss=True)
+        planner.add("negative", "espeak-ng", "test", n - n // 2, paused, near_miss=True)
     clips = planner.clips
     if demo.training_paused_share is not None and len(wake_words) >= 3:
         clips = _repaused(clips, wake_words, demo.training_paused_share, demo.seed)
@@ -253,7 +259,37 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         clips = _farther_near_misses(clips, near_miss, demo.training_min_phrase_distance, demo.seed)
     if demo.training_paused_near_miss_share is not None:
         clips = _paused_near_misses(clips, demo.training_paused_near_miss_share, demo.seed)
+    if demo.training_paused_sentence_share is not None:
+        clips = _paused_sentences(clips, phrases, demo.training_paused_sentence_share, demo.seed)
     return clips
+
+
+def _pause_after_first_word(phrase: str) -> str:
+    """``"hey travis"`` -> ``"hey, travis"``: the engines pause at the comma."""
+    first, rest = phrase.split(maxsplit=1)
+    return f"{first.rstrip(',')}, {rest}"
+
+
+def _paused_sentences(
+    clips: list[_Clip], phrases: list[str], share: float, seed: int
+) -> list[_Clip]:
+    """``clips`` with ``share`` of the near-miss sentences of training's ambient audio and the
+    mining corpus saying their near miss with a pause ("Hey, travis, the kettle is boiling").
+    Only texts change, after every draw of the plan."""
+    several = sorted((p for p in phrases if len(p.split()) > 1), key=len, reverse=True)
+    said = [i for i, c in enumerate(clips)
+            if c.split in ("train", MINING_POOL) and c.kind == "confusable"]  # fmt: skip
+    rng = _rng(seed, "paused sentences")
+    out = list(clips)
+    for i in rng.choice(said, round(share * len(said)), replace=False) if said else []:
+        text = clips[int(i)].text
+        for phrase in several:  # the longest phrase it says, capitalized as it is written
+            capitalized = phrase[0].upper() + phrase[1:]
+            if capitalized in text:
+                paused = _pause_after_first_word(capitalized)
+                out[int(i)] = replace(clips[int(i)], text=text.replace(capitalized, paused, 1))
+                break
+    return out
 
 
 def _paused_near_misses(clips: list[_Clip], share: float, seed: int) -> list[_Clip]:
@@ -267,8 +303,7 @@ def _paused_near_misses(clips: list[_Clip], share: float, seed: int) -> list[_Cl
     rng = _rng(seed, "paused near misses")
     out = list(clips)
     for i in rng.choice(said, round(share * len(said)), replace=False) if said else []:
-        first, rest = clips[int(i)].text.split(maxsplit=1)
-        out[int(i)] = replace(clips[int(i)], text=f"{first.rstrip(',')}, {rest}")
+        out[int(i)] = replace(clips[int(i)], text=_pause_after_first_word(clips[int(i)].text))
     return out
 
 

@@ -261,7 +261,8 @@ def test_list_test_clips_needs_positives_and_ambient(tmp_path: Path):
 
 
 def _tiny_data(root: Path) -> Path:
-    """Three positives (one of a test-only engine), two near misses (one a slip), 20 s ambient."""
+    """Three positives (one of a test-only engine), three near misses (one a slip, one said with
+    a pause), 20 s ambient."""
     rng = np.random.default_rng(0)
 
     def clip(seconds: float) -> np.ndarray:  # faint noise
@@ -286,6 +287,7 @@ def _tiny_data(root: Path) -> Path:
         },
         "test/negative/espeak_0000.wav": {"near_miss": True, "text": "kay jarvis"},
         "test/negative/espeak_0001.wav": {"near_miss": True, "text": "hey marvin"},
+        "test/negative/espeak_0002.wav": {"near_miss": True, "text": "hey, marvin"},
     }.items():
         write_wav(root / name, clip(1.0))
         files[name] = {"split": "test", **entry}
@@ -323,7 +325,8 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
         assert {w: g["clips"] for w, g in shipped["wordings"].items()} == {"fluent": 2, "paused": 1}
         assert (shipped["unpaused"]["detected"], shipped["unpaused"]["clips"]) == (0, 2)
         assert shipped["positive_clips"] == 3
-        assert (shipped["near_miss_clips"], shipped["slip_clips"]) == (1, 1)
+        assert (shipped["near_miss_clips"], shipped["slip_clips"]) == (2, 1)
+        assert shipped["paused_near_misses"] == {"false_accepts": 0, "clips": 1}
         # Noise is no wake word: nothing detected, nothing fires, so every cutoff ties and
         # the highest one is the matched point.
         assert shipped["positives_detected"] == 0 and shipped["ambient_activations"] == 0
@@ -336,7 +339,9 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
 
     main(["--data", str(data), models[1]])
     text = capsys.readouterr().out
-    assert "shipped  cutoff 0.97  all 0/3  near misses 0/1 (slips 0/1)" in text
+    assert (
+        "shipped  cutoff 0.97  all 0/3  near misses 0/2 (slips 0/1) (said with a pause 0/1)" in text
+    )
     assert "espeak-ng 0/1  piper 0/1  rhvoice (never heard) 0/1" in text
     assert "clean 0/1  noisy 0/2" in text
     assert "said fluent 0/2  paused 0/1  (without a pause 0/2)" in text

@@ -136,13 +136,14 @@ def test_explain_config_in_a_narrow_console_keeps_each_description_whole(monkeyp
 
 
 def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
-    """data.demo.validation_conditions, training_paused_share, training_min_phrase_distance
-    and training_paused_near_miss_share came after demo data sets were built: off, the data
+    """data.demo.validation_conditions, training_paused_share, training_min_phrase_distance,
+    the paused near misses' fields came after demo data sets were built: off, the data
     set is the one built before them, and its fingerprint must not ask for a rebuild."""
     off = DemoDataConfig()
     before = off.model_dump(mode="json")
     del before["validation_conditions"], before["training_paused_share"]
     del before["training_min_phrase_distance"], before["training_paused_near_miss_share"]
+    del before["training_paused_sentence_share"], before["test_paused_near_misses"]
     text = json.dumps(before, sort_keys=True)
     assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert DemoDataConfig(validation_conditions=True).fingerprint() != off.fingerprint()
@@ -150,6 +151,8 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     assert DemoDataConfig(training_min_phrase_distance=2).fingerprint() != off.fingerprint()
     paused = DemoDataConfig(training_paused_near_miss_share=0.3)
     assert paused.fingerprint() != off.fingerprint()
+    assert DemoDataConfig(training_paused_sentence_share=0.3).fingerprint() != off.fingerprint()
+    assert DemoDataConfig(test_paused_near_misses=10).fingerprint() != off.fingerprint()
     assert DemoDataConfig(seed=2).fingerprint() != off.fingerprint()  # every other field counts
 
 

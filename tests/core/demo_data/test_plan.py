@@ -428,3 +428,38 @@ def test_training_paused_near_miss_share_pauses_training_near_misses_only():
     several = [c for c in before if c.split == "train" and c.near_miss and " " in c.text]
     assert len(changed) == round(0.5 * len(several)) > 0
     assert not [c for c in plan(0.0) if "," in c.text and c.near_miss and c.split == "train"]
+
+
+def test_training_paused_sentence_share_pauses_training_near_miss_sentences_only():
+    def plan(share):
+        update = {"training_paused_sentence_share": share}
+        return _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+
+    before, after = plan(None), plan(0.5)
+    assert plan(0.5) == after  # reproducible from the seed
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    sentences = [c for c in before if c.kind == "confusable" and c.split in ("train", MINING_POOL)]
+    assert changed and len(changed) <= round(0.5 * len(sentences))
+    for b, a in changed:  # a comma after the near miss's first word, nothing else
+        assert a.kind == "confusable" and a.split in ("train", MINING_POOL)
+        assert replace(a, text=b.text) == b
+        assert a.text.replace(",", "", 1) == b.text and normalize(a.text) == normalize(b.text)
+
+
+def test_test_paused_near_misses_come_after_every_other_clip():
+    def plan(count):
+        update = {"near_miss_negatives": 60, "test_paused_near_misses": count}
+        return _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+
+    before, after = plan(0), plan(20)
+    assert after[: len(before)] == before  # every other clip keeps its draws and name
+    added = after[len(before) :]
+    assert len(added) == 20 and {c.generator for c in added} == {"piper", "espeak-ng"}
+    phrases = {normalize(p.text) for p in near_miss_phrases(DataConfig(demo=TINY))}
+    for clip in added:
+        assert (clip.split, clip.kind, clip.near_miss) == ("test", "negative", True)
+        first, rest = clip.text.split(", ", 1)  # said with a pause after the first word
+        assert f"{first} {rest}" in phrases
+    assert {c.voice.split("+")[0] for c in added if c.generator == "espeak-ng"} <= set(
+        TINY.test_espeak_voices
+    )  # the test's own voices
