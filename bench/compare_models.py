@@ -338,25 +338,14 @@ def score_model(
 def paused_near_misses(
     cutoff: float, scored: evaluation.ScoredStreams, config: EvaluationConfig, split: SplitClips
 ) -> dict[str, int] | None:
-    """False accepts of the near-miss clips said with a pause ("hey, travis"; slips apart) at
-    ``cutoff``, of how many: a model that takes a pause for the wake word fires on them. None
-    when the test split has none (``data.demo.test_paused_near_misses``)."""
+    """``evaluation.paused_near_misses`` of the test split at ``cutoff``: the near misses said
+    with a pause that fire (``data.demo.test_paused_near_misses``), or None without any."""
     files = split.described.get("files", {})
-    paused = np.array(
-        [
-            bool(files.get(name, {}).get("near_miss"))
-            and "," in files.get(name, {}).get("text", "")
-            for name in split.names["negative"]
-        ],
-        dtype=bool,
-    )
-    if split.slips is not None:
-        paused &= ~np.asarray(split.slips.negative, dtype=bool)
-    if not paused.any():
-        return None
     detections = evaluation.detect_with_config(scored.negative_probs, cutoff, config, scored.stride)
-    fired = np.asarray(evaluation.clip_hits(detections, scored.negative_spans, scored.stride))
-    return {"false_accepts": int(fired[paused].sum()), "clips": int(paused.sum())}
+    fired = evaluation.clip_hits(detections, scored.negative_spans, scored.stride)
+    entries = [files.get(name, {}) for name in split.names["negative"]]
+    slips = None if split.slips is None else split.slips.negative
+    return evaluation.paused_near_misses(fired, entries, slips)
 
 
 def point_figures(

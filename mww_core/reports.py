@@ -392,6 +392,19 @@ def _wording_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _paused_near_miss_line(metrics: dict[str, Any]) -> list[str]:
+    said = metrics.get("paused_near_misses")
+    if not said:
+        return []
+    return [
+        f'Of the test\'s {said["clips"]} near misses said with a pause ("hey, travis"; slips '
+        f"apart), {said['false_accepts']} fired at the cutoff: a model that takes a pause for "
+        "the wake word fires on them. Validation's near misses, which chose the cutoff, are all "
+        "said in one breath.",
+        "",
+    ]
+
+
 def _held_out_line(metrics: dict[str, Any]) -> list[str]:
     held_out = metrics.get("test_held_out")
     if not held_out:
@@ -491,6 +504,7 @@ def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:
         *_held_out_line(metrics),
         *_results_table(metrics),
         "",
+        *_paused_near_miss_line(metrics),
     ]
     shipped = metrics.get("shipped", FINAL)
     if shipped != FINAL:

@@ -44,6 +44,7 @@ from mww_core.evaluation.sweep import (  # noqa: F401
     confusion_matrix,
     evaluate_streaming,
     manifest_cutoff,
+    paused_near_misses,
     recall_by_group,
     sweep,
     sweep_cutoffs,

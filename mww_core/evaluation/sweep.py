@@ -314,6 +314,26 @@ def recall_by_group(hits: Sequence[bool], groups: Sequence[str]) -> dict[str, di
     return out
 
 
+def paused_near_misses(
+    fired: Sequence[bool], entries: Sequence[dict[str, Any]], slips: Sequence[bool] | None = None
+) -> dict[str, int] | None:
+    """False accepts among the near-miss clips said with a pause ("hey, travis": a comma in
+    the ``text`` of their ``dataset.json`` entry), slips left out, of how many.
+
+    ``fired`` and ``entries`` (and ``slips``) are per negative clip, in stream order. A model
+    that takes a pause for the wake word fires on these. None when there are none.
+    """
+    if len(fired) != len(entries):
+        raise ValueError(f"{len(fired)} clip results for {len(entries)} clip entries")
+    paused = [bool(e.get("near_miss")) and "," in str(e.get("text", "")) for e in entries]
+    if slips is not None:
+        paused = [p and not bool(s) for p, s in zip(paused, slips, strict=True)]
+    if not any(paused):
+        return None
+    accepted = sum(bool(f) for f, p in zip(fired, paused, strict=True) if p)
+    return {"false_accepts": accepted, "clips": sum(paused)}
+
+
 def unpaused(wordings: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """Recall of the wake words said without a pause (every wording of ``recall_by_group``'s
     per-wording result but ``paused`` and ``unknown``): people mostly say a wake word in one

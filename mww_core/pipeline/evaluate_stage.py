@@ -91,6 +91,30 @@ def _evaluate_weights(
     return {"summary": summary, "sweeps": sweeps, "scored": scored}
 
 
+def _paused_near_misses(config: FullConfig, test, cutoff: float) -> dict:
+    """``{"paused_near_misses": ...}``: the test's near misses said with a pause that fire at
+    ``cutoff`` (``evaluation.paused_near_misses``); ``{}`` when the test has none, or its
+    ``dataset.json`` does not describe the negative stream's clips."""
+    from mww_core import evaluation
+    from mww_core.features.streams import plan_stream_jobs
+
+    manifest = config.data.data_dir / "dataset.json"
+    jobs = plan_stream_jobs(config, "test")
+    names = next((j.sources for j in jobs if j.kind == "negative"), ())
+    if not manifest.exists() or len(names) != len(test.negative_spans):
+        return {}
+    files = json.loads(manifest.read_text()).get("files", {})
+    stride = test.stride
+    detections = evaluation.detect_with_config(
+        test.negative_probs, cutoff, config.evaluation, stride
+    )
+    fired = evaluation.clip_hits(detections, test.negative_spans, stride)
+    said = evaluation.paused_near_misses(
+        fired, [files.get(n, {}) for n in names], test.negative_slips
+    )
+    return {"paused_near_misses": said} if said else {}
+
+
 def _test_groups(config: FullConfig, hits: list[bool]) -> dict:
     """Test recall per voice group, speaker gender and condition, and what the test split holds
     out.
@@ -172,6 +196,7 @@ def _evaluation_metrics(
             summary["test"], len(test.positive_spans), len(test.negative_spans)
         ),
         **_test_groups(config, hits),
+        **_paused_near_misses(config, test, summary["cutoff"]),
         "firing": {
             "stride": stride,
             "sliding_window_size": cfg.sliding_window_size,

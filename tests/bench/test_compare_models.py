@@ -29,6 +29,7 @@ from bench.compare_models import (
 from mww_core.audio import write_wav
 from mww_core.demo_data.conditions import speech_rms
 from mww_core.evaluation import clip_wording, unpaused
+from mww_core.evaluation import paused_near_misses as evaluation_paused
 from tests.reference_models import REFERENCE_DIR, needs_reference_models
 
 
@@ -188,6 +189,23 @@ def test_hits_by_wording_counts_each_wording():
         "paused": (2, 2),
         "request": (0, 1),
     }
+
+
+def test_paused_near_misses_counts_the_paused_ones_that_fire_slips_apart():
+    entries = [
+        {"near_miss": True, "text": "hey, travis"},  # fired
+        {"near_miss": True, "text": "hey, marvin"},  # did not
+        {"near_miss": True, "text": "kay, jarvis"},  # a slip: apart
+        {"near_miss": True, "text": "hey travis"},  # in one breath
+        {"text": "Close the window, please."},  # not a near miss
+    ]
+    fired = [True, False, True, True, True]
+    slips = [False, False, True, False, False]
+    assert evaluation_paused(fired, entries, slips) == {"false_accepts": 1, "clips": 2}
+    assert evaluation_paused(fired, entries) == {"false_accepts": 2, "clips": 3}
+    assert evaluation_paused(fired[3:], entries[3:]) is None
+    with pytest.raises(ValueError, match="2 clip results for 5"):
+        evaluation_paused(fired[:2], entries)
 
 
 def test_unpaused_sums_every_wording_but_the_paused():

@@ -62,6 +62,7 @@ def make_metrics() -> tuple[dict, dict]:
             "paused": {"clips": 8, "detected": 8, "recall": 1.0},
         },
         "unpaused": {"clips": 12, "detected": 7, "recall": 0.5833},
+        "paused_near_misses": {"false_accepts": 3, "clips": 14},
         "test_held_out": "espeak-ng en-029 with 3 variants of their own",
         "firing": {
             "stride": 3,
@@ -147,6 +148,9 @@ def test_write_report_files_and_content(tmp_path):
     assert wordings.index("| fluent | 12 | 7 | 0.583 |") < wordings.index("| paused | 8 | 8 |")
     assert 'paused: "hey, jarvis"' in wordings
     assert wordings.rstrip().endswith("| **without a pause** (all but paused) | 12 | 7 | 0.583 |")
+    paused = [line for line in text.splitlines() if "near misses said with a pause" in line]
+    assert len(paused) == 1 and "Of the test's 14 near misses" in paused[0]
+    assert "), 3 fired at the cutoff" in paused[0]
     held_out = [line for line in text.splitlines() if "never used in training" in line]
     assert held_out == [
         "The test split's voices, engine settings and rooms are never used in training or "
