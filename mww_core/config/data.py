@@ -146,8 +146,9 @@ class DemoDataConfig(Section):
     test_paused_near_misses: int = Field(
         0,
         ge=0,
-        description="Near-miss clips added to the test split, half from each engine at the "
-        'test\'s voices and settings, said with a pause after the first word ("hey, travis"): '
+        description="Near-miss clips added to the test split, half said by Piper and half by "
+        "espeak-ng at the test's voices and settings, with a pause after the first word (\"hey, "
+        'travis"): '
         "a model that takes a pause for the wake word fires on them. Planned after every other "
         "clip, so every other clip keeps its draws.",
     )
