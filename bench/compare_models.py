@@ -335,19 +335,6 @@ def score_model(
     return scored, config
 
 
-def paused_near_misses(
-    cutoff: float, scored: evaluation.ScoredStreams, config: EvaluationConfig, split: SplitClips
-) -> dict[str, int] | None:
-    """``evaluation.paused_near_misses`` of the test split at ``cutoff``: the near misses said
-    with a pause that fire (``data.demo.test_paused_near_misses``), or None without any."""
-    files = split.described.get("files", {})
-    detections = evaluation.detect_with_config(scored.negative_probs, cutoff, config, scored.stride)
-    fired = evaluation.clip_hits(detections, scored.negative_spans, scored.stride)
-    entries = [files.get(name, {}) for name in split.names["negative"]]
-    slips = None if split.slips is None else split.slips.negative
-    return evaluation.paused_near_misses(fired, entries, slips)
-
-
 def point_figures(
     row: dict[str, Any],
     scored: evaluation.ScoredStreams,
@@ -361,7 +348,9 @@ def point_figures(
     hits = evaluation.clip_hits(detections, scored.positive_spans, scored.stride)
     slip_clips = row.get("slip_clips", 0)
     wordings = hits_by_wording(hits, split.names["positive"], split.described)
-    paused = paused_near_misses(row["cutoff"], scored, config, split)
+    files = split.described.get("files", {})
+    entries = [files.get(name, {}) for name in split.names["negative"]]
+    paused = evaluation.paused_near_misses_at(scored, row["cutoff"], config, entries)
     return {
         **({"paused_near_misses": paused} if paused else {}),
         "cutoff": row["cutoff"],
@@ -423,11 +412,11 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
             f"{head}no cutoff swept keeps {limits} (lowest reached: FAH "
             f"{_fmt(lowest['fah'], 2)}, near-miss rate {_fmt(lowest['near_miss_rate'], 3)})"
         )
-    slips = f" (slips {point['slip_false_accepts']}/{point['slip_clips']})"
-    slips = slips if point["slip_clips"] else ""
+    apart = f" (slips {point['slip_false_accepts']}/{point['slip_clips']})"
+    apart = apart if point["slip_clips"] else ""
     if point.get("paused_near_misses"):
         paused = point["paused_near_misses"]
-        slips += f" (said with a pause {paused['false_accepts']}/{paused['clips']})"
+        apart += f" (said with a pause {paused['false_accepts']}/{paused['clips']})"
     engines = "  ".join(f"{e} {g['detected']}/{g['clips']}" for e, g in point["engines"].items())
     conditions = "  ".join(
         f"{c} {g['detected']}/{g['clips']}" for c, g in point["conditions"].items()
@@ -440,7 +429,7 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         f"{head}cutoff {point['cutoff']:.2f}  "
         f"all {point['positives_detected']}/{point['positive_clips']}  "
         f"near misses {point['false_accepts']}/{point['near_miss_clips']}"
-        f"{slips}  "
+        f"{apart}  "
         f"ambient activations {point['ambient_activations']} "
         f"(+{point['slip_activations']} slips)  FAH {_fmt(point['fah'], 2)}\n"
         f"{' ' * len(head)}{engines}\n"

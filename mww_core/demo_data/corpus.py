@@ -144,6 +144,11 @@ def near_miss_phrases(data: DataConfig) -> list[Confusable]:
     )
 
 
+def capitalized(phrase: str) -> str:
+    """A near-miss phrase as a sentence says it: ``"hey travis"`` -> ``"Hey travis"``."""
+    return phrase[0].upper() + phrase[1:]
+
+
 def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
     """Near-miss phrases said inside everyday sentences: as a greeting, or after a remark.
 
@@ -152,7 +157,7 @@ def _near_miss_sentences(phrases: list[str], sentences: list[str]) -> list[str]:
     """
     out = []
     for phrase in phrases:
-        said = phrase[0].upper() + phrase[1:]
+        said = capitalized(phrase)
         for sentence in sentences:
             lower = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
             out.append(f"{said}, {lower}")

@@ -22,9 +22,11 @@ from mww_core.demo_data.corpus import (
     _near_miss_sentences,
     _normalize,
     _wake_word_variants,
+    capitalized,
     near_miss_phrases,
     speaker_gender,
 )
+from mww_core.evaluation.slips import said_phrase
 
 SPLITS = ("train", "validation", "test")
 # The mining corpus (train/mining/) is said by the train voices, in utterances of its own.
@@ -276,19 +278,19 @@ def _paused_sentences(
     """``clips`` with ``share`` of the near-miss sentences of training's ambient audio and the
     mining corpus saying their near miss with a pause ("Hey, travis, the kettle is boiling").
     Only texts change, after every draw of the plan."""
-    several = sorted((p for p in phrases if len(p.split()) > 1), key=len, reverse=True)
+    several = [_normalize(p) for p in phrases if len(p.split()) > 1]
     said = [i for i, c in enumerate(clips)
             if c.split in ("train", MINING_POOL) and c.kind == "confusable"]  # fmt: skip
     rng = _rng(seed, "paused sentences")
     out = list(clips)
     for i in rng.choice(said, round(share * len(said)), replace=False) if said else []:
         text = clips[int(i)].text
-        for phrase in several:  # the longest phrase it says, capitalized as it is written
-            capitalized = phrase[0].upper() + phrase[1:]
-            if capitalized in text:
-                paused = _pause_after_first_word(capitalized)
-                out[int(i)] = replace(clips[int(i)], text=text.replace(capitalized, paused, 1))
-                break
+        phrase = said_phrase(text, several)
+        if phrase is not None:  # said capitalized, as _near_miss_sentences writes it
+            said = capitalized(phrase)
+            out[int(i)] = replace(
+                clips[int(i)], text=text.replace(said, _pause_after_first_word(said), 1)
+            )
     return out
 
 
@@ -355,9 +357,7 @@ def _farther_near_misses(
         near = clip.kind == "confusable" or (clip.kind == "negative" and clip.near_miss)
         if clip.split not in ("train", MINING_POOL) or not near:
             continue
-        padded = f" {_normalize(clip.text)} "
-        said = [p for p in distance if f" {p} " in padded]
-        phrase = max(said, key=len) if said else None
+        phrase = said_phrase(clip.text, distance)
         if phrase is None or distance[phrase] >= min_distance:
             continue
         new = farther[int(rng.integers(len(farther)))]
@@ -370,10 +370,10 @@ def _swap_phrase(text: str, phrase: str, new: str) -> str:
     or a sentence that says it capitalized, as ``_near_miss_sentences`` writes them)."""
     if _normalize(text) == phrase:
         return new
-    said = phrase[0].upper() + phrase[1:]
+    said = capitalized(phrase)
     if said not in text:
         raise ValueError(f"near-miss sentence {text!r} does not say {said!r}")
-    return text.replace(said, new[0].upper() + new[1:], 1)
+    return text.replace(said, capitalized(new), 1)
 
 
 def _plan_unheard_engine(

@@ -45,6 +45,7 @@ from mww_core.evaluation.sweep import (  # noqa: F401
     evaluate_streaming,
     manifest_cutoff,
     paused_near_misses,
+    paused_near_misses_at,
     recall_by_group,
     sweep,
     sweep_cutoffs,

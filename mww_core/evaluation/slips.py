@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,11 +63,18 @@ def phrase_distances(described: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def said_phrase(text: str, phrases: Iterable[str]) -> str | None:
+    """The longest of the (normalized) near-miss ``phrases`` that ``text`` says, word for
+    word; None when it says none."""
+    padded = f" {_normalize(text)} "
+    said = [p for p in phrases if f" {p} " in padded]
+    return max(said, key=len) if said else None
+
+
 def said_distance(text: str, distances: dict[str, int]) -> int | None:
     """Distance of the longest near-miss phrase ``text`` says (None: it says none)."""
-    padded = f" {_normalize(text)} "
-    said = [p for p in distances if f" {p} " in padded]
-    return distances[max(said, key=len)] if said else None
+    phrase = said_phrase(text, distances)
+    return None if phrase is None else distances[phrase]
 
 
 def find_slips(

@@ -334,6 +334,20 @@ def paused_near_misses(
     return {"false_accepts": accepted, "clips": sum(paused)}
 
 
+def paused_near_misses_at(
+    scored: ScoredStreams,
+    cutoff: float,
+    config: EvaluationConfig,
+    entries: Sequence[dict[str, Any]],
+) -> dict[str, int] | None:
+    """``paused_near_misses`` of scored streams at ``cutoff``: which negative clips fire as
+    the device fires, with ``entries`` (their ``dataset.json`` entries, in stream order) and
+    the streams' own slips."""
+    detections = detect_with_config(scored.negative_probs, cutoff, config, scored.stride)
+    fired = clip_hits(detections, scored.negative_spans, scored.stride)
+    return paused_near_misses(fired, entries, scored.negative_slips)
+
+
 def unpaused(wordings: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """Recall of the wake words said without a pause (every wording of ``recall_by_group``'s
     per-wording result but ``paused`` and ``unknown``): people mostly say a wake word in one

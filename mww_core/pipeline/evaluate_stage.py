@@ -104,14 +104,8 @@ def _paused_near_misses(config: FullConfig, test, cutoff: float) -> dict:
     if not manifest.exists() or len(names) != len(test.negative_spans):
         return {}
     files = json.loads(manifest.read_text()).get("files", {})
-    stride = test.stride
-    detections = evaluation.detect_with_config(
-        test.negative_probs, cutoff, config.evaluation, stride
-    )
-    fired = evaluation.clip_hits(detections, test.negative_spans, stride)
-    said = evaluation.paused_near_misses(
-        fired, [files.get(n, {}) for n in names], test.negative_slips
-    )
+    entries = [files.get(n, {}) for n in names]
+    said = evaluation.paused_near_misses_at(test, cutoff, config.evaluation, entries)
     return {"paused_near_misses": said} if said else {}
 
 

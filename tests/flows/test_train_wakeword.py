@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flows.train_wakeword import train_wakeword
 from mww_core.evaluation import StreamingTFLiteModel
@@ -19,7 +20,7 @@ MINE_ALL = {"threshold": 0.0, "max_per_source": 2}
 
 
 def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
-    config = write_tiny_config(tmp_path, mining=MINE_ALL)
+    config = _with_paused_test_near_misses(write_tiny_config(tmp_path, mining=MINE_ALL))
     started = time.time()
     summary = train_wakeword(config=str(config))
     first = time.time() - started
@@ -40,6 +41,7 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     wordings = text.split("## Recall per wording (test, cutoff")[1].split("\n## ")[0]
     assert all(f"| {w} |" in wordings for w in ("fluent", "paused", "request"))
     assert "never used in training or validation (espeak-ng en-us-nyc" in text
+    assert "Of the test's 6 near misses said with a pause" in text
     assert summary["skipped"] == []
     # Mining re-made every kept window mining.augmented_copies (8) times, all in one shard.
     mine = json.loads((report.parent.parent / "mine_hard_negatives" / "stage.json").read_text())
@@ -48,6 +50,7 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert mine["metrics"]["kept"] > 0 and len(hard) == 9 * mine["metrics"]["kept"]
     # The metrics table artifact names the model that ships (phase 2, or phase 1 carried over).
     metrics = json.loads((report.parent / "stage.json").read_text())["metrics"]
+    assert metrics["paused_near_misses"]["clips"] == 6  # no slips: every near miss counts
     rows = _evaluation_table()
     assert {r["model"] for r in rows} >= {f"{metrics['shipped']} (shipped)"}
     shipped_test = next(
@@ -70,6 +73,7 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert "slip_clips" not in metrics["test"]
     evaluation = {"target_fah": 5.0, "near_miss_min_distance": 2}
     config = write_tiny_config(tmp_path, mining=MINE_ALL, evaluation=evaluation)
+    config = _with_paused_test_near_misses(config)
     assert pipeline.up_to_date(load_config(config)) is None
     changed = train_wakeword(config=str(config))
     assert set(changed["skipped"]) == trained
@@ -79,12 +83,22 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     slips = sum(
         1
         for name, entry in described["files"].items()
-        if name.startswith("test/negative/") and distances.get(entry.get("text"), 9) < 2
+        if name.startswith("test/negative/")
+        and distances.get(entry.get("text", "").replace(",", ""), 9) < 2  # paused ones too
     )
     assert metrics["test"]["slip_clips"] == slips > 0
     assert metrics["confusion_matrix"]["true_negatives"] + metrics["test"]["false_accepts"] == (
         metrics["clips"]["test"]["negative"] - slips
     )
+
+
+def _with_paused_test_near_misses(config: Path) -> Path:
+    """The tiny config with 6 test near misses said with a pause ("hey, travis"), which the
+    report counts apart."""
+    spec = yaml.safe_load(config.read_text())
+    spec["data"]["demo"]["test_paused_near_misses"] = 6
+    config.write_text(yaml.safe_dump(spec))
+    return config
 
 
 def _evaluation_table() -> list[dict]:

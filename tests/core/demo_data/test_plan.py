@@ -17,6 +17,7 @@ from mww_core.demo_data.corpus import (
     near_miss_phrases,
 )
 from mww_core.demo_data.plan import MINING_POOL, _plan_clips, held_out_voices
+from mww_core.evaluation.slips import said_distance
 from tests.core.demo_data.test_build import TINY
 
 
@@ -391,10 +392,8 @@ def test_training_min_phrase_distance_keeps_slips_out_of_training_only():
     data = plan(2)
     distance = {normalize(c.text): c.spoken_distance for c in near_miss_phrases(data)}
 
-    def closest(text):  # the distance of the longest phrase the text says (as the slips do)
-        padded = f" {normalize(text)} "
-        said = [p for p in distance if f" {p} " in padded]
-        return distance[max(said, key=len)] if said else None
+    def closest(text):  # what the evaluation calls a slip is what training must not say
+        return said_distance(text, distance)
 
     before, after = _plan_clips(plan(None)), _plan_clips(data)
     assert _plan_clips(data) == after  # reproducible from the seed
