@@ -51,8 +51,9 @@ logger = logging.getLogger(__name__)
 # misses; 5: a test split of held-out voices, Piper settings, rooms and conditions; 6: the
 # manifest marks near-miss clips ("near_miss": true) for augmentation.near_miss_copies; 7:
 # every test condition hears every voice of Pico, MBROLA and RHVoice, and the test's pitch
-# shifts are 4-5 semitones (beyond the demo's wider speed and pitch perturbation)
-DEMO_DATA_VERSION = 7
+# shifts are 4-5 semitones (beyond the demo's wider speed and pitch perturbation); 8: every
+# test condition hears every wording (the texts no longer turn in lockstep with conditions)
+DEMO_DATA_VERSION = 8
 MANIFEST_NAME = "dataset.json"
 
 

@@ -524,7 +524,7 @@ class _Planner:
                 voice = self._piper_voice(split)
             elif generator == "espeak-ng":
                 voice = self._espeak_voice(split, voice)
-            text = texts[text_order[i % len(texts)]]
+            text = texts[text_order[self._text_turn(kind, split, i) % len(texts)]]
             condition = self._next_condition(kind, split)
             request = self._says_request(kind, split)
             if condition == "command" and self.commands:
@@ -554,6 +554,16 @@ class _Planner:
         after each round of conditions, so that every condition hears every voice (with two
         voices in turn, each condition would hear one: noisy clips all said by one speaker)."""
         if kind == "positive" and split == "test" and generator in EXTRA_ENGINE_VOICES:
+            return i + i // len(CONDITIONS)
+        return i
+
+    @staticmethod
+    def _text_turn(kind: str, split: str, i: int) -> int:
+        """Which of its texts the ``i``-th clip says: each in turn. The test's wake words move
+        one text on after each round of conditions, so that every condition hears every wording
+        (with the texts and conditions in lockstep, all of one engine's noisy clips said "hey,
+        jarvis" and none of its clean ones did)."""
+        if kind == "positive" and split == "test":
             return i + i // len(CONDITIONS)
         return i
 

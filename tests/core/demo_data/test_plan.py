@@ -14,6 +14,7 @@ from mww_core.demo_data.corpus import (
     ESPEAK_VOICES,
     NEAR_MISS_PHRASES,
     TRAINING_COMMANDS,
+    _wake_word_variants,
     near_miss_phrases,
 )
 from mww_core.demo_data.plan import MINING_POOL, _plan_clips, held_out_voices
@@ -270,6 +271,23 @@ def test_every_condition_hears_every_voice_of_an_engine_with_a_few():
         # Training's voices still take turns.
         train = [c.voice for c in wake if c.split == "train"]
         assert all(a != b for a, b in zip(train, train[1:], strict=False)), engine
+
+
+def test_every_test_condition_hears_every_wording_of_every_engine():
+    """Texts and conditions do not turn in lockstep: an engine's noisy wake words are not all
+    "hey, jarvis", nor its clean ones all "hey jarvis"."""
+    update = {"piper_positives": 100, "espeak_positives": 100, "pico_positives": 120,
+              "pico_share": 0.2, "mbrola_positives": 48, "mbrola_share": 0.2,
+              "mbrola_test_only": True}  # fmt: skip
+    clips = _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+    wordings = set(_wake_word_variants("hey jarvis"))
+    assert len(wordings) == 3
+    for engine in ("espeak-ng", "piper", "pico", "mbrola"):
+        test = [c for c in clips if c.generator == engine and c.kind == "positive"
+                and c.split == "test" and c.condition != "command"]  # fmt: skip
+        for condition in set(CONDITIONS) - {"command"}:
+            said = {c.text for c in test if c.condition == condition}
+            assert said == wordings, (engine, condition, said)
 
 
 def test_two_test_only_engines_leave_each_other_alone():
