@@ -24,6 +24,7 @@ class DemoDataConfig(Section):
         "training_paused_near_miss_share": None,
         "training_paused_sentence_share": None,
         "test_paused_near_misses": 0,
+        "validation_paused_near_misses": 0,
     }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
@@ -151,6 +152,15 @@ class DemoDataConfig(Section):
         'travis"): '
         "a model that takes a pause for the wake word fires on them. Planned after every other "
         "clip, so every other clip keeps its draws.",
+    )
+    validation_paused_near_misses: int = Field(
+        0,
+        ge=0,
+        description="Near-miss clips added to the validation split as test_paused_near_misses "
+        "adds them to the test's (at validation's voices and settings), so that the best step "
+        "and the manifest cutoff count near misses said with a pause among validation's near "
+        "misses (training.max_near_miss_rate). Planned after the test's, so every other clip "
+        "keeps its draws.",
     )
     command_share: float = Field(
         0.0,

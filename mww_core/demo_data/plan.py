@@ -248,12 +248,14 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         positives, share = getattr(demo, f"{engine}_positives"), getattr(demo, f"{engine}_share")
         _plan_unheard_engine(planner, engine, positives, share, said, fractions, wake_words,
                              phrases, sentences, carriers)  # fmt: skip
-    # The test's paused near misses come after everything else: every clip keeps its draws.
+    # The test's paused near misses come after everything else, validation's after them:
+    # every clip keeps its draws.
     paused = [_pause_after_first_word(p) for p in phrases if len(p.split()) > 1]
-    if paused and demo.test_paused_near_misses:
-        n = demo.test_paused_near_misses
-        planner.add("negative", "piper", "test", n // 2, paused, near_miss=True)
-        planner.add("negative", "espeak-ng", "test", n - n // 2, paused, near_miss=True)
+    for split, n in (("test", demo.test_paused_near_misses),
+                     ("validation", demo.validation_paused_near_misses)):  # fmt: skip
+        if paused and n:
+            planner.add("negative", "piper", split, n // 2, paused, near_miss=True)
+            planner.add("negative", "espeak-ng", split, n - n // 2, paused, near_miss=True)
     clips = planner.clips
     if demo.training_paused_share is not None and len(wake_words) >= 3:
         clips = _repaused(clips, wake_words, demo.training_paused_share, demo.seed)

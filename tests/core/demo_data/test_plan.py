@@ -463,20 +463,23 @@ def test_training_paused_sentence_share_pauses_training_near_miss_sentences_only
         assert a.text.replace(",", "", 1) == b.text and normalize(a.text) == normalize(b.text)
 
 
-def test_test_paused_near_misses_come_after_every_other_clip():
-    def plan(count):
-        update = {"near_miss_negatives": 60, "test_paused_near_misses": count}
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_paused_near_misses_come_after_every_other_clip(split):
+    def plan(test, validation=0):
+        update = {"near_miss_negatives": 60, "test_paused_near_misses": test,
+                  "validation_paused_near_misses": validation}  # fmt: skip
         return _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
 
-    before, after = plan(0), plan(20)
+    # Validation's come after the test's: each keeps the other's clips as they were.
+    before = plan(0) if split == "test" else plan(12)
+    after = plan(20) if split == "test" else plan(12, 20)
     assert after[: len(before)] == before  # every other clip keeps its draws and name
     added = after[len(before) :]
     assert len(added) == 20 and {c.generator for c in added} == {"piper", "espeak-ng"}
     phrases = {normalize(p.text) for p in near_miss_phrases(DataConfig(demo=TINY))}
     for clip in added:
-        assert (clip.split, clip.kind, clip.near_miss) == ("test", "negative", True)
+        assert (clip.split, clip.kind, clip.near_miss) == (split, "negative", True)
         first, rest = clip.text.split(", ", 1)  # said with a pause after the first word
         assert f"{first} {rest}" in phrases
-    assert {c.voice.split("+")[0] for c in added if c.generator == "espeak-ng"} <= set(
-        TINY.test_espeak_voices
-    )  # the test's own voices
+    own = held_out_voices(DataConfig(demo=TINY))[split]
+    assert {c.voice.split("+")[0] for c in added if c.generator == "espeak-ng"} <= set(own)
