@@ -396,11 +396,17 @@ def _paused_near_miss_line(metrics: dict[str, Any]) -> list[str]:
     said = metrics.get("paused_near_misses")
     if not said:
         return []
+    in_validation = said.get("validation_clips", 0)
+    chose = (
+        f"Validation holds {in_validation} near misses said with a pause too, counted in the "
+        "cutoff's near-miss limit."
+        if in_validation
+        else "Validation's near misses, which chose the cutoff, are all said in one breath."
+    )
     return [
         f'Of the test\'s {said["clips"]} near misses said with a pause ("hey, travis"; slips '
         f"apart), {said['false_accepts']} fired at the cutoff: a model that takes a pause for "
-        "the wake word fires on them. Validation's near misses, which chose the cutoff, are all "
-        "said in one breath.",
+        f"the wake word fires on them. {chose}",
         "",
     ]
 

@@ -47,6 +47,7 @@ from mww_core.evaluation.sweep import (  # noqa: F401
     paused_near_misses,
     paused_near_misses_at,
     recall_by_group,
+    said_with_a_pause,
     sweep,
     sweep_cutoffs,
     unpaused,

@@ -314,6 +314,12 @@ def recall_by_group(hits: Sequence[bool], groups: Sequence[str]) -> dict[str, di
     return out
 
 
+def said_with_a_pause(entry: dict[str, Any]) -> bool:
+    """Whether a ``dataset.json`` entry is a near-miss clip said with a pause ("hey, travis":
+    a comma in its text)."""
+    return bool(entry.get("near_miss")) and "," in str(entry.get("text", ""))
+
+
 def paused_near_misses(
     fired: Sequence[bool], entries: Sequence[dict[str, Any]], slips: Sequence[bool] | None = None
 ) -> dict[str, int] | None:
@@ -325,7 +331,7 @@ def paused_near_misses(
     """
     if len(fired) != len(entries):
         raise ValueError(f"{len(fired)} clip results for {len(entries)} clip entries")
-    paused = [bool(e.get("near_miss")) and "," in str(e.get("text", "")) for e in entries]
+    paused = [said_with_a_pause(e) for e in entries]
     if slips is not None:
         paused = [p and not bool(s) for p, s in zip(paused, slips, strict=True)]
     if not any(paused):

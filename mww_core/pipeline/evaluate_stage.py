@@ -106,7 +106,11 @@ def _paused_near_misses(config: FullConfig, test, cutoff: float) -> dict:
     files = json.loads(manifest.read_text()).get("files", {})
     entries = [files.get(n, {}) for n in names]
     said = evaluation.paused_near_misses_at(test, cutoff, config.evaluation, entries)
-    return {"paused_near_misses": said} if said else {}
+    if not said:
+        return {}
+    validation = [f for f in files.values() if f.get("split") == "validation"]
+    said["validation_clips"] = sum(evaluation.said_with_a_pause(f) for f in validation)
+    return {"paused_near_misses": said}
 
 
 def _test_groups(config: FullConfig, hits: list[bool]) -> dict:

@@ -151,6 +151,7 @@ def test_write_report_files_and_content(tmp_path):
     paused = [line for line in text.splitlines() if "near misses said with a pause" in line]
     assert len(paused) == 1 and "Of the test's 14 near misses" in paused[0]
     assert "), 3 fired at the cutoff" in paused[0]
+    assert "Validation's near misses, which chose the cutoff, are all said in one" in paused[0]
     held_out = [line for line in text.splitlines() if "never used in training" in line]
     assert held_out == [
         "The test split's voices, engine settings and rooms are never used in training or "
@@ -163,6 +164,16 @@ def test_write_report_files_and_content(tmp_path):
         image = mpimg.imread(tmp_path / name)
         assert image.shape[0] >= 500 and image.shape[1] >= 700  # readable size
         assert np.std(image[..., :3]) > 0.05  # not blank
+
+
+def test_the_report_says_when_validation_holds_paused_near_misses_too(tmp_path):
+    metrics, sweeps = make_metrics()
+    paused = {"false_accepts": 3, "clips": 14, "validation_clips": 5}
+    write_report(tmp_path, {**metrics, "paused_near_misses": paused}, sweeps)
+    text = (tmp_path / "report.md").read_text()
+    line = next(line for line in text.splitlines() if "near misses said with a pause" in line)
+    assert "Validation holds 5 near misses said with a pause too" in line
+    assert "all said in one breath" not in line
 
 
 def test_verdict_compares_fah_then_false_accepts():

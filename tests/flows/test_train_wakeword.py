@@ -42,6 +42,7 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
     assert all(f"| {w} |" in wordings for w in ("fluent", "paused", "request"))
     assert "never used in training or validation (espeak-ng en-us-nyc" in text
     assert "Of the test's 6 near misses said with a pause" in text
+    assert "Validation holds 4 near misses said with a pause too" in text
     assert summary["skipped"] == []
     # Mining re-made every kept window mining.augmented_copies (8) times, all in one shard.
     mine = json.loads((report.parent.parent / "mine_hard_negatives" / "stage.json").read_text())
@@ -94,9 +95,10 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
 
 def _with_paused_test_near_misses(config: Path) -> Path:
     """The tiny config with 6 test near misses said with a pause ("hey, travis"), which the
-    report counts apart."""
+    report counts apart, and 4 in validation, which the report names."""
     spec = yaml.safe_load(config.read_text())
     spec["data"]["demo"]["test_paused_near_misses"] = 6
+    spec["data"]["demo"]["validation_paused_near_misses"] = 4
     config.write_text(yaml.safe_dump(spec))
     return config
 
