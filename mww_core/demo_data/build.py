@@ -52,8 +52,9 @@ logger = logging.getLogger(__name__)
 # manifest marks near-miss clips ("near_miss": true) for augmentation.near_miss_copies; 7:
 # every test condition hears every voice of Pico, MBROLA and RHVoice, and the test's pitch
 # shifts are 4-5 semitones (beyond the demo's wider speed and pitch perturbation); 8: every
-# test condition hears every wording (the texts no longer turn in lockstep with conditions)
-DEMO_DATA_VERSION = 8
+# test condition hears every wording (the texts no longer turn in lockstep with conditions); 9:
+# Piper renders validation's and the test's clips in chunks of their own (tts.piper_chunks)
+DEMO_DATA_VERSION = 9
 MANIFEST_NAME = "dataset.json"
 
 

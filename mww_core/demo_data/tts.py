@@ -28,20 +28,26 @@ from mww_core.demo_data.conditions import shift_formants
 from mww_core.demo_data.plan import (
     EXTRA_ENGINE_VOICES,
     MBROLA_VOICES,
+    MINING_POOL,
     PIPER_ACCENT,
     PIPER_RANGES,
     RHVOICE_VOICES,
     SETTINGS_RANGES,
     _Clip,
+    _rng,
     _settings_region,
 )
 
 SR = SAMPLE_RATE_HZ
 
-# Piper's random ops are seeded per process (onnxruntime.set_seed before the session exists), so
-# its clips are reproducible only if each process gets the same clips in the same order: the
-# work is cut into a fixed number of chunks, each run in a fresh process.
+# Piper's random ops are seeded per process (onnxruntime.set_seed before the session exists) and
+# run on from clip to clip, so its clips are reproducible only if each process gets the same
+# clips in the same order: the work is cut into fixed chunks, each run in a fresh process from a
+# seed of its own. Training's clips (with the mining corpus's) make PIPER_CHUNKS chunks,
+# validation's and the test's one each, so that changing one split's Piper clips leaves the
+# other splits' audio as it was (a new test clip does not redraw a training clip's voice).
 PIPER_CHUNKS = 2
+_PIPER_GROUPS = {"train": "train", MINING_POOL: "train", "validation": "validation", "test": "test"}
 ESPEAK_THREADS = 2
 
 # Core (speech, without margins) duration limits in seconds; a clip outside is re-timed.
@@ -316,6 +322,18 @@ def _piper_task(clips: list[_Clip], ort_seed: int) -> list[tuple[str, _Rendered]
     return out
 
 
+def piper_chunks(clips: list[_Clip]) -> list[tuple[str, list[_Clip]]]:
+    """Piper's clips cut into the chunks that are each rendered in a fresh process, named:
+    training's (and the mining corpus's) in ``PIPER_CHUNKS`` interleaved chunks, validation's
+    and the test's in one chunk each, every chunk in plan order."""
+    groups: dict[str, list[_Clip]] = {"train": [], "validation": [], "test": []}
+    for clip in clips:
+        groups[_PIPER_GROUPS[clip.split]].append(clip)
+    chunks = [(f"train {i}", groups["train"][i::PIPER_CHUNKS]) for i in range(PIPER_CHUNKS)]
+    chunks += [("validation", groups["validation"]), ("test", groups["test"])]
+    return [(name, chunk) for name, chunk in chunks if chunk]
+
+
 class _PiperRun:
     """Piper synthesis in fresh worker processes, running while the caller does other work."""
 
@@ -337,9 +355,8 @@ class _PiperRun:
             max_workers=PIPER_CHUNKS, mp_context=context, initializer=_init_piper_worker,
             initargs=(self.queue,), max_tasks_per_child=1,
         )  # fmt: skip
-        for i in range(PIPER_CHUNKS):
-            chunk = self.clips[i::PIPER_CHUNKS]
-            seed = (self.seed * 7919 + i) % 2**31
+        for name, chunk in piper_chunks(self.clips):
+            seed = int(_rng(self.seed, f"piper {name}").integers(2**31))
             self.futures.append(self.executor.submit(_piper_task, chunk, seed))
         return self
 

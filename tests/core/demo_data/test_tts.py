@@ -8,19 +8,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from mww_core.config import DataConfig
 from mww_core.demo_data.clips import wake_word_end
+from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.corpus import speaker_gender
-from mww_core.demo_data.plan import PIPER_ACCENT
+from mww_core.demo_data.plan import PIPER_ACCENT, _plan_clips
 from mww_core.demo_data.tts import (
     _espeak_audio,
     _load_piper_voice,
     _mbrola_audio,
     _pico_audio,
     _piper_audio,
+    _PiperRun,
     _rhvoice_audio,
     _speech_bounds,
     frame_levels_db,
+    piper_chunks,
 )
+from tests.core.demo_data.test_build import TINY
 
 # No noise: Piper is then deterministic, so any difference comes from the accent.
 STILL = {"length_scale": 1.0, "noise_scale": 0.0, "noise_w_scale": 0.0}
@@ -187,3 +192,26 @@ def test_the_end_of_a_wake_word_said_before_a_request_is_found(voice, speed):
     levels = frame_levels_db(said[start:])
     at = int(round(found * 100))
     assert (levels[at : at + 6] < levels.max() - 35).all() and levels[at - 1] > levels.max() - 35
+
+
+def test_a_change_to_the_tests_piper_clips_leaves_trainings_audio_alone():
+    """Piper's noise runs on from clip to clip in a process: the test's clips are rendered
+    apart, so a test clip said otherwise does not redraw the training clips after it."""
+    piper = [c for c in _plan_clips(DataConfig(demo=TINY)) if c.generator == "piper"]
+    train = [c for c in piper if c.split == "train"][:3]
+    test = next(c for c in piper if c.split == "test")
+    clips = [train[0], test, train[1], train[2]]  # interleaved: each chunk would hold a test clip
+    assert {name: [c.split for c in chunk] for name, chunk in piper_chunks(clips)} == {
+        "train 0": ["train", "train"], "train 1": ["train"], "test": ["test"]
+    }  # fmt: skip
+
+    def render(clips):
+        with _PiperRun(clips, seed=7) as run:
+            rendered = run.collect(_StageClock(None))
+        return {name: clip.audio for name, clip in rendered.items()}
+
+    before = render(clips)
+    after = render([train[0], replace(test, text="hey jarvis, turn on the lights"), *train[1:]])
+    assert len(after[test.name]) > len(before[test.name]) + 8000  # the test clip changed
+    for clip in train:
+        assert np.array_equal(before[clip.name], after[clip.name]), clip.name
