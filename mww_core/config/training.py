@@ -87,7 +87,7 @@ class PhaseConfig(Section):
     """One training phase."""
 
     # Added after caches were made; at 0 it changes nothing, so it leaves the fingerprint be.
-    _quiet_defaults: ClassVar[dict[str, Any]] = {"weight_decay": 0.0}
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"weight_decay": 0.0, "cosine_decay_to": None}
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
     learning_rate: float = Field(gt=0, description="Adam's learning rate in this phase.")
@@ -121,6 +121,15 @@ class PhaseConfig(Section):
         description="Decoupled weight decay (AdamW): each step shrinks every kernel by "
         "weight_decay x learning_rate of itself (biases and batch-norm scales are left out). "
         "0: none.",
+    )
+    cosine_decay_to: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="The learning rate falls along half a cosine from learning_rate to this "
+        "share of it over the phase's steps (each restart falls again; a resumed phase goes on "
+        "where it stopped), so the last steps move the weights less than the first. None: "
+        "learning_rate throughout.",
     )
     weight_average: float | None = Field(
         None,

@@ -245,14 +245,21 @@ class Trainer:
         learning_rate: float,
         weight_average: float | None = None,
         weight_decay: float = 0.0,
+        cosine: tuple[int, float] | None = None,
     ) -> None:
         """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it.
 
         ``weight_average``: the momentum of a moving average of the weights Adam keeps beside
         them (its variables are checkpointed with it); ``_averaged_weights`` swaps it in.
+        ``cosine``: ``(steps, share)``, the learning rate falls along half a cosine to
+        ``share`` of itself over ``steps`` of Adam's own step count (checkpointed with it).
         """
+        rate = learning_rate
+        if cosine is not None:
+            steps, share = cosine
+            rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=share)
         optimizer = keras.optimizers.Adam(
-            learning_rate=learning_rate,
+            learning_rate=rate,
             use_ema=weight_average is not None,
             ema_momentum=weight_average or 0.99,
             weight_decay=weight_decay or None,
@@ -264,6 +271,10 @@ class Trainer:
         optimizer.build(self.model.trainable_variables)
         self.optimizer = optimizer
         self._step_fn = self._compile_step(optimizer)
+
+    def _learning_rate(self) -> float:
+        """The learning rate of Adam's next step (a cosine's value at its step count)."""
+        return float(np.asarray(self.optimizer.learning_rate))
 
     def _compile_step(self, optimizer: keras.optimizers.Optimizer):
         model, loss_fn = self.model, self.loss_fn
@@ -516,7 +527,10 @@ class Trainer:
             load_weights(self.model, init_weights)
         if freeze_batch_norm:
             freeze_batch_normalization(self.model)
-        self._prepare_optimizer(phase.learning_rate, phase.weight_average, phase.weight_decay)
+        cosine = None if phase.cosine_decay_to is None else (phase.steps, phase.cosine_decay_to)
+        self._prepare_optimizer(
+            phase.learning_rate, phase.weight_average, phase.weight_decay, cosine
+        )
         fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         manager, state = self._checkpoint(out)
         best = self._load_best_record(out)
@@ -641,7 +655,7 @@ class Trainer:
                 with self.profiler.section("tensorboard"):
                     self._scalars(step, {"train/loss": np.mean(losses[-TENSORBOARD_EVERY:]),
                                          "train/accuracy": metrics["accuracy"],
-                                         "train/learning_rate": phase.learning_rate})  # fmt: skip
+                                         "train/learning_rate": self._learning_rate()})  # fmt: skip
             if step % cfg.eval_step_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("validation"):
                     best = self._evaluate(
@@ -650,7 +664,7 @@ class Trainer:
             if step % cfg.checkpoint_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("checkpoint"):
                     self._save_checkpoint(manager, state, step, best)
-            recent["learning_rate"] = phase.learning_rate
+            recent["learning_rate"] = self._learning_rate()
             self.logger.update_progress(phase_index, step, total, recent)
             if self.progress:
                 self.progress(f"phase {phase_index + 1}", step, total)

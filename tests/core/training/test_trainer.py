@@ -444,3 +444,22 @@ def test_weight_decay_shrinks_the_kernels_and_leaves_biases_and_norms_alone(tmp_
     for v, old in zip(trainer.model.trainable_variables, before, strict=True):
         want = old * (1 - 0.01 * 2.0) if v.path.endswith("kernel") else old
         np.testing.assert_allclose(v.numpy(), want, rtol=1e-6, atol=1e-7)
+
+
+def test_cosine_decay_lowers_the_learning_rate_to_its_share_and_resumes_exactly(tmp_path):
+    raw = _config().model_dump()
+    raw["training"]["phases"][0]["cosine_decay_to"] = 0.1
+    config = FullConfig.model_validate(raw)
+    data, validation = _data()
+    rates = []
+    trainer = Trainer(
+        config, tmp_path / "rates", lambda w, d, t: rates.append(trainer._learning_rate())
+    )
+    trainer.train_phase(0, data, validation)
+    # The rate of the step after each one done: half a cosine from 0.003 down to 0.0003.
+    want = [0.003 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * done / 20))) for done in range(1, 21)]
+    np.testing.assert_allclose(rates, want, rtol=1e-5)
+    assert rates[-1] == pytest.approx(0.0003)
+    # Adam's step count drives it and is checkpointed: a crashed phase resumes on the curve.
+    seen = _crash_and_resume(config, tmp_path, 13)
+    assert seen[0] == (11, 20)
