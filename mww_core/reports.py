@@ -399,7 +399,7 @@ def _paused_near_miss_line(metrics: dict[str, Any]) -> list[str]:
     in_validation = said.get("validation_clips", 0)
     chose = (
         f"Validation holds {in_validation} near misses said with a pause too, counted in the "
-        "cutoff's near-miss limit."
+        "cutoff's near-miss limit (those that are slips apart)."
         if in_validation
         else "Validation's near misses, which chose the cutoff, are all said in one breath."
     )

@@ -326,7 +326,7 @@ def piper_chunks(clips: list[_Clip]) -> list[tuple[str, list[_Clip]]]:
     """Piper's clips cut into the chunks that are each rendered in a fresh process, named:
     training's (and the mining corpus's) in ``PIPER_CHUNKS`` interleaved chunks, validation's
     and the test's in one chunk each, every chunk in plan order."""
-    groups: dict[str, list[_Clip]] = {"train": [], "validation": [], "test": []}
+    groups: dict[str, list[_Clip]] = {group: [] for group in _PIPER_GROUPS.values()}
     for clip in clips:
         groups[_PIPER_GROUPS[clip.split]].append(clip)
     chunks = [(f"train {i}", groups["train"][i::PIPER_CHUNKS]) for i in range(PIPER_CHUNKS)]
