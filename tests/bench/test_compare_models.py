@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench.compare_models import (
+    at_tempo,
     engine_label,
     format_point,
     hits_by_condition,
@@ -379,6 +381,24 @@ def test_through_rate_band_limits_the_wake_words_only(tmp_path: Path):
     assert narrow.audio["ambient"] is split.audio["ambient"]
     with pytest.raises(SystemExit, match="through-rate 20000"):
         main(["--data", str(data), "--through-rate", "20000", str(data)])
+
+
+def test_at_tempo_says_the_wake_words_faster_at_their_pitch(tmp_path: Path):
+    data = _tiny_data(tmp_path / "data")
+    split = load_test_split(data, 2)
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # a voiced second at 220 Hz
+    split = dataclasses.replace(split, audio={**split.audio, "positive": [tone]})
+    for factor in (1.3, 0.8):
+        (said,) = at_tempo(split, factor).audio["positive"]
+        assert len(said) == pytest.approx(16000 / factor, rel=0.01)
+        spectrum = np.abs(np.fft.rfft(said))
+        assert np.fft.rfftfreq(len(said), 1 / 16000)[spectrum.argmax()] == pytest.approx(220, abs=2)
+    faster = at_tempo(split, 1.3)
+    assert faster.audio["negative"] is split.audio["negative"]
+    assert faster.audio["ambient"] is split.audio["ambient"]
+    with pytest.raises(SystemExit, match="tempo 3"):
+        main(["--data", str(data), "--tempo", "3", str(data)])
 
 
 def test_in_noise_keeps_the_noise_under_each_wake_word_whatever_its_lead(tmp_path: Path):
