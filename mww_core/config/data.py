@@ -23,6 +23,7 @@ class DemoDataConfig(Section):
         "training_min_phrase_distance": None,
         "training_paused_near_miss_share": None,
         "training_paused_sentence_share": None,
+        "training_espeak_speed": None,
         "test_paused_near_misses": 0,
         "validation_paused_near_misses": 0,
     }
@@ -143,6 +144,15 @@ class DemoDataConfig(Section):
         'mining corpus whose near miss is said with a pause ("Hey, travis, the kettle is '
         'boiling"), drawn from the seed, so that mining can find the windows where a model '
         "fires on a pause. None: none is.",
+    )
+    training_espeak_speed: tuple[int, int] | None = Field(
+        None,
+        description="espeak-ng's speaking rates (words a minute) for training's clips: its wake "
+        "words, negatives, and its talk in training's ambient audio and the mining corpus. "
+        "Every split draws 140-210; training's drawn rates are stretched onto this range (the "
+        "same clips, each faster or slower in proportion), so that training hears wake words as "
+        "short as fast talkers and diphone voices say them (MBROLA's last 0.5-0.8 s, espeak-ng's "
+        "at 210 about 0.7 s). Validation and test keep 140-210. None: training draws 140-210 too.",
     )
     test_paused_near_misses: int = Field(
         0,
@@ -328,6 +338,18 @@ class DemoDataConfig(Section):
                 f"data.demo {said} add up to more than 1: they are shares of the same "
                 "negatives and talk; lower one"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _espeak_speed_range(self) -> DemoDataConfig:
+        if self.training_espeak_speed is not None:
+            low, high = self.training_espeak_speed
+            if not 80 <= low < high <= 450:
+                raise ValueError(
+                    f"data.demo.training_espeak_speed {list(self.training_espeak_speed)}: give "
+                    "[low, high] words a minute with 80 <= low < high <= 450 (espeak-ng's own "
+                    "rate is 175; every split draws 140-210)"
+                )
         return self
 
     @model_validator(mode="after")

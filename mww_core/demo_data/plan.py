@@ -265,7 +265,29 @@ def _plan_clips(data: DataConfig, near_miss: list[Confusable] | None = None) -> 
         clips = _paused_near_misses(clips, demo.training_paused_near_miss_share, demo.seed)
     if demo.training_paused_sentence_share is not None:
         clips = _paused_sentences(clips, phrases, demo.training_paused_sentence_share, demo.seed)
+    if demo.training_espeak_speed is not None:
+        clips = _stretched_espeak_speed(clips, demo.training_espeak_speed)
     return clips
+
+
+def _stretched_espeak_speed(clips: list[_Clip], speeds: tuple[int, int]) -> list[_Clip]:
+    """``clips`` with training's espeak-ng rates (and the mining corpus's) moved from
+    ``ESPEAK_SPEED`` onto ``speeds`` in proportion, after every draw of the plan: the same
+    clips, faster or slower. Wake words followed by a request keep their rate (at most
+    ``_MAX_COMMAND_ESPEAK_SPEED``, so that the pause before the request is there)."""
+    (low, high), (new_low, new_high) = ESPEAK_SPEED, speeds
+    out = []
+    for clip in clips:
+        training = clip.split in ("train", MINING_POOL) and clip.condition != "command"
+        if training and clip.generator == "espeak-ng":
+            params = tuple(
+                (n, round(new_low + (v - low) * (new_high - new_low) / (high - low)))
+                if n == "speed" else (n, v)
+                for n, v in clip.params
+            )  # fmt: skip
+            clip = replace(clip, params=params)
+        out.append(clip)
+    return out
 
 
 def _pause_after_first_word(phrase: str) -> str:
@@ -635,10 +657,14 @@ class _Planner:
             return tuple((n, v if n == "formant_ratio" else round(v)) for n, v in drawn)
         return (
             ("pitch", int(rng.integers(20, 81))),
-            ("speed", int(rng.integers(140, 211))),
+            ("speed", int(rng.integers(ESPEAK_SPEED[0], ESPEAK_SPEED[1] + 1))),
             ("word_gap", int(rng.choice([0, 0, 0, 1, 2]))),
         )
 
+
+# espeak-ng's speaking rates in words a minute, every split's (its voices are held out by name,
+# not by settings); data.demo.training_espeak_speed stretches training's onto another range.
+ESPEAK_SPEED = (140, 210)
 
 # espeak-ng's pause at a comma shrinks with its speed, to about 100 ms at 210 words a minute
 # and none at 250: a wake word followed by a request is said at most this fast, so that the

@@ -144,7 +144,7 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     del before["validation_conditions"], before["training_paused_share"]
     del before["training_min_phrase_distance"], before["training_paused_near_miss_share"]
     del before["training_paused_sentence_share"], before["test_paused_near_misses"]
-    del before["validation_paused_near_misses"]
+    del before["validation_paused_near_misses"], before["training_espeak_speed"]
     text = json.dumps(before, sort_keys=True)
     assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert DemoDataConfig(validation_conditions=True).fingerprint() != off.fingerprint()
@@ -155,6 +155,7 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     assert DemoDataConfig(training_paused_sentence_share=0.3).fingerprint() != off.fingerprint()
     assert DemoDataConfig(test_paused_near_misses=10).fingerprint() != off.fingerprint()
     assert DemoDataConfig(validation_paused_near_misses=10).fingerprint() != off.fingerprint()
+    assert DemoDataConfig(training_espeak_speed=(140, 280)).fingerprint() != off.fingerprint()
     assert DemoDataConfig(seed=2).fingerprint() != off.fingerprint()  # every other field counts
 
 

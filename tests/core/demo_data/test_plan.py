@@ -463,6 +463,30 @@ def test_training_paused_sentence_share_pauses_training_near_miss_sentences_only
         assert a.text.replace(",", "", 1) == b.text and normalize(a.text) == normalize(b.text)
 
 
+def test_training_espeak_speed_moves_training_espeak_rates_only():
+    def plan(speeds):
+        update = {"training_espeak_speed": speeds}
+        return _plan_clips(DataConfig(demo=TINY.model_copy(update=update)))
+
+    def speed(clip):
+        return dict(clip.params)["speed"]
+
+    before, after = plan(None), plan((140, 280))
+    assert plan((140, 280)) == after  # reproducible from the seed
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if a != b]
+    assert changed
+    for b, a in changed:  # training's (and the mining corpus's) espeak-ng clips, rate alone
+        assert a.split in ("train", MINING_POOL) and a.generator == "espeak-ng"
+        assert replace(a, params=b.params) == b
+        assert speed(a) == 140 + 2 * (speed(b) - 140)
+    def trained(clips):
+        return [speed(c) for c in clips if c.split == "train" and c.generator == "espeak-ng"]
+
+    assert max(trained(before)) <= 210 < max(trained(after))
+    with pytest.raises(ValueError, match="training_espeak_speed"):
+        DemoDataConfig(training_espeak_speed=(200, 150))
+
+
 @pytest.mark.parametrize("split", ["test", "validation"])
 def test_paused_near_misses_come_after_every_other_clip(split):
     def plan(test, validation=0):
