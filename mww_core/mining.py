@@ -186,6 +186,7 @@ class HardExampleMiner:
         scorer: Callable[[np.ndarray], np.ndarray],
         streams: list[Stream | StoredStream],
         clip_names: Mapping[str, Sequence[str]] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> Windows:
         """Hard negatives from every negative or ambient stream (positives are skipped).
 
@@ -194,15 +195,18 @@ class HardExampleMiner:
             streams: Feature streams of a split (``Stream`` or ``StoredStream``: each is read
                 into memory only while it is mined).
             clip_names: Per joined stream source, the file of each of its clips.
+            progress: ``progress("streams scanned", done, total)`` after each mined stream.
         """
         names = clip_names or {}
         parts = []
-        for stored in streams:
-            if stored.kind in MINED_KINDS:  # one stream in memory at a time
-                stream = stored.load()
-                parts.append(
-                    self.get_hard_samples(scorer(stream.features), stream, names.get(stream.source))
-                )
+        mined = [stored for stored in streams if stored.kind in MINED_KINDS]
+        for done, stored in enumerate(mined, 1):  # one stream in memory at a time
+            stream = stored.load()
+            parts.append(
+                self.get_hard_samples(scorer(stream.features), stream, names.get(stream.source))
+            )
+            if progress is not None:
+                progress("streams scanned", done, len(mined))
         found = Windows.concat(parts, self.frames)
         totals = self.totals()
         log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,11 @@ def _seed_name(source: str) -> str:
 
 
 def augment_mined_windows(
-    config: FullConfig, mined: Windows, copies: int, pool: cf.Executor | None = None
+    config: FullConfig,
+    mined: Windows,
+    copies: int,
+    pool: cf.Executor | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Windows:
     """``copies`` augmented remakes of each mined window, cut again from its source audio.
 
@@ -50,6 +55,7 @@ def augment_mined_windows(
         mined: Windows from ``HardExampleMiner`` (source relative to the data folder, offset).
         copies: Augmented copies per window.
         pool: Workers from ``worker_pool`` (default: a pool is started for the call).
+        progress: ``progress("augmented copies", done, total)`` as the copies are made.
 
     Returns:
         ``hard_negative`` rows with provenance: source, offset and the augmentation seed.
@@ -68,7 +74,7 @@ def augment_mined_windows(
     )  # fmt: skip
     if pool is None:
         with worker_pool(config) as own:
-            return augment_mined_windows(config, mined, copies, own)
+            return augment_mined_windows(config, mined, copies, own, progress)
     chunks = [jobs[a : a + TASK_ROWS] for a in range(0, len(jobs), TASK_ROWS)]
     feats, kept, errors = [], [], {}
     starts = range(0, len(jobs), TASK_ROWS)
@@ -76,6 +82,8 @@ def augment_mined_windows(
         feats.append(f)
         kept += [start + i for i in k]
         errors.update(e)
+        if progress is not None:
+            progress("augmented copies", min(start + TASK_ROWS, len(jobs)), len(jobs))
     for source, reason in sorted(errors.items()):
         log.warning("%s: no augmented hard negatives (%s)", source, reason)
     made = [jobs[i] for i in kept]

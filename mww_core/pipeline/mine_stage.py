@@ -66,11 +66,12 @@ def run_mining(
         streams = open_streams(feats.outputs["streams"]["train"])
         if config.mining.enabled:
             scorer = keras_scorer(load_model(config.model, phase.outputs["best_weights"]), config)
-            found = miner.mine_from_dataset(scorer, streams, _clip_names(config, streams))
+            names = _clip_names(config, streams)
+            found = miner.mine_from_dataset(scorer, streams, names, progress)
         else:
             found = miner.mine_from_dataset(lambda f: np.zeros(len(f) // 3, np.float32), [])
         copies = config.mining.augmented_copies if config.mining.enabled else 0
-        augmented = augment_mined_windows(config, found, copies)
+        augmented = augment_mined_windows(config, found, copies, progress=progress)
         log.info("mining: %d augmented copies of the %d kept windows", len(augmented), len(found))
         path = stage_dir / "hard_negatives.parquet"
         frames = config.features.window_frames

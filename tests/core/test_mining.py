@@ -101,8 +101,10 @@ def test_mine_save_load_roundtrip(tmp_path):
         return probs
 
     miner = HardExampleMiner(make_config())
-    found = miner.mine_from_dataset(scorer, streams)
+    calls = []
+    found = miner.mine_from_dataset(scorer, streams, progress=lambda *a: calls.append(a))
     assert sorted(miner.stats) == ["train/ambient/a.wav", "train/ambient/b.wav"]  # no positives
+    assert calls == [("streams scanned", 1, 2), ("streams scanned", 2, 2)]  # mined ones only
     assert miner.totals()["kept"] == 2 == len(found)
     path = tmp_path / "hard.parquet"
     miner.save_hard_negatives(path, found)

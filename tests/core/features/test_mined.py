@@ -35,8 +35,10 @@ def test_mined_windows_are_remade_with_augmentation(tmp_path):
         seed=np.full(3, -1, np.int64),
         score=np.array([0.9, 0.7, 0.8], np.float32),
     )
-    made = augment_mined_windows(config, mined, copies=3)
+    calls = []
+    made = augment_mined_windows(config, mined, copies=3, progress=lambda *a: calls.append(a))
     assert len(made) == 6  # 2 remade windows x 3 copies; "t/n#3" is skipped
+    assert calls[-1] == ("augmented copies", 6, 6)
     assert list(made.source) == ["train/ambient/room.wav"] * 3 + ["train/negative/clip.wav"] * 3
     assert set(made.weight_class) == {"hard_negative"} and not made.label.any()
     assert list(made.score) == pytest.approx([0.9] * 3 + [0.7] * 3)
