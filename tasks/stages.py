@@ -283,7 +283,13 @@ def mine_inbox_hard_negatives(
     """Windows of the new clips that the current model falsely accepts."""
     cfg = stage_config(config_path, run_name)
     current = retrain.current_version(cfg)
-    record = retrain.run_inbox_mining(cfg, retrain.InboxScan(**scan), StageRecord(**inbox), current)
+    record = retrain.run_inbox_mining(
+        cfg,
+        retrain.InboxScan(**scan),
+        StageRecord(**inbox),
+        current,
+        log_progress("mine inbox", every_s=15.0),
+    )
     get_run_logger().info(
         "model %s fires on %d new windows", current["version"], record.metrics["kept"]
     )

@@ -152,7 +152,9 @@ class DemoDataConfig(Section):
         "Every split draws 140-210; training's drawn rates are stretched onto this range (the "
         "same clips, each faster or slower in proportion), so that training hears wake words as "
         "short as fast talkers and diphone voices say them (MBROLA's last 0.5-0.8 s, espeak-ng's "
-        "at 210 about 0.7 s). Validation and test keep 140-210. None: training draws 140-210 too.",
+        "at 210 about 0.7 s). Validation and test keep 140-210. Above about 250 espeak-ng drops "
+        "the pause at a comma, so its paused wake words and near misses run together. None: "
+        "training draws 140-210 too.",
     )
     test_paused_near_misses: int = Field(
         0,

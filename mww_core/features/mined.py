@@ -5,13 +5,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from mww_core.config import FullConfig
 from mww_core.features.plan import MINED_KIND, WindowJob, job_seed
+from mww_core.features.shards import Progress
 from mww_core.features.workers import TASK_ROWS, make_windows, worker_pool
 from mww_core.frontend import NUM_CHANNELS
 from mww_core.store import Windows, empty_windows, scores_or_nan
@@ -42,7 +42,7 @@ def augment_mined_windows(
     mined: Windows,
     copies: int,
     pool: cf.Executor | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Windows:
     """``copies`` augmented remakes of each mined window, cut again from its source audio.
 

@@ -34,7 +34,7 @@ def run_round(config: FullConfig, progress: Progress | None = None) -> dict:
     if not scan.new_files:
         return {"round": None, "version": current["version"]}
     inbox = run_inbox_features(config, scan)
-    mined = run_inbox_mining(config, scan, inbox, current)
+    mined = run_inbox_mining(config, scan, inbox, current, progress)
     tuned = run_fine_tune(config, scan, mined, current, progress)
     result = evaluate_candidate(config, scan, tuned, inbox, current)
     promote, reason = decide_promotion(
@@ -67,7 +67,11 @@ def run_inbox_features(config: FullConfig, scan: InboxScan) -> StageRecord:
 
 
 def run_inbox_mining(
-    config: FullConfig, scan: InboxScan, inbox: StageRecord, current: dict
+    config: FullConfig,
+    scan: InboxScan,
+    inbox: StageRecord,
+    current: dict,
+    progress: Progress | None = None,
 ) -> StageRecord:
     """Windows of the new clips that the current model falsely accepts, and augmented copies.
 
@@ -95,8 +99,8 @@ def run_inbox_mining(
         model = build_current_model(config, current)
         names = {INBOX_SOURCE: inbox.outputs["clips"]}  # absolute paths: copies re-read them
         streams = read_streams(Path(inbox.outputs["streams"]))
-        found = miner.mine_from_dataset(keras_scorer(model, config), streams, names)
-        augmented = augment_mined_windows(config, found, copies)
+        found = miner.mine_from_dataset(keras_scorer(model, config), streams, names, progress)
+        augmented = augment_mined_windows(config, found, copies, progress=progress)
         path = stage_dir / "hard_negatives.parquet"
         frames = config.features.window_frames
         miner.save_hard_negatives(path, Windows.concat([found, augmented], frames))

@@ -479,6 +479,7 @@ def test_training_espeak_speed_moves_training_espeak_rates_only():
         assert a.split in ("train", MINING_POOL) and a.generator == "espeak-ng"
         assert replace(a, params=b.params) == b
         assert speed(a) == 140 + 2 * (speed(b) - 140)
+
     def trained(clips):
         return [speed(c) for c in clips if c.split == "train" and c.generator == "espeak-ng"]
 
