@@ -238,6 +238,17 @@ def _kind_codes(column: pa.ChunkedArray, where: str) -> np.ndarray:
     return codes.to_numpy(zero_copy_only=False).astype(np.int8)
 
 
+def engine_codes(sources, prefixes: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Each source's engine as an index into ``prefixes`` (int8; -1: none of them).
+
+    A source's engine is its file name's prefix before the first ``_``
+    (``train/positive/piper_0001.wav`` is ``piper``'s).
+    """
+    table = {prefix: code for code, prefix in enumerate(prefixes)}
+    names = (str(source).rsplit("/", 1)[-1].split("_", 1)[0] for source in sources)
+    return np.fromiter((table.get(name, -1) for name in names), np.int8, len(sources))
+
+
 @dataclass
 class ShardIndex:
     """Where every row of some shards lives and what it is, read from two small columns.
@@ -254,17 +265,21 @@ class ShardIndex:
     group_file: np.ndarray  # int32 per row group: index into paths
     group_number: np.ndarray  # int32 per row group: its number within the shard
     group_start: np.ndarray  # int64, one more than row groups: first row of each, then the total
+    engine: np.ndarray | None = None  # int8 per row, by ``engine_codes``, when asked for
 
     @classmethod
-    def build(cls, paths: list) -> ShardIndex:
+    def build(cls, paths: list, engine_prefixes: tuple[str, ...] | list[str] = ()) -> ShardIndex:
         """Read the label and weight class columns of every shard, one row group at a time.
+
+        With ``engine_prefixes`` it reads the source column too, for each row's engine.
 
         Raises:
             ValueError: No shard, shards with different window lengths, or an unknown class.
         """
         if not paths:
             raise ValueError("the training store is empty: no shard files were given")
-        labels, kinds, files, numbers, sizes = [], [], [], [], []
+        labels, kinds, engines, files, numbers, sizes = [], [], [], [], [], []
+        columns = ["label", "weight_class"] + (["source"] if engine_prefixes else [])
         frames = None
         for k, path in enumerate(paths):
             shard = open_parquet(path)
@@ -277,7 +292,10 @@ class ShardIndex:
                     "store needs one window length (features.window_frames): rebuild or drop it"
                 )
             for group in range(shard.metadata.num_row_groups):
-                table = shard.read_row_group(group, columns=["label", "weight_class"])
+                table = shard.read_row_group(group, columns=columns)
+                if engine_prefixes:
+                    sources = table.column("source").to_pylist()
+                    engines.append(engine_codes(sources, engine_prefixes))
                 labels.append(table.column("label").to_numpy().astype(np.int8, copy=False))
                 kinds.append(_kind_codes(table.column("weight_class"), f"{path} row group {group}"))
                 files.append(k)
@@ -291,6 +309,11 @@ class ShardIndex:
             group_file=np.asarray(files, np.int32),
             group_number=np.asarray(numbers, np.int32),
             group_start=np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]),
+            engine=(
+                (np.concatenate(engines) if engines else np.zeros(0, np.int8))
+                if engine_prefixes
+                else None
+            ),
         )
 
     def __len__(self) -> int:

@@ -83,11 +83,19 @@ class VtlpConfig(Section):
         return self
 
 
+# The demo builder's engines, as its file names begin (mww_core.demo_data).
+ENGINE_PREFIXES = ("espeak", "piper", "pico", "mbrola", "rhvoice")
+
+
 class PhaseConfig(Section):
     """One training phase."""
 
     # Added after caches were made; at 0 it changes nothing, so it leaves the fingerprint be.
-    _quiet_defaults: ClassVar[dict[str, Any]] = {"weight_decay": 0.0, "cosine_decay_to": None}
+    _quiet_defaults: ClassVar[dict[str, Any]] = {
+        "weight_decay": 0.0,
+        "cosine_decay_to": None,
+        "engine_adversarial": 0.0,
+    }
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
     learning_rate: float = Field(gt=0, description="Adam's learning rate in this phase.")
@@ -130,6 +138,15 @@ class PhaseConfig(Section):
         "share of it over the phase's steps (each restart falls again; a resumed phase goes on "
         "where it stopped), so the last steps move the weights less than the first. None: "
         "learning_rate throughout.",
+    )
+    engine_adversarial: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the reversed gradient of an engine classifier (domain-"
+        "adversarial training): a small head learns to tell from the model's embedding which "
+        "engine said a window (the file name's prefix, training.engine_prefixes), and the "
+        "model is pushed to make that impossible, so that what it learns of the wake word is "
+        "not how one engine says it. The head is dropped at export. 0: off.",
     )
     weight_average: float | None = Field(
         None,
@@ -183,6 +200,9 @@ class PhaseConfig(Section):
 class TrainingConfig(Section):
     """Both training phases and their shared settings."""
 
+    # Added after caches were made; used only by a phase's engine_adversarial.
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"engine_prefixes": list(ENGINE_PREFIXES)}
+
     phases: list[PhaseConfig] = Field(
         default_factory=lambda: [
             PhaseConfig(steps=20000, learning_rate=0.001),
@@ -234,6 +254,15 @@ class TrainingConfig(Section):
         gt=0,
         description="About how many times a streamed window is drawn while in its pool: higher "
         "reads the store less often, lower mixes more windows into each stretch of steps.",
+    )
+    engine_prefixes: list[str] = Field(
+        default_factory=lambda: list(ENGINE_PREFIXES),
+        min_length=2,
+        description="Groups of training windows a phase's engine_adversarial tells apart, by "
+        "the prefix of their audio file's name before its first '_' ('piper_0001.wav' is "
+        "piper's). The demo builder names its clips by engine; name your own clips by speaker "
+        "('alice_01.wav') to train against telling speakers apart. Windows of any other name "
+        "(ambient audio, mined windows) train the wake word as usual but not the classifier.",
     )
 
 

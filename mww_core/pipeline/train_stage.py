@@ -31,19 +31,22 @@ def _train_fingerprint(config: FullConfig, phase_index: int, *upstream: str) -> 
 
 
 def streamed_data(config: FullConfig, paths: list, input_frames: int, **focus):
-    """The training shards as ``StreamedTrainingData`` with the config's seed and pool sizes.
+    """The training shards as ``StreamedTrainingData`` with the config's seed and pool sizes
+    (and each row's engine when a phase trains against telling engines apart).
 
     ``focus`` passes ``focus_paths``, ``focus_fraction`` and ``focus_weight`` on.
     """
     from mww_core.training.streamed import StreamedTrainingData
 
     cfg = config.training
+    adversarial = any(phase.engine_adversarial > 0 for phase in cfg.phases)
     return StreamedTrainingData(
         paths,
         input_frames,
         cfg.seed,
         pool_windows=cfg.pool_windows,
         draws_per_window=cfg.pool_draws_per_window,
+        engine_prefixes=cfg.engine_prefixes if adversarial else (),
         **focus,
     )
 

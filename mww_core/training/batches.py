@@ -12,9 +12,9 @@ import numpy as np
 from mww_core.config import ClassWeights, PhaseConfig, SpecAugmentConfig, VtlpConfig
 from mww_core.evaluation.slips import Slips
 from mww_core.frontend import NUM_CHANNELS, channel_centres_hz, channel_position, features_to_float
-from mww_core.store import StoredStream, Stream, Windows
+from mww_core.store import StoredStream, Stream, Windows, engine_codes
 
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
+Batch = tuple[np.ndarray, ...]  # features, labels, weights[, engines]
 
 
 def class_weight_vector(weight_class: np.ndarray, weights: ClassWeights) -> np.ndarray:
@@ -60,6 +60,9 @@ class TrainingData:
     ``focus`` (a row mask) sets some windows apart, such as a retraining round's new negatives:
     ``focus_fraction`` of every batch is drawn from them at loss weight ``focus_weight``, and the
     rest of the batch is drawn from the other rows as the phase says (rehearsal).
+
+    With ``engine_prefixes`` every batch carries a fourth array, each row's engine
+    (``mww_core.store.engine_codes``), as ``StreamedTrainingData``'s do.
     """
 
     windows: Windows
@@ -68,6 +71,7 @@ class TrainingData:
     focus: np.ndarray | None = None
     focus_fraction: float = 0.0
     focus_weight: float = 1.0
+    engine_prefixes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         wc = self.windows.weight_class
@@ -85,6 +89,11 @@ class TrainingData:
                 f"positive and {len(self.negatives)} negative"
             )
         self._offsets = np.arange(self.input_frames)[None, :]
+        self._engine = (
+            engine_codes(self.windows.source, self.engine_prefixes)
+            if self.engine_prefixes
+            else None
+        )
 
     def _rows(self, rng: np.random.Generator, batch_size: int, phase: PhaseConfig) -> np.ndarray:
         """Row indices of one batch: positives, focus rows, hard negatives, other negatives."""
@@ -112,7 +121,7 @@ class TrainingData:
             return features[rows[:, None], starts[:, None] + offsets]
 
         in_focus = np.isin(rows, self.focus_rows) if len(self.focus_rows) else None
-        return finish_batch(
+        batch = finish_batch(
             rng,
             crop,
             self.windows.weight_class[rows],
@@ -122,6 +131,7 @@ class TrainingData:
             in_focus,
             self.focus_weight,
         )
+        return batch if self._engine is None else (*batch, self._engine[rows])
 
 
 def finish_batch(

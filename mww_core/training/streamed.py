@@ -53,11 +53,13 @@ ROW_GROUPS_AHEAD = 2  # row groups decoded ahead of each streamed pool
 
 @dataclass
 class _Rows:
-    """Rows held in memory: features ``[n, frames, 40]`` uint16, labels and weight classes."""
+    """Rows held in memory: features ``[n, frames, 40]`` uint16, labels, weight classes and
+    their row numbers in the store."""
 
     features: np.ndarray
     label: np.ndarray
     kind: np.ndarray
+    row: np.ndarray
 
     def __len__(self) -> int:
         return len(self.label)
@@ -129,6 +131,8 @@ class StreamedTrainingData:
         pool_windows: Rows of one class held in memory (a class this size or smaller is held
             whole; larger ones stream through a pool of about this many rows).
         draws_per_window: About how many times a streamed row is drawn while in its pool.
+        engine_prefixes: With these, every batch carries a fourth array: each row's engine
+            (``mww_core.store.engine_codes``, -1 for none), for domain-adversarial training.
     """
 
     def __init__(
@@ -141,13 +145,14 @@ class StreamedTrainingData:
         focus_weight: float = 1.0,
         pool_windows: int = 8192,
         draws_per_window: float = 1.0,
+        engine_prefixes: tuple[str, ...] | list[str] = (),
     ):
         if pool_windows < 1 or draws_per_window <= 0:
             raise ValueError(
                 f"pool_windows ({pool_windows}) must be >= 1 and draws_per_window "
                 f"({draws_per_window}) above 0"
             )
-        self.index = ShardIndex.build([*paths, *focus_paths])
+        self.index = ShardIndex.build([*paths, *focus_paths], engine_prefixes)
         self.input_frames, self.seed = input_frames, seed
         self.focus_fraction, self.focus_weight = focus_fraction, focus_weight
         self.pool_windows, self.draws_per_window = pool_windows, draws_per_window
@@ -227,7 +232,7 @@ class StreamedTrainingData:
             features[filled : filled + len(local)] = self.index.read_group(int(group))[local]
             filled += len(local)
         rows = self._held_rows
-        return _Rows(features, self.index.label[rows], self.index.kind[rows])
+        return _Rows(features, self.index.label[rows], self.index.kind[rows], rows)
 
     def _decode(self, group: int, cls: int) -> Future:
         """A future of the rows of ``cls`` in row group ``group``, decoded in a thread."""
@@ -243,7 +248,8 @@ class StreamedTrainingData:
         local = np.flatnonzero(self._row_class[a:b] == cls)
         if len(local) < b - a:  # a row group shared by classes: keep this class's rows
             features = features[local]
-        return _Rows(features, self.index.label[a + local], self.index.kind[a + local])
+        rows = a + local
+        return _Rows(features, self.index.label[rows], self.index.kind[rows], rows)
 
     def close(self) -> None:
         """Stop the decoding threads and drop the pools (they are rebuilt when needed)."""
@@ -311,7 +317,8 @@ class StreamedTrainingData:
         return where
 
     def batch(self, phase_index: int, step: int, batch_size: int, phase: PhaseConfig) -> Batch:
-        """Features ``[batch, frames, 40]``, labels and sample weights for one step."""
+        """Features ``[batch, frames, 40]``, labels and sample weights for one step (and each
+        row's engine, with ``engine_prefixes``)."""
         rng = np.random.default_rng([self.seed, phase_index, step])
         sizes = {name: int(sum(self.sizes[c] for c in cls)) for name, cls in BUCKETS.items()}
 
@@ -326,9 +333,11 @@ class StreamedTrainingData:
         used = [(b, np.flatnonzero(where[:, 0] == b)) for b in np.unique(where[:, 0])]
         label = np.empty(len(where), np.int8)
         kind = np.empty(len(where), np.int8)
+        row = np.empty(len(where), np.int64)
         for b, at in used:
             label[at] = blocks[b].label[where[at, 1]]
             kind[at] = blocks[b].kind[where[at, 1]]
+            row[at] = blocks[b].row[where[at, 1]]
 
         def crop(starts: np.ndarray) -> np.ndarray:
             raw = np.empty((len(where), self.input_frames, NUM_CHANNELS), np.uint16)
@@ -338,7 +347,7 @@ class StreamedTrainingData:
             return raw
 
         in_focus = np.concatenate(focus)
-        return finish_batch(
+        batch = finish_batch(
             rng,
             crop,
             _KIND_NAMES[kind],
@@ -348,3 +357,4 @@ class StreamedTrainingData:
             in_focus if in_focus.any() else None,
             self.focus_weight,
         )
+        return batch if self.index.engine is None else (*batch, self.index.engine[row])

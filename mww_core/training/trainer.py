@@ -26,6 +26,7 @@ from mww_core.model import (
     save_weights,
     score_long_chunks,
 )
+from mww_core.training.adversary import EngineAdversary
 from mww_core.training.batches import (
     PrefetchedBatches,
     TrainingData,
@@ -210,6 +211,7 @@ class Trainer:
         self.optimizer: keras.optimizers.Optimizer | None = None
         self._step_fn = None
         self._writer = None
+        self.adversary: EngineAdversary | None = None
 
     # ---- model and optimizer ------------------------------------------------------------
 
@@ -246,6 +248,7 @@ class Trainer:
         weight_average: float | None = None,
         weight_decay: float = 0.0,
         cosine: tuple[int, float] | None = None,
+        engine_adversarial: float = 0.0,
     ) -> None:
         """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it.
 
@@ -253,6 +256,8 @@ class Trainer:
         them (its variables are checkpointed with it); ``_averaged_weights`` swaps it in.
         ``cosine``: ``(steps, share)``, the learning rate falls along half a cosine to
         ``share`` of itself over ``steps`` of Adam's own step count (checkpointed with it).
+        ``engine_adversarial``: above 0, a fresh engine classifier trains beside the model and
+        its reversed gradient, times this, reaches the model (``EngineAdversary``).
         """
         rate = learning_rate
         if cosine is not None:
@@ -270,7 +275,23 @@ class Trainer:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(self.model.trainable_variables)
         self.optimizer = optimizer
-        self._step_fn = self._compile_step(optimizer)
+        self.adversary = None
+        if engine_adversarial > 0:
+            if self.model.dtype_policy.name == "mixed_float16":
+                raise ValueError(
+                    "engine_adversarial is not supported with performance.mixed_precision; "
+                    "unset one of them"
+                )
+            self.adversary = EngineAdversary(
+                self.model,
+                len(self.config.training.engine_prefixes),
+                engine_adversarial,
+                learning_rate,
+                self.config.training.seed,
+            )
+            self._step_fn = self._compile_adversarial_step(optimizer, self.adversary)
+        else:
+            self._step_fn = self._compile_step(optimizer)
 
     def _learning_rate(self) -> float:
         """The learning rate of Adam's next step (a cosine's value at its step count)."""
@@ -298,16 +319,63 @@ class Trainer:
 
         return train_step
 
-    def train_step(self, fingerprints, ground_truth, sample_weights) -> dict:
-        """One optimizer step on a batch: ``[batch, frames, 40]`` floats, labels, weights."""
+    def _compile_adversarial_step(
+        self, optimizer: keras.optimizers.Optimizer, adversary: EngineAdversary
+    ):
+        """The step with the engine classifier beside it: one forward pass gives the
+        probability and the embedding; the model gets the wake-word loss's gradient plus the
+        classifier's, reversed; the classifier its own."""
+        model, loss_fn = self.model, self.loss_fn
+        spec = [
+            tf.TensorSpec((None, self.input_frames, NUM_CHANNELS), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        ]
+        mine, theirs = model.trainable_variables, adversary.head.trainable_variables
+
+        @tf.function(input_signature=spec)
+        def train_step(x, y, w, engine):
+            with tf.GradientTape() as tape:
+                p, embedding = adversary.joint(x, training=True)
+                loss = loss_fn(y[:, None], p, sample_weight=w)
+                engine_loss, engine_accuracy = adversary.losses(embedding, engine)
+                total = loss + engine_loss
+            grads = tape.gradient(total, mine + theirs)
+            optimizer.apply_gradients(zip(grads[: len(mine)], mine, strict=True))
+            adversary.optimizer.apply_gradients(zip(grads[len(mine) :], theirs, strict=True))
+            accuracy = tf.reduce_mean(tf.cast(tf.equal(p[:, 0] >= 0.5, y >= 0.5), tf.float32))
+            return loss, accuracy, engine_accuracy
+
+        return train_step
+
+    def train_step(self, fingerprints, ground_truth, sample_weights, engines=None) -> dict:
+        """One optimizer step on a batch: ``[batch, frames, 40]`` floats, labels, weights (and
+        each row's engine, -1 for none, used when the phase trains an ``EngineAdversary``)."""
         if self._step_fn is None:
             self._prepare_optimizer(self.config.training.phases[0].learning_rate)
-        loss, accuracy = self._step_fn(
+        batch = [
             np.asarray(fingerprints, np.float32),
             np.asarray(ground_truth, np.float32).reshape(-1),
             np.asarray(sample_weights, np.float32).reshape(-1),
+        ]
+        if self.adversary is None:
+            loss, accuracy = self._step_fn(*batch)
+            return {"loss": float(loss), "accuracy": float(accuracy)}
+        if engines is None:
+            raise ValueError(
+                "engine_adversarial needs each training window's engine: the training data "
+                "must be made with engine_prefixes (mww_core.pipeline.train_stage.streamed_data "
+                "does so when a phase sets engine_adversarial)"
+            )
+        loss, accuracy, engine_accuracy = self._step_fn(
+            *batch, np.asarray(engines, np.int32).reshape(-1)
         )
-        return {"loss": float(loss), "accuracy": float(accuracy)}
+        return {
+            "loss": float(loss),
+            "accuracy": float(accuracy),
+            "engine_accuracy": float(engine_accuracy),
+        }
 
     # ---- phases, class weights ----------------------------------------------------------
 
@@ -472,7 +540,13 @@ class Trainer:
             "best_recall": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
             "best_fah": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
         }
-        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **state)
+        objects = {}
+        if self.adversary is not None:  # the engine classifier resumes where it was too
+            objects = {
+                "engine_head": self.adversary.head,
+                "engine_optimizer": self.adversary.optimizer,
+            }
+        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **objects, **state)
         manager = tf.train.CheckpointManager(ckpt, out / "checkpoints", max_to_keep=2)
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint).expect_partial()
@@ -529,7 +603,11 @@ class Trainer:
             freeze_batch_normalization(self.model)
         cosine = None if phase.cosine_decay_to is None else (phase.steps, phase.cosine_decay_to)
         self._prepare_optimizer(
-            phase.learning_rate, phase.weight_average, phase.weight_decay, cosine
+            phase.learning_rate,
+            phase.weight_average,
+            phase.weight_decay,
+            cosine,
+            phase.engine_adversarial,
         )
         fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         manager, state = self._checkpoint(out)
@@ -608,7 +686,7 @@ class Trainer:
             ) from None
         if len(batch) == 2:
             return batch[0], batch[1], self._apply_class_weights(batch[1], None, phase_index)
-        return batch[0], batch[1], batch[2]
+        return tuple(batch[:4])  # features, labels, weights[, engines]
 
     def _restart(
         self, phase_index: int, number: int, init_weights: Path | None, optimizer_state: list
@@ -624,6 +702,8 @@ class Trainer:
             self.model.set_weights(fresh.get_weights())
         for variable, value in zip(self.optimizer.variables, optimizer_state, strict=True):
             variable.assign(value)
+        if self.adversary is not None:
+            self.adversary.reset()
         restarts = self.config.training.phases[phase_index].restarts
         log.info("phase %d: restart %d of %d", phase_index + 1, number + 1, restarts)
 
@@ -641,21 +721,25 @@ class Trainer:
                 restart(step // phase.steps)
                 losses = []
             with self.profiler.section("data"):
-                x, y, w = self._next_batch(batches, phase_index, step)
+                x, y, w, *engines = self._next_batch(batches, phase_index, step)
             with self.profiler.section("train_step"):
-                metrics = self.train_step(x, y, w)
+                metrics = self.train_step(x, y, w, *engines)
             step += 1
             state["step"].assign(step)
             state["data_position"].assign_add(1)
             losses.append(metrics["loss"])
             recent = {"loss": float(np.mean(losses[-50:])), "accuracy": metrics["accuracy"]}
+            if "engine_accuracy" in metrics:  # near chance when the embedding hides the engine
+                recent["engine_accuracy"] = metrics["engine_accuracy"]
             if phase.restarts > 1:
                 recent["restart"] = (step - 1) // phase.steps + 1
             if step % TENSORBOARD_EVERY == 0:
                 with self.profiler.section("tensorboard"):
                     self._scalars(step, {"train/loss": np.mean(losses[-TENSORBOARD_EVERY:]),
                                          "train/accuracy": metrics["accuracy"],
-                                         "train/learning_rate": self._learning_rate()})  # fmt: skip
+                                         "train/learning_rate": self._learning_rate(),
+                                         "train/engine_accuracy":
+                                             metrics.get("engine_accuracy")})  # fmt: skip
             if step % cfg.eval_step_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("validation"):
                     best = self._evaluate(
