@@ -143,10 +143,10 @@ class PhaseConfig(Section):
         0.0,
         ge=0,
         description="Weight of the reversed gradient of an engine classifier (domain-"
-        "adversarial training): a small head learns to tell from the model's embedding which "
-        "engine said a window (the file name's prefix, training.engine_prefixes), and the "
-        "model is pushed to make that impossible, so that what it learns of the wake word is "
-        "not how one engine says it. The head is dropped at export. 0: off.",
+        "adversarial training): a small classifier learns to tell from the model's embedding "
+        "which engine said a window (the file name's prefix, training.engine_prefixes), and "
+        "the model is pushed to make that impossible, so that what it learns of the wake word "
+        "is not how one engine says it. The classifier is never exported. 0: off.",
     )
     weight_average: float | None = Field(
         None,
