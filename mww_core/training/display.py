@@ -58,14 +58,16 @@ class TrainingLogger:
         log.info("phase %d %s", phase_index + 1, self.status_line(step, total, metrics))
 
     def status_line(self, step: int, total: int, metrics: dict) -> str:
-        """``step s/n, loss, lr, val recall/FAH, ETA`` as one line."""
+        """``step s/n, loss, lr, [engines told apart,] val recall/FAH, ETA`` as one line."""
         val = self.last_validation or {}
         done = step - self._start_step
         eta = _eta(done, total - self._start_step, time.monotonic() - self._phase_started)
+        engine = metrics.get("engine_accuracy")  # with a phase's engine_adversarial
         return (
             f"step {step}/{total} loss {_fmt(metrics.get('loss'), '.4f')} "
-            f"lr {_fmt(metrics.get('learning_rate'), '.2g')} val recall "
-            f"{_fmt(val.get('recall'))} FAH {_fmt(val.get('fah'), '.2f')} ETA {eta}"
+            f"lr {_fmt(metrics.get('learning_rate'), '.2g')} "
+            + ("" if engine is None else f"engines told apart {_fmt(engine, '.2f')} ")
+            + f"val recall {_fmt(val.get('recall'))} FAH {_fmt(val.get('fah'), '.2f')} ETA {eta}"
         )
 
     def log_step_metrics(self, step: int, metrics: dict) -> None:

@@ -289,15 +289,19 @@ class Trainer:
                 learning_rate,
                 self.config.training.seed,
             )
-            self._step_fn = self._compile_adversarial_step(optimizer, self.adversary)
-        else:
-            self._step_fn = self._compile_step(optimizer)
+        self._step_fn = self._compile_step(optimizer, self.adversary)
 
     def _learning_rate(self) -> float:
         """The learning rate of Adam's next step (a cosine's value at its step count)."""
         return float(np.asarray(self.optimizer.learning_rate))
 
-    def _compile_step(self, optimizer: keras.optimizers.Optimizer):
+    def _compile_step(
+        self, optimizer: keras.optimizers.Optimizer, adversary: EngineAdversary | None = None
+    ):
+        """The compiled training step on ``(x, y, w)``. With ``adversary`` it takes each row's
+        engine too: one forward pass gives the probability and the embedding, the model gets
+        the wake-word loss's gradient plus the engine classifier's, reversed, and the
+        classifier its own."""
         model, loss_fn = self.model, self.loss_fn
         spec = [
             tf.TensorSpec((None, self.input_frames, NUM_CHANNELS), tf.float32),
@@ -306,48 +310,29 @@ class Trainer:
         ]
         scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-        @tf.function(input_signature=spec)
-        def train_step(x, y, w):
+        def train_step(x, y, w, engine=None):
+            mine = model.trainable_variables
+            theirs = [] if adversary is None else adversary.head.trainable_variables
             with tf.GradientTape() as tape:
-                p = tf.cast(model(x, training=True), tf.float32)
+                if adversary is None:
+                    p = tf.cast(model(x, training=True), tf.float32)
+                else:
+                    p, embedding = adversary.joint(x, training=True)
+                    engine_loss, engine_accuracy = adversary.losses(embedding, engine)
                 loss = loss_fn(y[:, None], p, sample_weight=w)
-                scaled_loss = optimizer.scale_loss(loss) if scaled else loss
-            grads = tape.gradient(scaled_loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            accuracy = tf.reduce_mean(tf.cast(tf.equal(p[:, 0] >= 0.5, y >= 0.5), tf.float32))
-            return loss, accuracy
-
-        return train_step
-
-    def _compile_adversarial_step(
-        self, optimizer: keras.optimizers.Optimizer, adversary: EngineAdversary
-    ):
-        """The step with the engine classifier beside it: one forward pass gives the
-        probability and the embedding; the model gets the wake-word loss's gradient plus the
-        classifier's, reversed; the classifier its own."""
-        model, loss_fn = self.model, self.loss_fn
-        spec = [
-            tf.TensorSpec((None, self.input_frames, NUM_CHANNELS), tf.float32),
-            tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.int32),
-        ]
-        mine, theirs = model.trainable_variables, adversary.head.trainable_variables
-
-        @tf.function(input_signature=spec)
-        def train_step(x, y, w, engine):
-            with tf.GradientTape() as tape:
-                p, embedding = adversary.joint(x, training=True)
-                loss = loss_fn(y[:, None], p, sample_weight=w)
-                engine_loss, engine_accuracy = adversary.losses(embedding, engine)
-                total = loss + engine_loss
-            grads = tape.gradient(total, mine + theirs)
+                total = loss if adversary is None else loss + engine_loss
+                scaled_loss = optimizer.scale_loss(total) if scaled else total
+            grads = tape.gradient(scaled_loss, mine + theirs)
             optimizer.apply_gradients(zip(grads[: len(mine)], mine, strict=True))
-            adversary.optimizer.apply_gradients(zip(grads[len(mine) :], theirs, strict=True))
             accuracy = tf.reduce_mean(tf.cast(tf.equal(p[:, 0] >= 0.5, y >= 0.5), tf.float32))
+            if adversary is None:
+                return loss, accuracy
+            adversary.optimizer.apply_gradients(zip(grads[len(mine) :], theirs, strict=True))
             return loss, accuracy, engine_accuracy
 
-        return train_step
+        if adversary is None:
+            return tf.function(lambda x, y, w: train_step(x, y, w), input_signature=spec)
+        return tf.function(train_step, input_signature=[*spec, tf.TensorSpec((None,), tf.int32)])
 
     def train_step(self, fingerprints, ground_truth, sample_weights, engines=None) -> dict:
         """One optimizer step on a batch: ``[batch, frames, 40]`` floats, labels, weights (and

@@ -169,6 +169,24 @@ def test_the_classifier_trains_beside_the_model_pushes_it_and_resumes_exactly(tm
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_a_restart_starts_the_classifier_afresh_too(tmp_path):
+    trainer = Trainer(_config(1.0), tmp_path)
+    trainer._prepare_optimizer(0.003, engine_adversarial=1.0)
+    fresh_head = [v.copy() for v in trainer.adversary.head.get_weights()]
+    fresh_optimizer = [v.numpy() for v in trainer.optimizer.variables]
+    data = TrainingData(_windows(), 149, seed=7, engine_prefixes=PREFIXES)
+    for step in range(3):
+        trainer.train_step(*data.batch(0, step, 16, trainer.config.training.phases[0]))
+    assert not all(
+        np.allclose(a, b)
+        for a, b in zip(trainer.adversary.head.get_weights(), fresh_head, strict=True)
+    )
+    trainer._restart(0, 1, None, fresh_optimizer)
+    for got, want in zip(trainer.adversary.head.get_weights(), fresh_head, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert int(trainer.adversary.optimizer.iterations.numpy()) == 0
+
+
 def test_an_adversarial_phase_without_engines_in_its_batches_says_what_to_do(tmp_path):
     data = TrainingData(_windows(), 149, seed=7)  # made without engine_prefixes
     with pytest.raises(ValueError, match="engine_prefixes"):

@@ -65,3 +65,11 @@ def test_plain_logger_turns_events_into_log_lines(caplog):
     for expected in ("phase 1", "step 5/10", "lr 0.001", "recall 0.875", "FAH 0.50",
                      "tp 21", "checkpoint at step 5", "mining", "careful", "profile"):  # fmt: skip
         assert expected in text, expected
+
+
+def test_the_live_line_shows_how_often_the_engine_classifier_is_right():
+    logger = TrainingLogger(every_s=0.0)
+    plain = logger.status_line(3, 10, {"loss": 0.5, "learning_rate": 0.001})
+    adversarial = logger.status_line(3, 10, {"loss": 0.5, "engine_accuracy": 0.412})
+    assert "engines told apart" not in plain
+    assert "engines told apart 0.41 " in adversarial
