@@ -1,7 +1,11 @@
 """Shared fixtures: a tiny end-to-end config and one Prefect test harness per session."""
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,9 +21,53 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 SMALL_MODEL = {"first_conv_kernel": 3, "mixconv_kernels": [[3], [3], [3], [3]], "head_frames": 1}
 
 
-def write_tiny_config(folder, **changes):
-    """A config that runs the whole pipeline in a minute or two on 2 cores."""
-    config = {
+def write_tiny_config(folder, prebuilt_data=True, **changes):
+    """A config that runs the whole pipeline in a minute or two on 2 cores.
+
+    With ``prebuilt_data`` and the tiny demo data set as it is (any ``data_dir``), a missing data
+    folder is filled with a copy of that set, built once per test session: the builder is seeded,
+    so every build is the same files, and each build costs about 20 s. The data stage then finds
+    it current and reports itself skipped. Tests that change the data section build their own.
+    """
+    config = _tiny_spec(folder)
+    for key, value in changes.items():
+        section, _, field = key.partition(".")
+        if field:
+            config[section] = {**config.get(section, {}), field: value}
+        else:
+            config[section] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    data_dir = Path(config["data"]["data_dir"])
+    default = {**_tiny_spec(folder)["data"], "data_dir": config["data"]["data_dir"]}
+    if prebuilt_data and config["data"] == default and not data_dir.exists():
+        shutil.copytree(_tiny_data(), data_dir)
+    return path
+
+
+_TINY_DATA: list[Path] = []
+
+
+def _tiny_data() -> Path:
+    """The tiny config's demo data set, built on first use in a folder removed at exit."""
+    if not _TINY_DATA:
+        from mww_core.config import load_config
+        from mww_core.demo_data import build_demo_dataset
+
+        root = Path(tempfile.mkdtemp(prefix="mww-tiny-data-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        spec = _tiny_spec(root)
+        path = root / "tiny.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        build_demo_dataset(load_config(path).data)
+        _TINY_DATA.append(Path(spec["data"]["data_dir"]))
+    return _TINY_DATA[0]
+
+
+def _tiny_spec(folder) -> dict:
+    """The tiny config as a dict, its run and data under ``folder``."""
+    return {
         "run_name": "tiny",
         "runs_dir": str(folder / "runs"),
         "data": {
@@ -48,16 +96,6 @@ def write_tiny_config(folder, **changes):
         },
         "export": {"representative_samples": 50},
     }
-    for key, value in changes.items():
-        section, _, field = key.partition(".")
-        if field:
-            config[section] = {**config.get(section, {}), field: value}
-        else:
-            config[section] = value
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture(scope="session")

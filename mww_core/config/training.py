@@ -92,6 +92,7 @@ class PhaseConfig(Section):
         "weight_decay": 0.0,
         "cosine_decay_to": None,
         "engine_adversarial": 0.0,
+        "focal_gamma": 0.0,
     }
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
@@ -144,6 +145,16 @@ class PhaseConfig(Section):
         "which engine said a window (the file name's prefix, training.engine_prefixes), and "
         "the model is pushed to make that impossible, so that what it learns of the wake word "
         "is not how one engine says it. The classifier is never exported. 0: off.",
+    )
+    focal_gamma: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        description="Focusing exponent of a focal loss (Lin et al. 2017): each window's loss is "
+        "scaled by (1 - p)^focal_gamma, p the probability the model gives its true label, so "
+        "windows it already gets right count less and the ones it gets wrong (far, noisy, "
+        "pitch-shifted wake words; near misses it accepts) more. 0: plain binary "
+        "cross-entropy.",
     )
     weight_average: float | None = Field(
         None,

@@ -249,6 +249,7 @@ class Trainer:
         weight_decay: float = 0.0,
         cosine: tuple[int, float] | None = None,
         engine_adversarial: float = 0.0,
+        focal_gamma: float = 0.0,
     ) -> None:
         """A fresh Adam (loss-scaled under mixed precision) and the compiled step using it.
 
@@ -258,6 +259,7 @@ class Trainer:
         ``share`` of itself over ``steps`` of Adam's own step count (checkpointed with it).
         ``engine_adversarial``: above 0, a fresh engine classifier trains beside the model and
         its reversed gradient, times this, reaches the model (``EngineAdversary``).
+        ``focal_gamma``: above 0, the step's loss is the focal loss with this exponent.
         """
         rate = learning_rate
         if cosine is not None:
@@ -289,6 +291,11 @@ class Trainer:
                 learning_rate,
                 self.config.training.seed,
             )
+        self.loss_fn = (
+            keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma)
+            if focal_gamma > 0
+            else keras.losses.BinaryCrossentropy()
+        )
         self._step_fn = self._compile_step(optimizer, self.adversary)
 
     def _learning_rate(self) -> float:
@@ -593,6 +600,7 @@ class Trainer:
             phase.weight_decay,
             cosine,
             phase.engine_adversarial,
+            phase.focal_gamma,
         )
         fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         manager, state = self._checkpoint(out)

@@ -180,19 +180,22 @@ def test_augmentation_fields_added_later_leave_the_fingerprint_alone_while_off()
 
 
 def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_off():
-    """training.phases[i].weight_decay, cosine_decay_to and engine_adversarial (with
-    training.engine_prefixes) came after models were trained: at 0, None and 0 they train the
-    same model, so neither a phase's fingerprint nor the whole training section's may
-    change."""
+    """training.phases[i].weight_decay, cosine_decay_to, engine_adversarial (with
+    training.engine_prefixes) and focal_gamma came after models were trained: at 0, None, 0
+    and 0 they train the same model, so neither a phase's fingerprint nor the whole training
+    section's may change."""
     config = load_config("configs/demo.yaml")
     phase = config.training.phases[0]
     before = phase.model_dump(mode="json")
-    del before["weight_decay"], before["cosine_decay_to"], before["engine_adversarial"]
+    later = ("weight_decay", "cosine_decay_to", "engine_adversarial", "focal_gamma")
+    for name in later:
+        del before[name]
     text = json.dumps(before, sort_keys=True)
     assert phase.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
     whole = config.training.model_dump(mode="json")
     for dumped in whole["phases"]:
-        del dumped["weight_decay"], dumped["cosine_decay_to"], dumped["engine_adversarial"]
+        for name in later:
+            del dumped[name]
     del whole["engine_prefixes"]
     text = json.dumps(whole, sort_keys=True)
     assert config.training.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -201,6 +204,7 @@ def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_o
     assert phase.model_copy(update={"cosine_decay_to": 0.1}).fingerprint() != phase.fingerprint()
     adversarial = phase.model_copy(update={"engine_adversarial": 0.3})
     assert adversarial.fingerprint() != phase.fingerprint()
+    assert phase.model_copy(update={"focal_gamma": 2.0}).fingerprint() != phase.fingerprint()
     renamed = config.training.model_copy(update={"engine_prefixes": ["alice", "bob"]})
     assert renamed.fingerprint() != config.training.fingerprint()
     training = config.training.model_copy(update={"phases": [decayed, *config.training.phases[1:]]})

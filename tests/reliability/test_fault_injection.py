@@ -115,7 +115,7 @@ def test_sigkill_at_random_points_then_same_model(tmp_path):
     rng = random.Random(1234)
     shared_data = tmp_path / "data"
     reference = write_tiny_config(tmp_path / "ref", **{"data.data_dir": str(shared_data)})
-    _run_to_end(reference)  # builds the data set once, then an uninterrupted run
+    _run_to_end(reference)  # an uninterrupted run on the shared data set (a copy of the tiny one)
     expected = (tmp_path / "ref/runs/tiny/export/hey_jarvis.tflite").read_bytes()
 
     config = write_tiny_config(tmp_path / "crash", **{"data.data_dir": str(shared_data)})

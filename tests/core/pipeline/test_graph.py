@@ -97,7 +97,8 @@ def trained_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trained")
     config_path = write_tiny_config(folder, **TEN_STEPS)
     records = run_all(load_config(config_path))
-    assert not any(r.skipped for r in records.values())
+    # The data folder is a copy of the session's tiny data set: the data stage finds it current.
+    assert [name for name, r in records.items() if r.skipped] == ["data"]
     return config_path, records
 
 

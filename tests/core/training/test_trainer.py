@@ -463,3 +463,24 @@ def test_cosine_decay_lowers_the_learning_rate_to_its_share_and_resumes_exactly(
     # Adam's step count drives it and is checkpointed: a crashed phase resumes on the curve.
     seen = _crash_and_resume(config, tmp_path, 13)
     assert seen[0] == (11, 20)
+
+
+def test_focal_gamma_trains_on_the_focal_loss_which_counts_confident_windows_less(tmp_path):
+    data, _ = _data()
+    x, y, w = data.batch(0, 0, 16, _config().training.phases[0])
+    losses = {}
+    for gamma in (0.0, 2.0):
+        raw = _config().model_dump()
+        raw["training"]["phases"][0]["focal_gamma"] = gamma
+        trainer = Trainer(FullConfig.model_validate(raw), tmp_path / f"gamma_{gamma}")
+        phase = trainer.config.training.phases[0]
+        trainer._prepare_optimizer(phase.learning_rate, focal_gamma=phase.focal_gamma)
+        p = trainer.model(x, training=True).numpy()[:, 0].astype(np.float64)  # batch statistics
+        right = np.where(y == 1, p, 1 - p)  # the probability given to the true label
+        want = -((1 - right) ** gamma) * np.log(np.clip(right, 1e-7, 1))
+        # The step's loss is on the batch before its update: Keras' weighted mean over rows.
+        losses[gamma] = trainer.train_step(x, y, w)["loss"]
+        assert losses[gamma] == pytest.approx(float(np.sum(want * w) / len(w)), rel=0.05)
+    assert losses[2.0] < 0.5 * losses[0.0]  # every window counts less, the confident ones most
+    with pytest.raises(ValueError, match="focal_gamma"):
+        PhaseConfig.model_validate({"steps": 1, "learning_rate": 0.1, "focal_gamma": -1})
