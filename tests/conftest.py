@@ -21,11 +21,11 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 SMALL_MODEL = {"first_conv_kernel": 3, "mixconv_kernels": [[3], [3], [3], [3]], "head_frames": 1}
 
 
-def write_tiny_config(folder, prebuilt_data=True, **changes):
+def write_tiny_config(folder, **changes):
     """A config that runs the whole pipeline in a minute or two on 2 cores.
 
-    With ``prebuilt_data`` and the tiny demo data set as it is (any ``data_dir``), a missing data
-    folder is filled with a copy of that set, built once per test session: the builder is seeded,
+    When the data section is the tiny one (any ``data_dir``), a missing data folder is filled
+    with a copy of the tiny demo data set, built once per test session: the builder is seeded,
     so every build is the same files, and each build costs about 20 s. The data stage then finds
     it current and reports itself skipped. Tests that change the data section build their own.
     """
@@ -41,7 +41,7 @@ def write_tiny_config(folder, prebuilt_data=True, **changes):
     path.write_text(yaml.safe_dump(config))
     data_dir = Path(config["data"]["data_dir"])
     default = {**_tiny_spec(folder)["data"], "data_dir": config["data"]["data_dir"]}
-    if prebuilt_data and config["data"] == default and not data_dir.exists():
+    if config["data"] == default and not data_dir.exists():
         shutil.copytree(_tiny_data(), data_dir)
     return path
 
