@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mww_core.config import FullConfig, load_config
-from mww_core.demo_data.plan import ENGINE_PREFIXES as SHORT_NAMES
+from mww_core.config.data import DEMO_ENGINE_PREFIXES as SHORT_NAMES
 
 log = logging.getLogger(__name__)
 

