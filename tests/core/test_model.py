@@ -89,6 +89,24 @@ def test_notebook_preset_is_the_training_notebook_shape():
     assert ModelConfig(preset="notebook", first_conv_filters=8).first_conv_filters == 8
 
 
+def test_wide_preset_widens_the_official_shape_within_a_device_budget():
+    """The demo's shape: the official kernels at 1.6 times the widths, still a model a
+    micro_wake_word device loads (ESPHome's ops, an arena well under 32 kB)."""
+    config = ModelConfig(preset="wide")
+    assert config.first_conv_filters == 48
+    assert config.pointwise_filters == [96, 96, 96, 96]
+    assert config.mixconv_kernels == ModelConfig().mixconv_kernels
+    assert receptive_field(config) == 149
+    model = _trained_like(config)
+    assert model.count_params() > 2 * build_model(ModelConfig()).count_params()
+    raw = np.random.default_rng(1).integers(0, 200, (400, 40)).astype(np.uint16)
+    tflite = convert_streaming_tflite(model, config, [features_to_float(raw)], chunks=300)
+    assert tflite_ops(tflite) <= ESPHOME_OPS
+    arena = manifest_arena_size(measure_tensor_arena(tflite))
+    assert OFFICIAL_ARENA_BYTES < arena < 32_768
+    assert OFFICIAL_FILE_BYTES < len(tflite) < 100_000
+
+
 def test_inception_preset_builds_with_149_frames():
     config = ModelConfig(name="inception")
     model = build_model(config)
