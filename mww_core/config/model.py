@@ -57,7 +57,13 @@ class ModelConfig(Section):
         "mixednet", description="Architecture, a key of mww_core.model.MODELS."
     )
     preset: str | None = Field(
-        None, description="Named shape of the architecture; None = its default preset."
+        None,
+        description="Named shape of the architecture; None = its default preset. "
+        + "; ".join(
+            f"{name}: {', '.join(presets)} (default {DEFAULT_PRESET[name]})"
+            for name, presets in MODEL_PRESETS.items()
+        )
+        + ". Fields given explicitly override the preset's values.",
     )
     first_conv_filters: int = Field(30, ge=1, description="Filters of the first convolution.")
     first_conv_kernel: int = Field(
