@@ -97,6 +97,7 @@ def test_wide_preset_widens_the_official_shape_within_a_device_budget():
     assert config.pointwise_filters == [96, 96, 96, 96]
     assert config.mixconv_kernels == ModelConfig().mixconv_kernels
     assert receptive_field(config) == 149
+    assert "wide" in ModelConfig.model_fields["preset"].description  # --explain-config names it
     model = _trained_like(config)
     assert model.count_params() > 2 * build_model(ModelConfig()).count_params()
     raw = np.random.default_rng(1).integers(0, 200, (400, 40)).astype(np.uint16)
