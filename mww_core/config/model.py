@@ -8,21 +8,23 @@ from pydantic import Field, model_validator
 
 from mww_core.config.base import Section
 
+# The official hey_jarvis v2 model's shape, read from its .tflite graph.
+_OFFICIAL_MIXEDNET: dict[str, Any] = {
+    "first_conv_filters": 30,
+    "pointwise_filters": [60, 60, 60, 60],
+    "mixconv_kernels": [[5], [9], [13], [21]],
+}
+
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "mixednet": {
-        # The official hey_jarvis v2 model's shape, read from its .tflite graph.
-        "hey_jarvis": {
-            "first_conv_filters": 30,
-            "pointwise_filters": [60, 60, 60, 60],
-            "mixconv_kernels": [[5], [9], [13], [21]],
-        },
-        # The official shape at 1.6 times its widths (the same kernels and 149-frame receptive
+        "hey_jarvis": _OFFICIAL_MIXEDNET,
+        # The official shape at 1.6 times its widths (its kernels and 149-frame receptive
         # field): 86.6 kB exported and a 29 kB tensor arena against 51.8 kB and 22 kB. The
         # demo's recipe uses it (configs/demo.yaml has the figures).
         "wide": {
+            **_OFFICIAL_MIXEDNET,
             "first_conv_filters": 48,
             "pointwise_filters": [96, 96, 96, 96],
-            "mixconv_kernels": [[5], [9], [13], [21]],
         },
         # microWakeWord's training notebook.
         "notebook": {
@@ -48,9 +50,8 @@ DEFAULT_PRESET = {"mixednet": "hey_jarvis", "inception": "microwakeword"}
 class ModelConfig(Section):
     """Architecture; the default is the shape of the official hey_jarvis v2 model.
 
-    ``preset`` names a shape of the chosen architecture (``MODEL_PRESETS``): mixednet
-    ``hey_jarvis`` (default), ``wide`` or ``notebook``; inception ``microwakeword`` (default).
-    Fields given explicitly override the preset's values.
+    ``preset`` names a shape of the chosen architecture (``MODEL_PRESETS``; the field's
+    description lists them). Fields given explicitly override the preset's values.
     """
 
     name: Literal["mixednet", "inception"] = Field(
