@@ -48,7 +48,8 @@ dishes, vacuum; 0-20 dB SNR over the speech, as the test's noisy condition), the
 that many seconds before each clip. The noise under a clip is the same for every lead, so
 comparing leads measures how much the frontend's state matters: its noise estimate adapts over
 about half a second, so a noise that starts with the clip (0) reaches the model less
-suppressed than one that has gone on for a while (3).
+suppressed than one that has gone on for a while (3). Each point then gains a line per noise
+and SNR band (``rain 0-10 dB 12/56``): which noises, how loud, a model loses its wake words in.
 
 ``--tempo 1.3`` scores the test wake words said 1.3 times as fast (0.8: slower), the pitch
 kept: sox's ``tempo -s`` (WSOLA, tuned for speech), a method training never uses (its
@@ -229,6 +230,9 @@ class SplitClips:
     names: dict[str, list[str]]
     audio: dict[str, list[np.ndarray]]
     slips: evaluation.Slips | None
+    # Per test wake word, the held-out noise it is heard in and its SNR band ("rain 0-10 dB"),
+    # when ``in_noise`` put it there; None otherwise.
+    noise_labels: list[str] | None = None
 
     @property
     def ambient_minutes(self) -> float:
@@ -298,11 +302,12 @@ def in_noise(split: SplitClips, lead_s: float, seed: int = 0) -> SplitClips:
     """
     lead = int(round(lead_s * SAMPLE_RATE_HZ))
     longest = int(MAX_NOISE_LEAD_S * SAMPLE_RATE_HZ)
-    positives = []
+    positives, labels = [], []
     for i, clip in enumerate(split.audio["positive"]):
         rng = np.random.default_rng([seed, i])
         kind = HELD_OUT_NOISES[i % len(HELD_OUT_NOISES)]
         snr_db = rng.uniform(*NOISY_SNR_DB)
+        labels.append(noise_label(kind, snr_db))
         noise = held_out_noise(kind, rng, longest + len(clip))
         noise *= snr_gain(clip, noise[longest:], snr_db)  # the level under the clip
         heard = noise[longest - lead :]
@@ -311,7 +316,18 @@ def in_noise(split: SplitClips, lead_s: float, seed: int = 0) -> SplitClips:
         # at the same gain: every lead hears the same clip.
         heard *= peak_gain(heard[lead:], np.abs(clip).max())
         positives.append(heard.astype(np.float32))
-    return dataclasses.replace(split, audio={**split.audio, "positive": positives})
+    return dataclasses.replace(
+        split, audio={**split.audio, "positive": positives}, noise_labels=labels
+    )
+
+
+def noise_label(kind: str, snr_db: float) -> str:
+    """A wake word's noise and SNR band, ``"rain 0-10 dB"`` or ``"rain 10-20 dB"``: which noise
+    and how loud a model loses its wake words in."""
+    low, high = NOISY_SNR_DB
+    middle = (low + high) / 2
+    band = f"{low:g}-{middle:g}" if snr_db < middle else f"{middle:g}-{high:g}"
+    return f"{kind} {band} dB"
 
 
 def through_rate(split: SplitClips, rate_hz: float) -> SplitClips:
@@ -395,6 +411,11 @@ def point_figures(
         "conditions": hits_by_condition(hits, split.names["positive"], split.described),
         "wordings": wordings,
         "unpaused": evaluation.unpaused(wordings),
+        **(
+            {"noises": evaluation.recall_by_group(list(hits), split.noise_labels)}
+            if split.noise_labels is not None
+            else {}
+        ),
         "false_accepts": row["false_accepts"],
         "near_miss_clips": len(split.names["negative"]) - slip_clips,
         "false_accept_rate": row["false_accept_rate"],
@@ -436,7 +457,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: dict) -> str:
     """Four lines: cutoff, all positives, near misses, slips, activations, FAH; then per
-    engine; then per condition; then per wording.
+    engine; then per condition; then per wording; with ``--noise-lead``, a fifth: per noise
+    and SNR band.
 
     Without a point (no cutoff within the limits), one line saying so, with the lowest FAH and
     near-miss rate the sweep reached.
@@ -460,6 +482,10 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
     unpaused = point.get("unpaused")
     if unpaused:
         wordings += f"  (without a pause {unpaused['detected']}/{unpaused['clips']})"
+    noises = "  ".join(
+        f"{n} {g['detected']}/{g['clips']}" for n, g in point.get("noises", {}).items()
+    )
+    noises = f"\n{' ' * len(head)}in {noises}" if noises else ""
     return (
         f"{head}cutoff {point['cutoff']:.2f}  "
         f"all {point['positives_detected']}/{point['positive_clips']}  "
@@ -470,6 +496,7 @@ def format_point(label: str, point: dict[str, Any] | None, limits: str, lowest: 
         f"{' ' * len(head)}{engines}\n"
         f"{' ' * len(head)}{conditions}\n"
         f"{' ' * len(head)}said {wordings}"
+        f"{noises}"
     )
 
 

@@ -33,6 +33,7 @@ class DemoDataConfig(Section):
         "training_espeak_speed": None,
         "test_paused_near_misses": 0,
         "validation_paused_near_misses": 0,
+        "more_noise_kinds": False,
     }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
@@ -313,6 +314,13 @@ class DemoDataConfig(Section):
         "open-plan room hears it.",
     )
     noise_clips: int = Field(16, ge=0, description="Background noise clips for augmentation.")
+    more_noise_kinds: bool = Field(
+        False,
+        description="Make the noise clips of six more kinds besides coloured noise, babble, "
+        "music, appliances, knocks and beeps: traffic, wind, applause, typing, birdsong and "
+        "sustained synthesizer chords (mww_core.demo_data.household.MORE_NOISE_KINDS), in turn "
+        "with the others. None is made the way a test noise is.",
+    )
     seed: int = Field(1234, description="Seed for every random choice in the demo data.")
 
     def uses(self, engine: str) -> bool:

@@ -12,7 +12,7 @@ from scipy.signal import fftconvolve
 from mww_core.audio import SAMPLE_RATE_HZ, write_wav
 from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import HELD_OUT_NOISES, held_out_noise
-from mww_core.demo_data.household import HOUSEHOLD_KINDS, household_noise
+from mww_core.demo_data.household import HOUSEHOLD_KINDS, MORE_NOISE_KINDS, household_noise
 from mww_core.demo_data.plan import (
     _POOL_KINDS,
     EXTRA_ENGINE_VOICES,
@@ -81,11 +81,12 @@ def _speech_pools(
 
 
 def _write_noise(
-    root: Path, count: int, pool: list, seed: int, clock: _StageClock
+    root: Path, count: int, pool: list, seed: int, clock: _StageClock, more_kinds: bool = False
 ) -> dict[str, dict[str, Any]]:
     rng = _rng(seed, "noise")
     rooms = [_simulate_rir(rng, (0.3, 0.8))[0] for _ in range(2 if count else 0)]
     order = [*COLOURED_NOISES, "babble", *HOUSEHOLD_KINDS]
+    order += MORE_NOISE_KINDS if more_kinds else ()
     files = {}
     with clock.stage("noise clips", count) as tick:
         for i in range(count):

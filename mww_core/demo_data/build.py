@@ -142,7 +142,16 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
         rendered.update(piper.collect(clock))
     files.update(_write_clips(root, clips, rendered, hearings, clock))
     pools = {s: _AmbientPool(*_speech_pools(clips, rendered, s)) for s in (*SPLITS, MINING_POOL)}
-    files.update(_write_noise(root, demo.noise_clips, pools["train"].speech, demo.seed, clock))
+    files.update(
+        _write_noise(
+            root,
+            demo.noise_clips,
+            pools["train"].speech,
+            demo.seed,
+            clock,
+            more_kinds=demo.more_noise_kinds,
+        )
+    )
     minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
     files.update(
         _write_ambient(root, minutes, pools, demo.seed, clock, demo.ambient_near_misses_per_minute)

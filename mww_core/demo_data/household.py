@@ -19,15 +19,31 @@ SR = SAMPLE_RATE_HZ
 
 # The kinds made here, by name; each maker takes (rng, n) and returns n samples at any level.
 HOUSEHOLD_KINDS = ("music", "appliance", "knocks", "beeps")
+# More kinds for training's noise clips only (data.demo.more_noise_kinds): sounds from outside
+# and from a television, so that no one family of noise stands for all the noise a device
+# hears. Like the four above, none is made the way a held-out test noise is.
+MORE_NOISE_KINDS = ("traffic", "wind", "applause", "typing", "birds", "synth")
 
 
 def household_noise(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` samples of one of ``HOUSEHOLD_KINDS`` (any level; callers set it).
+    """``n`` samples of one of ``HOUSEHOLD_KINDS`` or ``MORE_NOISE_KINDS`` (any level; callers
+    set it).
 
     Raises:
         ValueError: An unknown kind.
     """
-    makers = {"music": music_bed, "appliance": appliance, "knocks": knocks, "beeps": beeps}
+    makers = {
+        "music": music_bed,
+        "appliance": appliance,
+        "knocks": knocks,
+        "beeps": beeps,
+        "traffic": traffic,
+        "wind": wind,
+        "applause": applause,
+        "typing": typing,
+        "birds": birds,
+        "synth": synth_pad,
+    }
     if kind not in makers:
         raise ValueError(f"unknown household noise {kind!r}; use one of {', '.join(makers)}")
     return makers[kind](rng, n)
@@ -131,4 +147,109 @@ def beeps(rng: np.random.Generator, n: int) -> np.ndarray:
         length = min(n - pos, int(rng.uniform(0.08, 0.6) * SR))
         out[pos : pos + length] += np.sin(2 * np.pi * f * t_all[:length]) * np.hanning(length)
         pos += length + int(rng.uniform(0.1, 3.0) * SR)
+    return out
+
+
+def _envelope(rng: np.random.Generator, n: int, per_second: float, depth: float) -> np.ndarray:
+    """A slowly wandering gain around 1: smoothed random steps, ``per_second`` of them."""
+    steps = max(2, int(n / SR * per_second) + 2)
+    points = np.exp(depth * rng.standard_normal(steps))
+    return np.interp(np.arange(n), np.linspace(0, n, steps), points)
+
+
+def traffic(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A street through a window: a low rumble with cars passing (swells of tyre noise, each
+    with its engine's low tone sliding down as it goes by)."""
+    t = np.arange(n) / SR
+    out = 0.3 * _band(rng, n, 30.0, 400.0)
+    for _ in range(max(1, rng.poisson(0.4 * n / SR))):
+        centre = rng.uniform(0.0, n / SR)
+        width = rng.uniform(0.8, 3.0)
+        swell = np.exp(-(((t - centre) / width) ** 2))
+        tyres = _band(rng, n, 150.0, rng.uniform(800.0, 2000.0))
+        f0 = rng.uniform(40.0, 120.0) * (1 + 0.1 * np.tanh(-(t - centre) / width))
+        engine = np.sin(2 * np.pi * np.cumsum(f0) / SR)
+        out += rng.uniform(0.5, 2.0) * swell * (tyres + 0.5 * engine)
+    return out
+
+
+def wind(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Wind on a window or in the trees: low-passed noise in gusts, its brightness moving with
+    its strength."""
+    gusts = _envelope(rng, n, rng.uniform(0.5, 2.0), 0.6)
+    low = _band(rng, n, 20.0, 300.0)
+    high = _band(rng, n, 300.0, rng.uniform(1000.0, 3000.0))
+    return gusts * low + 0.5 * gusts**2 * high
+
+
+def applause(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A studio audience on the television: many hands clapping (short bursts of mid-band
+    noise, 5-40 a second) rising and falling."""
+    out = np.zeros(n + SR)
+    rate = rng.uniform(5.0, 40.0)
+    level = _envelope(rng, n + SR, 0.7, 0.5)
+    for at in rng.integers(0, n, size=max(1, int(rate * n / SR))):
+        length = int(rng.uniform(0.004, 0.015) * SR)
+        centre = rng.uniform(700.0, 2500.0)
+        clap = _band(rng, length + 64, centre * 0.6, min(7800.0, centre * 2.0))[64:]
+        out[at : at + length] += level[at] * clap * np.exp(-np.arange(length) / (0.3 * length))
+    return out[:n] + 0.02 * _band(rng, n, 100.0, 4000.0)
+
+
+def typing(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A keyboard: bursts of key clicks (a sharp high tick with a duller thud) 5-10 a second,
+    with pauses between words."""
+    out = 0.01 * _band(rng, n, 200.0, 6000.0)
+    pos = int(rng.uniform(0.0, 0.5) * SR)
+    while pos < n:
+        for _ in range(int(rng.integers(2, 9))):
+            if pos >= n:
+                break
+            length = int(0.012 * SR)
+            tick = _band(rng, length + 64, 2500.0, 7000.0)[64:] * np.exp(-np.arange(length) / 30)
+            thud = _band(rng, length + 64, 150.0, 900.0)[64:] * np.exp(-np.arange(length) / 80)
+            end = min(n, pos + length)
+            out[pos:end] += (rng.uniform(0.5, 1.5) * tick + thud)[: end - pos]
+            pos += int(rng.uniform(0.08, 0.2) * SR)
+        pos += int(rng.uniform(0.2, 1.5) * SR)
+    return out
+
+
+def birds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Birdsong from a garden: trills of short whistled sweeps at 2-6 kHz over a faint hiss."""
+    out = 0.01 * _band(rng, n, 500.0, 6000.0)
+    pos = int(rng.uniform(0.0, 1.0) * SR)
+    while pos < n:
+        base = rng.uniform(2000.0, 5000.0)
+        sweep = rng.uniform(-1500.0, 1500.0)
+        for _ in range(int(rng.integers(2, 8))):
+            if pos >= n:
+                break
+            length = int(rng.uniform(0.03, 0.15) * SR)
+            f = base + sweep * np.linspace(0.0, 1.0, length)
+            chirp = np.sin(2 * np.pi * np.cumsum(f) / SR) * np.hanning(length)
+            end = min(n, pos + length)
+            out[pos:end] += chirp[: end - pos]
+            pos += length + int(rng.uniform(0.02, 0.1) * SR)
+        pos += int(rng.uniform(0.3, 2.5) * SR)
+    return out
+
+
+def synth_pad(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Television music: sustained sawtooth chords that swell in and out (no drums, no plucked
+    notes), a chord every 1-4 s, with a slow vibrato."""
+    t = np.arange(n) / SR
+    out, pos = np.zeros(n), 0
+    vibrato = 1 + 0.004 * np.sin(2 * np.pi * rng.uniform(3.0, 6.0) * t)
+    while pos < n:
+        length = min(n - pos, int(rng.uniform(1.0, 4.0) * SR))
+        root = int(rng.integers(45, 65))
+        for interval in (0, int(rng.choice([3, 4])), 7):
+            f0 = 440.0 * 2 ** ((root + interval - 69) / 12)
+            phase = np.cumsum(f0 * vibrato[pos : pos + length]) / SR
+            saw = sum(np.sin(2 * np.pi * h * phase) / h for h in range(1, 12) if f0 * h < 7500)
+            out[pos : pos + length] += saw
+        fade = np.minimum(1.0, np.minimum(np.arange(length), length - np.arange(length)) / 4000)
+        out[pos : pos + length] *= fade
+        pos += length
     return out

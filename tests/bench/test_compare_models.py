@@ -23,13 +23,14 @@ from bench.compare_models import (
     lowest_swept,
     main,
     manifest_path,
+    noise_label,
     operating_point,
     read_dataset,
     sweep_cutoffs,
     through_rate,
 )
 from mww_core.audio import write_wav
-from mww_core.demo_data.conditions import speech_rms
+from mww_core.demo_data.conditions import HELD_OUT_NOISES, speech_rms
 from mww_core.evaluation import clip_wording, unpaused
 from mww_core.evaluation import paused_near_misses as evaluation_paused
 from tests.reference_models import REFERENCE_DIR, needs_reference_models
@@ -366,6 +367,16 @@ def test_main_compares_a_run_folder_and_a_manifest(tmp_path: Path, capsys):
     assert "clean 0/1  noisy 0/2" in text
     assert "said fluent 0/2  paused 0/1  (without a pause 0/2)" in text
     assert "matched  cutoff 0.99" in text
+    assert "-10 dB" not in text and "-20 dB" not in text  # no noise line without --noise-lead
+
+    main(["--data", str(data), "--noise-lead", "0", "--json", models[1]])
+    shipped = json.loads(capsys.readouterr().out)["models"][0]["shipped"]
+    noises = shipped["noises"]
+    assert sum(g["clips"] for g in noises.values()) == 3
+    assert [n.split()[0] for n in noises] == sorted(HELD_OUT_NOISES[:3])  # each noise in turn
+    main(["--data", str(data), "--noise-lead", "0", models[1]])
+    text = capsys.readouterr().out
+    assert "in " + "  ".join(f"{n} {g['detected']}/{g['clips']}" for n, g in noises.items()) in text
 
 
 def test_through_rate_band_limits_the_wake_words_only(tmp_path: Path):
@@ -423,3 +434,18 @@ def test_in_noise_keeps_the_noise_under_each_wake_word_whatever_its_lead(tmp_pat
     assert early.audio["negative"] is split.audio["negative"]
     with pytest.raises(SystemExit, match="noise-lead 11"):
         main(["--data", str(data), "--noise-lead", "11", str(data)])
+
+
+def test_in_noise_labels_each_wake_word_with_its_noise_and_snr_band(tmp_path: Path):
+    data = _tiny_data(tmp_path / "data")
+    split = load_test_split(data, 2)
+    assert split.noise_labels is None
+    noisy = in_noise(split, 0.0)
+    labels = noisy.noise_labels
+    assert labels is not None and len(labels) == len(split.audio["positive"])
+    for i, label in enumerate(labels):
+        kind, band, unit = label.rsplit(" ", 2)
+        assert kind == HELD_OUT_NOISES[i % len(HELD_OUT_NOISES)]  # each noise in turn
+        assert band in ("0-10", "10-20") and unit == "dB"
+    assert noise_label("rain", 9.9) == "rain 0-10 dB"
+    assert noise_label("vacuum", 10.0) == "vacuum 10-20 dB"

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mww_core.demo_data.ambient import _AMBIENT_KINDS, _AmbientPool, _compose_ambient
+from mww_core.demo_data.ambient import (
+    _AMBIENT_KINDS,
+    _AmbientPool,
+    _compose_ambient,
+    _write_noise,
+)
+from mww_core.demo_data.clock import _StageClock
 from mww_core.demo_data.conditions import HELD_OUT_NOISES
-from mww_core.demo_data.household import HOUSEHOLD_KINDS, household_noise
+from mww_core.demo_data.household import HOUSEHOLD_KINDS, MORE_NOISE_KINDS, household_noise
 
 SR = 16000
 
@@ -18,7 +24,7 @@ def _spectral_flatness(x: np.ndarray) -> float:
     return float(np.exp(np.mean(np.log(power))) / np.mean(power))
 
 
-@pytest.mark.parametrize("kind", HOUSEHOLD_KINDS)
+@pytest.mark.parametrize("kind", HOUSEHOLD_KINDS + MORE_NOISE_KINDS)
 def test_each_sound_is_audible_finite_and_reproducible(kind):
     a = household_noise(kind, np.random.default_rng(3), 4 * SR)
     b = household_noise(kind, np.random.default_rng(3), 4 * SR)
@@ -33,6 +39,37 @@ def test_music_is_tonal_and_appliances_are_noisy():
     music = household_noise("music", np.random.default_rng(0), 2 * SR)
     white = np.random.default_rng(0).standard_normal(2 * SR)
     assert _spectral_flatness(music) < 0.05 < _spectral_flatness(white)
+
+
+def _share_below(x: np.ndarray, hz: float) -> float:
+    """The share of ``x``'s power below ``hz``."""
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float(power[np.fft.rfftfreq(len(x), 1 / SR) < hz].sum() / power.sum())
+
+
+def test_outdoor_sounds_sit_where_they_should_in_frequency():
+    rng = np.random.default_rng(5)
+    # Traffic and wind are low rumbles; birdsong and typing's ticks are high.
+    assert _share_below(household_noise("traffic", rng, 8 * SR), 1000.0) > 0.6
+    assert _share_below(household_noise("wind", rng, 8 * SR), 1500.0) > 0.6
+    assert _share_below(household_noise("birds", rng, 8 * SR), 1500.0) < 0.1
+    assert _share_below(household_noise("typing", rng, 8 * SR), 1500.0) < 0.5
+    # Sustained chords are tonal, applause is noise.
+    synth = household_noise("synth", rng, 4 * SR)
+    clapping = household_noise("applause", rng, 4 * SR)
+    assert _spectral_flatness(synth) < 0.05 < _spectral_flatness(clapping)
+
+
+@pytest.mark.parametrize("more_kinds", [False, True])
+def test_noise_clips_take_the_more_kinds_only_when_asked(tmp_path, more_kinds):
+    count = 7 + len(HOUSEHOLD_KINDS) + len(MORE_NOISE_KINDS)  # every kind once, and some again
+    clock = _StageClock(None)
+    files = _write_noise(tmp_path, count, [], seed=1, clock=clock, more_kinds=more_kinds)
+    kinds = {meta["kind"] for meta in files.values()}
+    assert len(files) == count and all((tmp_path / name).is_file() for name in files)
+    assert set(HOUSEHOLD_KINDS) <= kinds
+    assert (set(MORE_NOISE_KINDS) <= kinds) is more_kinds
+    assert not kinds & set(MORE_NOISE_KINDS) or more_kinds
 
 
 def test_unknown_kind_is_named():
