@@ -137,8 +137,9 @@ def test_explain_config_in_a_narrow_console_keeps_each_description_whole(monkeyp
 
 def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     """data.demo.validation_conditions, training_paused_share, training_min_phrase_distance,
-    the paused near misses' fields and more_noise_kinds came after demo data sets were built: off, the data
-    set is the one built before them, and its fingerprint must not ask for a rebuild."""
+    the paused near misses' fields and more_noise_kinds came after demo data sets were built:
+    off, the data set is the one built before them, and its fingerprint must not ask for a
+    rebuild."""
     off = DemoDataConfig()
     before = off.model_dump(mode="json")
     del before["validation_conditions"], before["training_paused_share"]
