@@ -14,7 +14,7 @@ demo: install
 	$(PY) flows/train_wakeword.py --config configs/demo.yaml
 
 test: install
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=15
 
 # The suite with one TensorFlow/OpenMP thread: results must not hang on thread counts.
 test-one-thread: install
