@@ -150,6 +150,15 @@ def beeps(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
+def _burst(rng: np.random.Generator, n: int, low_hz: float, high_hz: float) -> np.ndarray:
+    """``n`` samples of band-passed noise, past the filter's start-up (a short burst's first
+    samples would otherwise be the filter ringing in)."""
+    return _band(rng, n + _SETTLE, low_hz, high_hz)[_SETTLE:]
+
+
+_SETTLE = 64  # samples
+
+
 def _envelope(rng: np.random.Generator, n: int, per_second: float, depth: float) -> np.ndarray:
     """A slowly wandering gain around 1: smoothed random steps, ``per_second`` of them."""
     steps = max(2, int(n / SR * per_second) + 2)
@@ -191,7 +200,7 @@ def applause(rng: np.random.Generator, n: int) -> np.ndarray:
     for at in rng.integers(0, n, size=max(1, int(rate * n / SR))):
         length = int(rng.uniform(0.004, 0.015) * SR)
         centre = rng.uniform(700.0, 2500.0)
-        clap = _band(rng, length + 64, centre * 0.6, min(7800.0, centre * 2.0))[64:]
+        clap = _burst(rng, length, centre * 0.6, min(7800.0, centre * 2.0))
         out[at : at + length] += level[at] * clap * np.exp(-np.arange(length) / (0.3 * length))
     return out[:n] + 0.02 * _band(rng, n, 100.0, 4000.0)
 
@@ -206,8 +215,8 @@ def typing(rng: np.random.Generator, n: int) -> np.ndarray:
             if pos >= n:
                 break
             length = int(0.012 * SR)
-            tick = _band(rng, length + 64, 2500.0, 7000.0)[64:] * np.exp(-np.arange(length) / 30)
-            thud = _band(rng, length + 64, 150.0, 900.0)[64:] * np.exp(-np.arange(length) / 80)
+            tick = _burst(rng, length, 2500.0, 7000.0) * np.exp(-np.arange(length) / 30)
+            thud = _burst(rng, length, 150.0, 900.0) * np.exp(-np.arange(length) / 80)
             end = min(n, pos + length)
             out[pos:end] += (rng.uniform(0.5, 1.5) * tick + thud)[: end - pos]
             pos += int(rng.uniform(0.08, 0.2) * SR)
