@@ -63,6 +63,15 @@ def load_audio(path: str | Path) -> np.ndarray:
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
 
 
+def speech_rms(audio: np.ndarray) -> float:
+    """RMS of the 10 ms frames within 30 dB of the loudest: the speech, not the pauses."""
+    frame = SAMPLE_RATE_HZ // 100
+    n = max(len(audio) // frame, 1)
+    energy = (np.resize(audio.astype(np.float64), n * frame).reshape(n, frame) ** 2).mean(axis=1)
+    loud = energy[energy >= energy.max() * 1e-3]
+    return float(np.sqrt(loud.mean())) if loud.size else 0.0
+
+
 def resample_to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Resample 1-D audio from ``sample_rate`` to 16 kHz (polyphase, gcd-reduced ratio).
 

@@ -19,7 +19,9 @@ import audiomentations.core.utils as am_utils
 import numpy as np
 import scipy.signal
 import soxr
+from audiomentations.core.audio_loading_utils import load_sound_file
 
+from mww_core.audio import speech_rms
 from mww_core.config import AugmentationConfig
 from mww_core.frontend import SAMPLE_RATE_HZ
 
@@ -346,6 +348,7 @@ def _room_transforms(
                 min_snr_db=low,
                 max_snr_db=high,
                 p=config.background_noise_probability,
+                snr_reference=config.background_snr_reference,
             )
         )
     return transforms
@@ -397,12 +400,14 @@ class BackgroundNoise(am.AddBackgroundNoise):
 
     ``onset``: samples of silence before the noise starts (with a 10 ms fade-in); 0, the
     default, mixes it from the first sample as audiomentations does. The noise's level is set
-    before the silence is cut out of it.
+    before the silence is cut out of it. ``snr_reference``: ``"window"`` sets the SNR against
+    the RMS of all of ``samples`` (audiomentations' way), ``"speech"`` against ``speech_rms``.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, snr_reference: str = "window", **kwargs) -> None:
         super().__init__(**kwargs)
         self.onset = 0
+        self.snr_reference = snr_reference
         import soundfile as sf
 
         for i, path in enumerate(self.sound_file_paths):
@@ -418,18 +423,30 @@ class BackgroundNoise(am.AddBackgroundNoise):
 
     def _mix(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mix a span of a noise file into ``samples`` at the drawn SNR (audiomentations' math)."""
+        if self.noise_rms != "relative":
+            return super().apply(samples, sample_rate)
+        params = self.parameters
         noise = None
         if sample_rate == SAMPLE_RATE_HZ:
-            params = self.parameters
             noise = _read_plain(params["noise_file_path"], params["offset"], params["duration"])
-        if noise is None or self.noise_rms != "relative" or self.noise_transform is not None:
-            return super().apply(samples, sample_rate)
+        if noise is None:
+            noise, _ = load_sound_file(
+                params["noise_file_path"],
+                sample_rate,
+                offset=params["offset"],
+                duration=params["duration"],
+            )
+        if self.noise_transform is not None:
+            noise = self.noise_transform(noise, sample_rate)
         noise_rms = am_utils.calculate_rms(noise)
         if noise_rms < 1e-9:
             return super().apply(samples, sample_rate)  # warns and returns the input
-        desired = am_utils.calculate_desired_noise_rms(
-            am_utils.calculate_rms(samples), self.parameters["snr_db"]
+        level = (
+            speech_rms(samples)
+            if self.snr_reference == "speech"
+            else am_utils.calculate_rms(samples)
         )
+        desired = am_utils.calculate_desired_noise_rms(level, params["snr_db"])
         noise = noise * (desired / noise_rms)
         while len(noise) < len(samples):
             noise = np.concatenate((noise, noise))

@@ -15,6 +15,7 @@ class AugmentationConfig(Section):
     # Added after caches were made; off, they change nothing, so they do not change the
     # fingerprint either.
     _quiet_defaults: ClassVar[dict[str, Any]] = {
+        "background_snr_reference": "window",
         "background_onset_probability": 0.0,
         "background_onset_s": (0.0, 1.0),
         "tempo_probability": 0.0,
@@ -41,6 +42,14 @@ class AugmentationConfig(Section):
     )
     background_snr_db: tuple[float, float] = span(
         (3.0, 30.0), "Range of the speech-to-background-noise ratio, in dB."
+    )
+    background_snr_reference: Literal["window", "speech"] = Field(
+        "window",
+        description="What background_snr_db is measured against. window: the RMS of the "
+        "whole window, silence included, as audiomentations does (a wake word filling half "
+        "the window then hears the noise about 3 dB below the range). speech: the RMS of the "
+        "window's loud frames (10 ms frames within 30 dB of the loudest), the way the demo's "
+        "test sets the SNR of its noisy wake words.",
     )
     background_onset_probability: float = probability(
         0.0,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, fftconvolve, istft, resample_poly, sosfilt, stft
 
-from mww_core.audio import SAMPLE_RATE_HZ
+from mww_core.audio import SAMPLE_RATE_HZ, speech_rms
 
 SR = SAMPLE_RATE_HZ
 
@@ -104,15 +104,6 @@ def apply_condition(
         semitones = float(rng.uniform(*hearing.pitch_semitones) * rng.choice([-1.0, 1.0]))
         return shift_pitch(audio, semitones), {"semitones": round(semitones, 2)}
     raise ValueError(f"unknown test condition {condition!r}; use one of {', '.join(CONDITIONS)}")
-
-
-def speech_rms(audio: np.ndarray) -> float:
-    """RMS of the 10 ms frames within 30 dB of the loudest: the speech, not the pauses."""
-    frame = SR // 100
-    n = max(len(audio) // frame, 1)
-    energy = (np.resize(audio.astype(np.float64), n * frame).reshape(n, frame) ** 2).mean(axis=1)
-    loud = energy[energy >= energy.max() * 1e-3]
-    return float(np.sqrt(loud.mean())) if loud.size else 0.0
 
 
 def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import scipy.linalg
 import scipy.signal
 
-from mww_core.audio import write_wav
+from mww_core.audio import speech_rms, write_wav
 from mww_core.augment import (
     AudioAugmentationPipeline,
     ParallelAugmenter,
@@ -471,6 +472,28 @@ def test_background_onset_is_drawn_per_seed_within_its_range(tmp_path):
     late_starts = [s for s in starts if s > 0]
     assert min(late_starts) >= 0.2 * SR and max(late_starts) <= 0.9 * SR
     assert len(set(late_starts)) == len(late_starts)  # a point of its own for each window
+
+
+@pytest.mark.parametrize("noise_rate", [SR, 22050])  # 22.05 kHz: audiomentations' loader
+def test_background_snr_against_the_speech_or_the_whole_window(tmp_path, noise_rate):
+    clip = _window(_vowel())  # 0.6 s of voice in a 1.5 s window: the rest is silence
+    rng = np.random.default_rng(3)
+    noise = (0.1 * rng.standard_normal(noise_rate * 2)).astype("f4")
+    write_wav(tmp_path / "noise" / "hiss.wav", noise, sample_rate=noise_rate)
+    fixed = dict(background_snr_db=(10.0, 10.0))
+
+    def snr_db(reference, seed):
+        config = _noise_only(background_snr_reference=reference, **fixed)
+        added = AudioAugmentationPipeline(config, None, tmp_path / "noise")(clip, seed) - clip
+        return 20 * np.log10(speech_rms(clip) / np.sqrt(np.mean(added.astype("f8") ** 2)))
+
+    pauses_db = 20 * np.log10(speech_rms(clip) / np.sqrt(np.mean(clip.astype("f8") ** 2)))
+    assert pauses_db > 3.0  # the silence lowers the window's RMS well below the voice's
+    resampled = pytest.warns(UserWarning, match="had to be resampled")
+    with resampled if noise_rate != SR else contextlib.nullcontext():
+        for seed in range(3):
+            assert snr_db("speech", seed) == pytest.approx(10.0, abs=0.1)
+            assert snr_db("window", seed) == pytest.approx(10.0 + pauses_db, abs=0.1)
 
 
 def test_mic_band_removes_energy_outside_the_cutoffs():

@@ -163,19 +163,22 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
 
 
 def test_augmentation_fields_added_later_leave_the_fingerprint_alone_while_off():
-    """background_onset_*, tempo_* and the vocoder's envelope fields came after feature caches
-    were made: off, the windows are the ones made before them, and the augmentation
-    fingerprint must not ask for new ones."""
+    """background_onset_*, background_snr_reference, tempo_* and the vocoder's envelope fields
+    came after feature caches were made: off, the windows are the ones made before them, and
+    the augmentation fingerprint must not ask for new ones."""
     off = AugmentationConfig()
     before = off.model_dump(mode="json")
-    later = ("background_onset_probability", "background_onset_s", "tempo_probability",
-             "tempo_factor", "vocoder_formant_shift", "vocoder_tilt_db_per_octave")  # fmt: skip
+    later = ("background_onset_probability", "background_onset_s", "background_snr_reference",
+             "tempo_probability", "tempo_factor", "vocoder_formant_shift",
+             "vocoder_tilt_db_per_octave")  # fmt: skip
     for name in later:
         del before[name]
     text = json.dumps(before, sort_keys=True)
     assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert AugmentationConfig(tempo_probability=0.5).fingerprint() != off.fingerprint()
     assert AugmentationConfig(background_onset_probability=0.5).fingerprint() != off.fingerprint()
+    speech = AugmentationConfig(background_snr_reference="speech")
+    assert speech.fingerprint() != off.fingerprint()
     shifted = AugmentationConfig(vocoder_formant_shift=(0.9, 1.1))
     assert shifted.fingerprint() != off.fingerprint()
     tilted = AugmentationConfig(vocoder_tilt_db_per_octave=(-3.0, 3.0))
