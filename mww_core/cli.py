@@ -11,6 +11,7 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from mww_core import pipeline
 from mww_core.audio import AudioError
@@ -21,6 +22,12 @@ from mww_core.lock import RunLockedError, run_lock
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 console = Console()
+
+
+def print_error(exc: BaseException) -> None:
+    """``error: MESSAGE`` on stderr, as written: never wrapped (a long path stays one piece to
+    copy) and never read as Rich markup (a ``[`` in a file name stays)."""
+    Console(stderr=True, soft_wrap=True).print(Text.assemble(("error:", "red"), f" {exc}"))
 
 
 class RichProgress:
@@ -133,7 +140,7 @@ def train_main(argv: list[str] | None = None) -> None:
         else:
             summary = run_pipeline(args.config, args.run_name)
     except (ConfigError, FileNotFoundError, AudioError, RunLockedError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         sys.exit(2)
     console.print_json(json.dumps(summary))
 
@@ -146,14 +153,13 @@ def _explain(section: str | None) -> None:
     """``mww-train --explain-config [SECTION]``: the config fields as a table."""
     from rich.padding import Padding
     from rich.table import Table
-    from rich.text import Text
 
     from mww_core.config import explain_config
 
     try:
         rows = explain_config(section)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         sys.exit(2)
     if console.width < _TABLE_MIN_WIDTH:  # a table would leave descriptions a word wide
         for field, kind, default, description in rows:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from mww_core import evaluation, runtime_pymicro
 from mww_core.audio import AudioError, list_audio_files, load_audio
+from mww_core.cli import print_error
 from mww_core.config import EvaluationConfig
 from mww_core.frontend import SAMPLE_RATE_HZ
 
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
                                 audio["ambient"], args.target_fah, not args.fast,
                                 args.runtime)  # fmt: skip
     except (evaluation.ManifestError, FileNotFoundError, AudioError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         sys.exit(2)
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

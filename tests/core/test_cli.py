@@ -23,7 +23,15 @@ def test_missing_config_exits_with_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         cli.train_main(["--config", str(tmp_path / "nope.yaml")])
     assert done.value.code == 2
-    assert "config file not found" in capsys.readouterr().out
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_an_error_prints_a_long_path_whole_and_as_written(tmp_path, capsys):
+    config = tmp_path / ("deep-" * 20) / "[red]config.yaml"  # past 80 columns, with markup
+    with pytest.raises(SystemExit):
+        cli.train_main(["--config", str(config)])
+    captured = capsys.readouterr()
+    assert str(config) in captured.err and captured.out == ""
 
 
 @pytest.mark.slow
