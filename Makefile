@@ -13,8 +13,11 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 demo: install
 	$(PY) flows/train_wakeword.py --config configs/demo.yaml
 
+# Two pytest-xdist workers: many tests wait on a subprocess, a server or a single-threaded
+# import, so two share the two cores better than one (TEST_WORKERS=0 runs them in one process).
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -ra --durations=15
+	$(PY) -m pytest -q -ra --durations=15 -n $(TEST_WORKERS)
 
 # The suite with one TensorFlow/OpenMP thread: results must not hang on thread counts.
 test-one-thread: install

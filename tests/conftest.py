@@ -117,3 +117,10 @@ def memory_url():
     fs = fsspec.filesystem("memory")
     if fs.exists(url):
         fs.rm(url, recursive=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end tests first: with two workers (``make test`` runs ``-n 2``), the
+    longest tests start early and the short ones fill in around them, instead of one worker
+    finishing a long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
