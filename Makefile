@@ -74,11 +74,15 @@ system-deps:
 
 install: system-deps $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every Python package: newer releases train another model from the same
+# commit, data and seed (README "Reproducible installs"). CONSTRAINTS= installs the newest
+# releases pyproject.toml allows instead.
+CONSTRAINTS ?= constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@command -v $(PYTHON) >/dev/null || { echo "mww needs $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	touch $(STAMP)
 
 clean-demo:

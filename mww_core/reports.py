@@ -489,7 +489,23 @@ def _how_evaluated(metrics: dict[str, Any]) -> list[str]:
         ]
         if "slip_clips" in metrics.get("test", {})
         else []
+    ) + _versions_line(metrics.get("versions"))
+
+
+def _versions_line(versions: dict[str, dict[str, str]] | None) -> list[str]:
+    """The packages the shipped phase was trained with, and any evaluation ran with otherwise."""
+    if not versions:
+        return []
+    trained, evaluated = versions.get("trained") or {}, versions.get("evaluated") or {}
+    line = "Trained with " + (
+        ", ".join(f"{name} {version}" for name, version in trained.items())
+        or "packages its stage.json does not record (a run from before they were recorded)"
     )
+    changed = {n: v for n, v in evaluated.items() if trained and trained.get(n) != v}
+    if changed:
+        line += "; evaluated with " + ", ".join(f"{n} {v}" for n, v in changed.items())
+    return ["", line + ". Other releases can train another model from the same config, data "
+            "and seed: `constraints.txt` pins the versions `make` installs."]  # fmt: skip
 
 
 def build_report(metrics: dict[str, Any], sweeps: Sweeps) -> str:

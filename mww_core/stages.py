@@ -6,9 +6,11 @@ import ast
 import contextlib
 import contextvars
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
+import platform
 import re
 import shutil
 import time
@@ -193,6 +195,25 @@ def code_fingerprint(*modules: str, root: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+# The packages whose releases change what a stage makes: the audio, the augmentation, the
+# features, the training and the int8 model. Another release of any of them can train another
+# model from the same config, data and seed; each stage.json records the ones it ran with.
+RECORDED_PACKAGES = (
+    "tensorflow-cpu", "tensorflow", "keras", "numpy", "scipy", "audiomentations", "librosa",
+    "soxr", "pyworld", "praat-parselmouth", "pyroomacoustics", "pymicro-features",
+    "ai-edge-litert", "onnxruntime", "piper-tts", "pymicro-wakeword",
+)  # fmt: skip
+
+
+def package_versions() -> dict[str, str]:
+    """Python's version and those of ``RECORDED_PACKAGES`` that are installed."""
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return versions
+
+
 @dataclass
 class StageRecord:
     """What a finished stage wrote: the contents of its ``stage.json``."""
@@ -204,6 +225,7 @@ class StageRecord:
     started: float = 0.0
     finished: float = 0.0
     skipped: bool = False
+    versions: dict = field(default_factory=dict)  # package_versions() when it ran
 
     def to_dict(self) -> dict:
         """Plain dict (JSON-serializable)."""
@@ -306,6 +328,7 @@ def run_stage(
         metrics=result.get("metrics", {}),
         started=started,
         finished=time.time(),
+        versions=package_versions(),
     )
     atomic_write_text(stage_dir / MANIFEST, json.dumps(record.to_dict(), indent=2, default=str))
     marker.unlink(missing_ok=True)

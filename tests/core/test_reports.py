@@ -269,3 +269,20 @@ def test_the_report_says_why_phase_2_ships_when_phase_1_validates_higher(tmp_pat
         if expected:
             numbers = f"({ahead['recall']:.3f} against {metrics['validation']['recall']:.3f})"
             assert numbers in text
+
+
+def test_the_report_names_the_packages_training_ran_with_and_what_evaluation_changed(tmp_path):
+    metrics, sweeps = make_metrics()
+    same = {"python": "3.11.7", "tensorflow-cpu": "2.21.0", "numpy": "2.4.6"}
+    metrics["versions"] = {"trained": same, "evaluated": dict(same)}
+    write_report(tmp_path, metrics, sweeps)
+    text = (tmp_path / "report.md").read_text()
+    assert "Trained with python 3.11.7, tensorflow-cpu 2.21.0, numpy 2.4.6." in text
+    assert "evaluated with" not in text and "constraints.txt" in text
+    metrics["versions"]["evaluated"]["numpy"] = "2.5.0"
+    write_report(tmp_path, metrics, sweeps)
+    text = (tmp_path / "report.md").read_text()
+    assert "numpy 2.4.6; evaluated with numpy 2.5.0." in text
+    metrics["versions"]["trained"] = {}  # a phase trained before versions were recorded
+    write_report(tmp_path, metrics, sweeps)
+    assert "does not record" in (tmp_path / "report.md").read_text()

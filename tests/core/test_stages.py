@@ -86,3 +86,27 @@ def test_file_hashes_follow_content_not_modification_time(tmp_path):
     assert memo.digest(clip) != first
     memo.save()
     assert FileHashes(memo.path).digest(clip) == memo.digest(clip)  # read back from the memo
+
+
+def test_a_stage_records_the_package_versions_it_ran_with_and_old_records_still_load(tmp_path):
+    import importlib.metadata
+    import json
+    import platform
+
+    def compute(d):
+        (d / "out.txt").write_text("x")
+        return {"outputs": {"out": str(d / "out.txt")}}
+
+    stage = tmp_path / "s"
+    record = run_stage(stage, "s", "fp1", compute)
+    saved = json.loads((stage / "stage.json").read_text())["versions"]
+    assert saved == record.versions
+    assert saved["python"] == platform.python_version()
+    assert saved["numpy"] == importlib.metadata.version("numpy")
+    assert saved["keras"] == importlib.metadata.version("keras")
+    # A stage.json written before versions were recorded is still a finished stage.
+    old = json.loads((stage / "stage.json").read_text())
+    del old["versions"]
+    (stage / "stage.json").write_text(json.dumps(old))
+    again = run_stage(stage, "s", "fp1", compute)
+    assert again.skipped and again.versions == {}
