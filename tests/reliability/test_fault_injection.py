@@ -17,7 +17,7 @@ from tests.conftest import write_tiny_config
 
 pytestmark = pytest.mark.slow
 
-KILLS = int(os.environ.get("MWW_FAULT_KILLS", "8"))
+KILLS = int(os.environ.get("MWW_FAULT_KILLS", "12"))
 STAGES = ("features", "train_phase_1", "mine_hard_negatives", "train_phase_2", "evaluate", "export")
 
 # The stages in order, without Prefect (the flow runs the same functions inside tasks).
