@@ -74,7 +74,7 @@ system-deps:
 
 install: system-deps $(STAMP)
 
-# constraints.txt pins every Python package: newer releases train another model from the same
+# constraints.txt pins every Python package: other releases train another model from the same
 # commit, data and seed (README "Reproducible installs"). CONSTRAINTS= installs the newest
 # releases pyproject.toml allows instead.
 CONSTRAINTS ?= constraints.txt

@@ -150,13 +150,13 @@ def beeps(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
+_SETTLE = 64  # samples of a band-pass filter's start-up, dropped from short bursts
+
+
 def _burst(rng: np.random.Generator, n: int, low_hz: float, high_hz: float) -> np.ndarray:
     """``n`` samples of band-passed noise, past the filter's start-up (a short burst's first
     samples would otherwise be the filter ringing in)."""
     return _band(rng, n + _SETTLE, low_hz, high_hz)[_SETTLE:]
-
-
-_SETTLE = 64  # samples
 
 
 def _envelope(rng: np.random.Generator, n: int, per_second: float, depth: float) -> np.ndarray:

@@ -292,7 +292,8 @@ def run_evaluation(
             )
         metrics = _evaluation_metrics(config, final, earlier, learned)
         metrics["learning_curve"] = learning_curves(phase, first)
-        metrics["versions"] = {"trained": phase.versions, "evaluated": stages.package_versions()}
+        trained = first if carried else phase  # the phase whose weights ship
+        metrics["versions"] = {"trained": trained.versions, "evaluated": stages.package_versions()}
         sweeps = {"phase 2": (learned or final)["sweeps"]}
         sweeps |= {"phase 1": earlier["sweeps"]} if earlier else {}
         metrics_path = stage_dir / "metrics.json"

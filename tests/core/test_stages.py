@@ -1,5 +1,9 @@
 """Stage manifests: skip on an unchanged fingerprint, re-run and clear on a changed one."""
 
+import importlib.metadata
+import json
+import platform
+
 from mww_core.stages import run_stage
 
 
@@ -89,10 +93,6 @@ def test_file_hashes_follow_content_not_modification_time(tmp_path):
 
 
 def test_a_stage_records_the_package_versions_it_ran_with_and_old_records_still_load(tmp_path):
-    import importlib.metadata
-    import json
-    import platform
-
     def compute(d):
         (d / "out.txt").write_text("x")
         return {"outputs": {"out": str(d / "out.txt")}}

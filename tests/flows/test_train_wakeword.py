@@ -58,6 +58,11 @@ def test_flow_end_to_end_then_skips(tmp_path, prefect_harness):
         r for r in rows if r["model"].endswith("(shipped)") and r["split"] == "test"
     )
     assert shipped_test["recall"] == round(metrics["test"]["recall"], 3)
+    # The report names the releases the shipped phase was trained with, from its stage.json.
+    phase_dir = "train_phase_1" if metrics["shipped"] == "phase 1" else "train_phase_2"
+    trained = json.loads((report.parent.parent / phase_dir / "stage.json").read_text())
+    assert metrics["versions"]["trained"] == trained["versions"]
+    assert f"Trained with python {trained['versions']['python']}, " in text
 
     from mww_core import pipeline
     from mww_core.config import load_config
