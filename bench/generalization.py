@@ -2,7 +2,7 @@
 
     python -m bench.generalization [--config configs/demo.yaml] [--steps 1500,1000]
         [--data data/demo] [--max-fah 1.0] [--negatives training-engine|all]
-        [--directions espeak_to_piper piper_to_espeak] [--seeds 42,1,2] [--json]
+        [--directions espeak_to_piper piper_to_espeak] [--seeds 42,1,2] [--curves] [--json]
 
 The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
 (``espeak_*.wav``), with ``data.demo.pico_positives`` a third, SVOX Pico (``pico_*.wav``), and
@@ -30,6 +30,14 @@ per test condition. With 48 test clips and 24 validation clips a direction's fig
 about 0.3 from one training seed to the next, so ``--seeds`` trains each direction once per seed
 (in the same run folder: the features are computed once, training again for each seed) and
 prints the mean and range over the seeds as well.
+
+``--curves`` scores every step each phase validated (the weights training kept under
+``train_phase_<n>/validated/``) on the unseen engine's test audio and prints a learning curve
+per direction: validation's recall at its cutoff, the unseen engine's recall at that cutoff
+and at its matched point (the best cutoff within ``--max-fah`` and training's near-miss limit).
+With ``--steps`` longer than the recipe's, it shows where more steps stop helping on voices
+training never heard. Phase 1 passes through the same weights at every step whatever its
+length (its batches and constant learning rate depend on the step alone).
 """
 
 from __future__ import annotations
@@ -300,8 +308,13 @@ def run_direction(
     max_fah: float,
     negatives: str = "training-engine",
     seed: int | None = None,
+    curves: bool = False,
 ) -> dict:
-    """Link the direction's data, run every stage in this process and read its figures."""
+    """Link the direction's data, run every stage in this process and read its figures.
+
+    With ``curves``, every step each phase validated is also scored on the unseen engine's
+    test audio (``mww_core.pipeline.curves``): the learning curve on the generalization check.
+    """
     from mww_core.lock import run_lock
     from mww_core.pipeline import Hooks, run_all
 
@@ -315,6 +328,10 @@ def run_direction(
     with run_lock(cfg.run_dir):
         records = run_all(cfg, Hooks(progress=_log_progress))
     figures = direction_figures(Path(records["evaluate"].outputs["metrics"]), max_fah)
+    if curves:
+        from mww_core.pipeline.curves import run_curves
+
+        figures["curves"] = run_curves(cfg, "test", max_fah)
     return {
         "direction": name,
         "train_engine": train_engine,
@@ -368,6 +385,51 @@ def format_table(results: list[dict], max_fah: float) -> str:
         f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, columns, strict=True))
         for label, values in rows
     )
+
+
+def curve_points(result: dict) -> list[tuple[str, dict]]:
+    """``(label, point)`` of a direction's curves in order: ``1:250`` is phase 1's step 250."""
+    return [
+        (f"{phase.rsplit('_', 1)[-1]}:{point['step']}", point)
+        for phase, points in result.get("curves", {}).items()
+        for point in points
+    ]
+
+
+def format_curves(results: list[dict], max_fah: float, audio: str = "unseen engine's") -> str:
+    """Per direction, a row per validated step: validation's recall and cutoff, the unseen
+    engine's (``audio``'s) recall there and at its matched point, each seed's and (with
+    several) the mean."""
+    blocks = []
+    for name in dict.fromkeys(r["direction"] for r in results if r.get("curves")):
+        runs = [r for r in results if r["direction"] == name and r.get("curves")]
+        labels = list(dict.fromkeys(label for r in runs for label, _ in curve_points(r)))
+        by_run = [dict(curve_points(r)) for r in runs]
+        lines = [
+            f"{name}: learning curve (phase:step; per seed {[r.get('seed') for r in runs]}: "
+            f"validation recall @ its cutoff | {audio} recall there | {audio} recall matched "
+            f"at FAH <= {max_fah:g})"
+        ]
+        for label in labels:
+            cells, there, matched = [], [], []
+            for points in by_run:
+                p = points.get(label)
+                if p is None:
+                    cells.append("-")
+                    continue
+                there.append(p["recall"] or 0.0)
+                matched.append(p["matched_recall"] or 0.0)
+                cells.append(
+                    f"{_fmt(p['validation_recall'], 2)}@{_fmt(p['validation_cutoff'], 2)}"
+                    f"{'*' if p.get('is_best') else ' '} | {_fmt(p['recall'], 2)} | "
+                    f"{_fmt(p['matched_recall'], 2)}"
+                )
+            mean = ""
+            if len(by_run) > 1 and there:
+                mean = f"   mean {sum(there) / len(there):.3f} | {sum(matched) / len(matched):.3f}"
+            lines.append(f"  {label:>7}  " + "   ".join(cells) + mean)
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
 
 
 SUMMARIZED = ("test_recall", "best_recall", "test_fah", "test_false_accept_rate")
@@ -461,6 +523,13 @@ def main(argv: list[str] | None = None) -> None:
         help="training seeds, e.g. 42,1,2: each direction is trained once per seed and the "
         "mean and range are printed (default: the config's training.seed)",
     )
+    parser.add_argument(
+        "--curves",
+        action="store_true",
+        help="also score every validated step on the unseen engine's test audio and print the "
+        "learning curves (the recipe's length is chosen from them; use --steps longer than the "
+        "recipe's to see past it)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -471,7 +540,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     wanted = args.directions or [direction_name(a, b) for a, b in DEFAULT_DIRECTIONS]
     results = [
-        run_direction(config, source, train, test, steps, args.max_fah, args.negatives, seed)
+        run_direction(
+            config, source, train, test, steps, args.max_fah, args.negatives, seed, args.curves
+        )
         for train, test in DIRECTIONS
         if direction_name(train, test) in wanted
         for seed in seeds
@@ -487,6 +558,8 @@ def main(argv: list[str] | None = None) -> None:
         print(format_table(results, args.max_fah))
         if len(seeds) > 1:
             print(format_summary(summary_by_direction, args.max_fah))
+        if args.curves:
+            print(format_curves(results, args.max_fah))
     summary = {
         "steps": used, "data": str(source), "negatives": args.negatives, "seconds": seconds,
         "seeds": seeds, "directions": results, "over_seeds": summary_by_direction,

@@ -51,14 +51,15 @@ def streamed_data(config: FullConfig, paths: list, input_frames: int, **focus):
     )
 
 
-def validation_set(config: FullConfig, feats: StageRecord):
-    """The validation streams of a features record, with their near-miss slips marked."""
+def validation_set(config: FullConfig, feats: StageRecord, split: str = "validation"):
+    """The streams of a features record's ``split`` (validation by default), with their
+    near-miss slips marked as training counts them apart."""
     from mww_core.features.streams import split_slips
     from mww_core.store import open_streams
     from mww_core.training.batches import ValidationSet
 
-    streams = open_streams(feats.outputs["streams"]["validation"])
-    slips = split_slips(config, "validation", streams, config.training.near_miss_min_distance)
+    streams = open_streams(feats.outputs["streams"][split])
+    slips = split_slips(config, split, streams, config.training.near_miss_min_distance)
     return ValidationSet(streams, slips)
 
 

@@ -56,6 +56,9 @@ BEST_WEIGHTS = "best.weights.npz"
 # While a phase's best is still the weights it started from, its own best validation so far
 # (what it learned, for the report's phase 1 vs phase 2 comparison).
 OWN_BEST_WEIGHTS = "own_best.weights.npz"
+# Every validated step's weights (the ones validation scored), for learning curves on other
+# audio (``mww_core.training.curves``): ``validated/step_000250.weights.npz``.
+VALIDATED_DIR = "validated"
 TENSORBOARD_EVERY = 10  # steps between TensorBoard loss points
 # Restart r of phase i draws its batches as phase i + RESTART_KEY * r: a single start draws as
 # it always has.
@@ -143,6 +146,11 @@ class KerasStreamScorer:
 def keras_scorer(model: keras.Model, config: FullConfig) -> KerasStreamScorer:
     """Raw features -> one probability per ``stride`` frames, like the streaming model."""
     return KerasStreamScorer(model, config)
+
+
+def validated_weights_path(stage_dir: Path, step: int) -> Path:
+    """Where a phase keeps the weights it validated at ``step``."""
+    return Path(stage_dir) / VALIDATED_DIR / f"step_{step:06d}.weights.npz"
 
 
 def restart_seed(seed: int, number: int) -> int:
@@ -490,6 +498,7 @@ class Trainer:
         ``_is_best_model``, with the phase's ``carry_over_margin``)."""
         metrics = {"step": step, **train_metrics, **self.validate(validation)}
         metrics["is_best"] = self._is_best_model(metrics, best, carry_over_margin)
+        save_weights(self.model, validated_weights_path(out, step))
         self.history.append(metrics)
         self.logger.log_step_metrics(step, train_metrics)
         self.logger.print_validation_results(step, metrics)

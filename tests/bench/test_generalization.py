@@ -13,6 +13,7 @@ from bench.generalization import (
     derive_data,
     direction_config,
     direction_name,
+    format_curves,
     format_summary,
     keeps_file,
     seed_summary,
@@ -255,6 +256,31 @@ def test_seeds_set_the_training_seed_and_are_summarized_per_direction(tmp_path):
         "espeak_to_piper, 2 seeds [42, 1]: test recall at the chosen cutoff 0.400 (0.300-0.500)"
         in text
     )
+
+
+def test_curves_are_printed_per_step_with_the_mean_over_seeds():
+    def point(step, recall, matched, best=False):
+        return {
+            "step": step, "validation_recall": 0.5, "validation_cutoff": 0.8, "is_best": best,
+            "recall": recall, "matched_recall": matched,
+        }  # fmt: skip
+
+    def result(seed, phase_1, phase_2):
+        curves = {"train_phase_1": phase_1, "train_phase_2": phase_2}
+        return {"direction": "espeak_to_piper", "seed": seed, "curves": curves}
+
+    results = [
+        result(42, [point(250, 0.2, 0.3), point(500, 0.4, 0.5, True)], [point(250, 0.6, 0.7)]),
+        result(1, [point(250, 0.0, 0.1), point(500, None, 0.3)], [point(250, 0.2, 0.3)]),
+        {"direction": "piper_to_espeak", "seed": 42},  # run without --curves: no block
+    ]
+    lines = format_curves(results, 1.0).splitlines()
+    assert lines[0].startswith("espeak_to_piper: learning curve") and "[42, 1]" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == ["1:250", "1:500", "2:250"]
+    assert lines[2].rstrip().endswith("mean 0.200 | 0.400")  # no recall there counts as 0
+    assert "0.50@0.80* | 0.40 | 0.50" in lines[2]
+    assert lines[3].rstrip().endswith("mean 0.400 | 0.500")
+    assert not any("piper_to_espeak" in line for line in lines)
 
 
 def test_a_demo_data_set_of_other_settings_is_used_with_a_warning(tmp_path, caplog):
