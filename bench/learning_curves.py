@@ -23,8 +23,10 @@ import argparse
 import json
 import logging
 
+from rich.console import Console
+
 from bench.generalization import format_curves
-from mww_core.cli import print_error
+from mww_core.cli import RichProgress, print_error, progress_bars
 from mww_core.config import load_config
 from mww_core.pipeline.curves import run_curves
 
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     config = load_config(args.config)
     try:
-        curves = run_curves(config, args.split, args.max_fah)
+        with progress_bars(Console(stderr=True)) as bars:  # stdout: the figures
+            curves = run_curves(config, args.split, args.max_fah, RichProgress(bars))
     except (FileNotFoundError, ValueError) as exc:
         print_error(exc)
         return 1

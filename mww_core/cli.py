@@ -49,13 +49,14 @@ def _setup_logging() -> None:
     )
 
 
-def _bars() -> Progress:
+def progress_bars(on: Console | None = None) -> Progress:
+    """Rich progress bars on ``on`` (default: the CLI's console, stdout)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeRemainingColumn(),
-        console=console,
+        console=on or console,
     )
 
 
@@ -64,7 +65,7 @@ def run_pipeline(config_path: str, run_name: str | None = None) -> dict:
     from mww_core.training.display import RichTrainingLogger
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
-    with run_lock(cfg.run_dir), _bars() as bars:
+    with run_lock(cfg.run_dir), progress_bars() as bars:
         logger = RichTrainingLogger(console, bars)
         records = pipeline.run_all(cfg, pipeline.Hooks(RichProgress(bars), logger))
     evaluated, exported = records["evaluate"], records["export"]
@@ -82,7 +83,7 @@ def run_training(config_path: str, run_name: str | None = None) -> dict:
     from mww_core.training.display import RichTrainingLogger
 
     cfg = load_config(config_path, **({"run_name": run_name} if run_name else {}))
-    with run_lock(cfg.run_dir), _bars() as bars:
+    with run_lock(cfg.run_dir), progress_bars() as bars:
         hooks = pipeline.Hooks(RichProgress(bars), RichTrainingLogger(console, bars))
         record = pipeline.train(cfg, hooks)
     return {"best_weights": record.outputs["best_weights"], "best": record.metrics["best"]}

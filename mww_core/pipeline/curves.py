@@ -57,19 +57,21 @@ def features_record(run_dir: Path) -> StageRecord:
 
 
 def matched_row(rows: list[dict], max_fah: float, max_near_miss_rate: float) -> dict | None:
-    """The row with the most recall at FAH <= ``max_fah`` and a near-miss false accept rate
-    <= ``max_near_miss_rate`` (then the fewest activations, then the highest cutoff); None if
-    no cutoff stays within both."""
+    """The row ``evaluation.choose_cutoff`` picks at FAH <= ``max_fah`` and a near-miss false
+    accept rate <= ``max_near_miss_rate`` (the most recall, then the fewest activations, then
+    the highest cutoff); None, quietly, if no cutoff stays within both."""
+    from mww_core import evaluation
+
     within = [
         r
         for r in rows
         if r.get("fah") is not None
         and r["fah"] <= max_fah
-        and (r.get("false_accept_rate") or 0.0) <= max_near_miss_rate + 1e-12
+        and (r.get("false_accept_rate") or 0.0) <= max_near_miss_rate
     ]
     if not within:
         return None
-    return max(within, key=lambda r: (r["recall"] or 0.0, -r["fah"], r["cutoff"]))
+    return evaluation.choose_cutoff(within, max_fah, None, max_near_miss_rate)[0]
 
 
 def _history(phase_dir: Path) -> dict[int, dict]:
@@ -84,9 +86,10 @@ def phase_curve(
     streams_of_split,
     phase_dir: Path,
     max_fah: float,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
-    """One phase's curve: a point per validated step (see the module)."""
+    """One phase's curve: a point per validated step (see the module); ``progress(what, done,
+    total)`` after each step."""
     from mww_core import evaluation
     from mww_core.model import load_model
     from mww_core.training.trainer import keras_scorer, score_feature_streams
@@ -94,7 +97,8 @@ def phase_curve(
     history = _history(phase_dir)
     limit = config.training.max_near_miss_rate
     points = []
-    for step, weights in validated_steps(phase_dir):
+    steps = validated_steps(phase_dir)
+    for step, weights in steps:
         model = load_model(config.model, weights)
         scored = score_feature_streams(
             keras_scorer(model, config),
@@ -122,7 +126,7 @@ def phase_curve(
             }
         )
         if progress:
-            progress(f"{phase_dir.name} step {step}")
+            progress(f"{phase_dir.name} on the curve", len(points), len(steps))
     return points
 
 
@@ -130,7 +134,7 @@ def run_curves(
     config: FullConfig,
     split: str = "test",
     max_fah: float = 1.0,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, list[dict]]:
     """Every phase's curve on ``split`` of the run ``config.run_dir``: ``{phase dir: points}``.
 
