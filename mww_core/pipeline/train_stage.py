@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from mww_core import stages
-from mww_core.atomic import atomic_write_text
 from mww_core.config import FullConfig
 from mww_core.stages import StageRecord, fingerprint, run_stage
 
@@ -81,7 +79,7 @@ def run_train_phase(
     fp = _train_fingerprint(config, phase_index, *upstream)
 
     def compute(stage_dir: Path) -> dict:
-        from mww_core.training.trainer import Trainer
+        from mww_core.training.trainer import HISTORY, Trainer
 
         paths = [p for p, _ in feats.outputs["train_windows"].values()]
         if mined is not None:
@@ -92,8 +90,7 @@ def run_train_phase(
         init = Path(previous.outputs["best_weights"]) if previous else None
         init_best = previous.metrics.get("best") if previous else None
         result = trainer.train_phase(phase_index, data, validation, init, init_best=init_best)
-        history = stage_dir / "history.json"
-        atomic_write_text(history, json.dumps(trainer.history, indent=2))
+        history = stage_dir / HISTORY  # the trainer's record of every validation, resumes too
         return {
             "outputs": {
                 "best_weights": result["best_weights"],

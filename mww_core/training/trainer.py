@@ -59,6 +59,9 @@ OWN_BEST_WEIGHTS = "own_best.weights.npz"
 # Every validated step's weights (the ones validation scored), for learning curves on other
 # audio (``mww_core.training.curves``): ``validated/step_000250.weights.npz``.
 VALIDATED_DIR = "validated"
+# Every validation of a phase so far, rewritten after each: a resumed phase keeps the ones
+# before its checkpoint (the report's and the learning curves' points).
+HISTORY = "history.json"
 TENSORBOARD_EVERY = 10  # steps between TensorBoard loss points
 # Restart r of phase i draws its batches as phase i + RESTART_KEY * r: a single start draws as
 # it always has.
@@ -148,6 +151,20 @@ def keras_scorer(model: keras.Model, config: FullConfig) -> KerasStreamScorer:
     return KerasStreamScorer(model, config)
 
 
+def _history_before(path: Path, step: int) -> list[dict]:
+    """The validations a phase's ``history.json`` holds up to ``step`` (none when it starts
+    afresh at 0, or has no readable file)."""
+    if not step or not path.exists():
+        return []
+    try:
+        return [h for h in json.loads(path.read_text()) if h["step"] <= step]
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning(
+            "%s: unreadable (%s); its validations before step %d are left out", path, exc, step
+        )
+        return []
+
+
 def validated_weights_path(stage_dir: Path, step: int) -> Path:
     """Where a phase keeps the weights it validated at ``step``."""
     return Path(stage_dir) / VALIDATED_DIR / f"step_{step:06d}.weights.npz"
@@ -214,7 +231,8 @@ class Trainer:
         keras.utils.set_random_seed(config.training.seed)
         tf.config.experimental.enable_op_determinism()
         self.model = self._build_model(seed=config.training.seed)
-        self.history: list[dict] = []
+        self.history: list[dict] = []  # every validation of every phase this trainer ran
+        self._phase_history: list[dict] = []  # the current phase's, as its history.json has them
         self.optimizer: keras.optimizers.Optimizer | None = None
         self._step_fn = None
         self._writer = None
@@ -500,6 +518,8 @@ class Trainer:
         metrics["is_best"] = self._is_best_model(metrics, best, carry_over_margin)
         save_weights(self.model, validated_weights_path(out, step))
         self.history.append(metrics)
+        self._phase_history.append(metrics)
+        atomic_write_text(out / HISTORY, json.dumps(self._phase_history, indent=2))
         self.logger.log_step_metrics(step, train_metrics)
         self.logger.print_validation_results(step, metrics)
         if "confusion_matrix" in metrics:
@@ -620,6 +640,8 @@ class Trainer:
         if best is None and init_best is not None and init_weights is not None:
             best = self._carry_best(init_best, init_weights, out)
         start = int(state["step"].numpy())
+        self._phase_history = _history_before(out / HISTORY, start)
+        self.history.extend(self._phase_history)
         if start:
             log.info("resuming phase %d at step %d", phase_index + 1, start)
         total = phase.total_steps

@@ -109,6 +109,14 @@ def test_interrupted_phase_resumes_from_checkpoint(tmp_path):
     seen = _crash_and_resume(_config(), tmp_path, 13)
     assert seen[0] == (11, 20)  # continued after the step-10 checkpoint, not from step 0
     assert seen[-1] == (20, 20)
+    # The validation before the crash stays in the history, as in the uninterrupted run, and
+    # every validated step kept its weights.
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    reference = json.loads((tmp_path / "ref" / "history.json").read_text())
+    assert [h["step"] for h in history] == [h["step"] for h in reference] == [10, 20]
+    assert [h["recall"] for h in history] == [h["recall"] for h in reference]
+    kept = sorted(p.name for p in (tmp_path / "run" / "validated").iterdir())
+    assert kept == ["step_000010.weights.npz", "step_000020.weights.npz"]
 
 
 def _small_config(**performance):
