@@ -6,12 +6,12 @@
 Training keeps the weights of every step it validated (``train_phase_<n>/validated/``). This
 scores each of them on the run's test split, the way validation scores (the float model,
 fired with the device's default settings), and prints a row per step: validation's recall at
-its cutoff (``*`` where that step was the phase's best), the test's recall at that cutoff and
-its best recall within ``--max-fah`` and training's near-miss limit. On the demo data set the
-test holds voices, settings and engines training never used, so this is how the recipe's
-length is chosen: train longer than the recipe (``training.phases[*].steps``) once, and see
-where more steps stop finding more of what training never heard. It chooses nothing in the
-run: its best step and cutoff stay validation's.
+its cutoff (``*`` where that step was the phase's best when validated), the test's recall at
+that cutoff and its best recall within ``--max-fah`` and training's near-miss limit. On the
+demo data set the test holds voices, settings and engines training never used, so this is how
+the recipe's length is chosen: train longer than the recipe (``training.phases[*].steps``)
+once, and see where more steps stop finding more of what training never heard. It chooses
+nothing in the run: its best step and cutoff stay validation's.
 
 The run is the config's (``runs_dir``/``run_name``), trained with this version (older runs
 kept no validated weights: train them again).
