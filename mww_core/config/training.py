@@ -93,6 +93,7 @@ class PhaseConfig(Section):
         "cosine_decay_to": None,
         "engine_adversarial": 0.0,
         "focal_gamma": 0.0,
+        "keep": "best",
     }
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
@@ -187,6 +188,15 @@ class PhaseConfig(Section):
         "targets. 0: it must beat them. Mined hard negatives teach what a validation hour "
         "cannot show: 0.05 (about 3 of the demo's 64 validation wake words) ships phase 2 "
         "unless phase 1 is clearly better.",
+    )
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description="Which weights the phase ends with (for mining, the next phase and the "
+        "report): best = its validation the best-step rule prefers; last = its last "
+        "validation, at its final step, whatever validation says of the earlier ones (it still "
+        "validates every eval_step_interval, for the curves). For a phase 1 whose later steps "
+        "find far more wake words but fire on a few of validation's near misses, which mining "
+        "and phase 2 then teach it (README \"Training\", learning curves).",
     )
 
     @property

@@ -501,21 +501,22 @@ class Trainer:
 
     def _evaluate(
         self, validation, step: int, train_metrics: dict, best: dict | None, out: Path,
-        carry_over_margin: float = 0.0,
+        carry_over_margin: float = 0.0, keep_last: bool = False,
     ):  # fmt: skip
         with self._averaged_weights():
             return self._evaluate_model(
-                validation, step, train_metrics, best, out, carry_over_margin
+                validation, step, train_metrics, best, out, carry_over_margin, keep_last
             )
 
     def _evaluate_model(
         self, validation, step: int, train_metrics: dict, best: dict | None, out: Path,
-        carry_over_margin: float = 0.0,
+        carry_over_margin: float = 0.0, keep_last: bool = False,
     ):  # fmt: skip
         """Validate, and keep the weights as the phase's best when they beat ``best`` (by
-        ``_is_best_model``, with the phase's ``carry_over_margin``)."""
+        ``_is_best_model``, with the phase's ``carry_over_margin``), or always with
+        ``keep_last`` (the phase's ``keep: last``: its final validation ends it)."""
         metrics = {"step": step, **train_metrics, **self.validate(validation)}
-        metrics["is_best"] = self._is_best_model(metrics, best, carry_over_margin)
+        metrics["is_best"] = keep_last or self._is_best_model(metrics, best, carry_over_margin)
         save_weights(self.model, validated_weights_path(out, step))
         self.history.append(metrics)
         self._phase_history.append(metrics)
@@ -770,8 +771,9 @@ class Trainer:
             if step % cfg.eval_step_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("validation"):
                     best = self._evaluate(
-                        validation, step, recent, best, out, phase.carry_over_margin
-                    )
+                        validation, step, recent, best, out, phase.carry_over_margin,
+                        keep_last=phase.keep == "last",
+                    )  # fmt: skip
             if step % cfg.checkpoint_interval == 0 or step % phase.steps == 0:
                 with self.profiler.section("checkpoint"):
                     self._save_checkpoint(manager, state, step, best)

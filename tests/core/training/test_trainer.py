@@ -244,6 +244,27 @@ def test_a_phase_keeps_its_starting_weights_unless_validation_beats_them(tmp_pat
     assert tuned["own_best_weights"] == tuned["best_weights"]
 
 
+def test_a_phase_that_keeps_its_last_weights_ends_with_its_final_validation(tmp_path):
+    config = _small_config()
+    phases = [p.model_copy(update={"keep": "last"}) for p in config.training.phases]
+    last = config.model_copy(
+        update={"training": config.training.model_copy(update={"phases": phases})}
+    )
+    data, validation = _data()
+    result = Trainer(last, tmp_path / "p1").train_phase(0, data, validation)
+    assert result["best"]["step"] == 6
+    final = tmp_path / "p1" / "validated" / "step_000006.weights.npz"
+    assert (tmp_path / "p1" / "best.weights.npz").read_bytes() == final.read_bytes()
+    # Even weights no validation can beat give way: the phase ends with what it trained.
+    start = tmp_path / "p1" / "best.weights.npz"
+    unbeatable = {**result["best"], "recall": 2.0, "step": 6}
+    tuned = Trainer(last, tmp_path / "p2").train_phase(
+        1, data, validation, start, init_best=unbeatable
+    )
+    assert not tuned["best"].get("carried_over") and tuned["best"]["step"] == 3
+    assert (tmp_path / "p2/best.weights.npz").read_bytes() != start.read_bytes()
+
+
 def test_a_carry_over_margin_lets_a_phase_replace_slightly_better_starting_weights(tmp_path):
     config = _small_config()
     data, validation = _data()
