@@ -408,7 +408,7 @@ def format_curves(results: list[dict], max_fah: float, audio: str = "unseen engi
         lines = [
             f"{name}: learning curve (phase:step; per seed {[r.get('seed') for r in runs]}: "
             f"validation recall @ its cutoff | {audio} recall there | {audio} recall matched "
-            f"at FAH <= {max_fah:g})"
+            f"at FAH <= {max_fah:g}; in the means a seed with none counts 0)"
         ]
         for label in labels:
             cells, there, matched = [], [], []

@@ -15,15 +15,16 @@ cutoff stay validation's.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mww_core.config import EvaluationConfig, FullConfig
 from mww_core.stages import StageRecord
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from mww_core.training.batches import ValidationSet
 
 PHASE_DIR = re.compile(r"train_phase_(\d+)$")
 STEP_FILE = re.compile(r"step_(\d+)\.weights\.npz$")
@@ -83,7 +84,7 @@ def _history(phase_dir: Path) -> dict[int, dict]:
 
 def phase_curve(
     config: FullConfig,
-    streams_of_split,
+    streams_of_split: ValidationSet,
     phase_dir: Path,
     max_fah: float,
     progress: Callable[[str, int, int], None] | None = None,

@@ -57,7 +57,7 @@ BEST_WEIGHTS = "best.weights.npz"
 # (what it learned, for the report's phase 1 vs phase 2 comparison).
 OWN_BEST_WEIGHTS = "own_best.weights.npz"
 # Every validated step's weights (the ones validation scored), for learning curves on other
-# audio (``mww_core.training.curves``): ``validated/step_000250.weights.npz``.
+# audio (``mww_core.pipeline.curves``): ``validated/step_000250.weights.npz``.
 VALIDATED_DIR = "validated"
 # Every validation of a phase so far, rewritten after each: a resumed phase keeps the ones
 # before its checkpoint (the report's and the learning curves' points).
