@@ -94,6 +94,7 @@ class PhaseConfig(Section):
         "engine_adversarial": 0.0,
         "focal_gamma": 0.0,
         "keep": "best",
+        "mixup_alpha": 0.0,
     }
 
     steps: int = Field(gt=0, description="Optimizer steps in this phase.")
@@ -156,6 +157,16 @@ class PhaseConfig(Section):
         "windows it already gets right count less and the ones it gets wrong (far, noisy, "
         "pitch-shifted wake words; near misses it accepts) more. 0: plain binary "
         "cross-entropy.",
+    )
+    mixup_alpha: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Mixup (Zhang et al. 2018) on this phase's training batches: each window "
+        "is blended with another of its batch, features, label and loss weight alike, by a "
+        "share drawn from Beta(mixup_alpha, mixup_alpha) and folded to at least one half, so "
+        "each window keeps most of itself. Labels between 0 and 1 teach the model to score "
+        "in between, not only 0 or 1. 0: off; validation is never mixed.",
     )
     weight_average: float | None = Field(
         None,

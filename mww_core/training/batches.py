@@ -171,7 +171,26 @@ def finish_batch(
         x = vtlp(x, rng, phase.vtlp)
     if phase.spec_augment.enabled:
         x = spec_augment(x, rng, phase.spec_augment)
+    if phase.mixup_alpha > 0:
+        x, y, w = mixup(x, y, w, rng, phase.mixup_alpha)
     return x, y, w
+
+
+def mixup(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, rng: np.random.Generator, alpha: float
+) -> Batch:
+    """Each row blended with a partner row of the same batch: ``s * own + (1 - s) * partner``
+    for features, labels and weights, ``s`` drawn per row from Beta(alpha, alpha) and folded
+    to at least 0.5 (a row stays mostly itself)."""
+    partner = rng.permutation(len(y))
+    share = rng.beta(alpha, alpha, len(y)).astype(np.float32)
+    share = np.maximum(share, 1.0 - share)
+    mixed = share[:, None, None] * x + (1.0 - share[:, None, None]) * x[partner]
+    return (
+        mixed.astype(np.float32),
+        (share * y + (1.0 - share) * y[partner]).astype(np.float32),
+        (share * w + (1.0 - share) * w[partner]).astype(np.float32),
+    )
 
 
 def vtlp(x: np.ndarray, rng: np.random.Generator, warp: VtlpConfig) -> np.ndarray:

@@ -137,3 +137,33 @@ def test_vtlp_in_a_phase_warps_its_share_of_rows_seeded_and_leaves_labels():
 def test_vtlp_factors_must_be_a_positive_range():
     with pytest.raises(ValueError, match="0 < low <= high"):
         VtlpConfig(probability=0.5, factor=(1.1, 0.9))
+
+
+def test_mixup_blends_each_row_with_a_partner_mostly_keeping_itself():
+    data = _data()
+    plain = data.batch(0, 5, 64, _phase())
+    phase = PhaseConfig(steps=10, learning_rate=0.001, mixup_alpha=0.4)
+    x, y, w = data.batch(0, 5, 64, phase)
+    # Labels become shares of the two rows' labels: some soft, each at least half its own.
+    soft = (y > 0) & (y < 1)
+    assert soft.sum() > 8
+    assert np.all(np.abs(y - plain[1]) <= 0.5 + 1e-6)
+    # Each row is a convex blend of its own features and one other row's, with its label's
+    # share: recover the share from a soft label and check the blend against every row.
+    for row in np.flatnonzero(soft)[:5]:
+        share = y[row] if plain[1][row] == 1 else 1.0 - y[row]
+        partner = (x[row] - share * plain[0][row]) / (1.0 - share)
+        distances = np.abs(plain[0] - partner).max(axis=(1, 2))
+        assert distances.min() < 1e-3
+        assert plain[1][np.argmin(distances)] != plain[1][row]  # the label came from it
+    assert not np.array_equal(w, plain[2])  # weights blend too (negatives weigh more)
+    np.testing.assert_array_equal(x, data.batch(0, 5, 64, phase)[0])  # (seed, phase, step)
+    assert not np.array_equal(x, data.batch(0, 6, 64, phase)[0])
+
+
+def test_mixup_off_leaves_the_batch_as_it_was():
+    data = _data()
+    plain = data.batch(0, 5, 32, _phase())
+    off = data.batch(0, 5, 32, PhaseConfig(steps=10, learning_rate=0.001, mixup_alpha=0.0))
+    for a, b in zip(plain, off, strict=True):
+        np.testing.assert_array_equal(a, b)
