@@ -187,9 +187,9 @@ def test_augmentation_fields_added_later_leave_the_fingerprint_alone_while_off()
 
 def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_off():
     """training.phases[i].weight_decay, cosine_decay_to, engine_adversarial (with
-    training.engine_prefixes), focal_gamma and keep came after models were trained: at 0,
-    None, 0, 0 and best they train the same model, so neither a phase's fingerprint nor the
-    whole training section's may change."""
+    training.engine_prefixes), focal_gamma, keep and mixup_alpha came after models were
+    trained: at 0, None, 0, 0, best and 0 they train the same model, so neither a phase's
+    fingerprint nor the whole training section's may change."""
     demo = load_config("configs/demo.yaml")
     phases = [p.model_copy(update={"keep": "best"}) for p in demo.training.phases]
     config = demo.model_copy(
@@ -197,7 +197,14 @@ def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_o
     )
     phase = config.training.phases[0]
     before = phase.model_dump(mode="json")
-    later = ("weight_decay", "cosine_decay_to", "engine_adversarial", "focal_gamma", "keep")
+    later = (
+        "weight_decay",
+        "cosine_decay_to",
+        "engine_adversarial",
+        "focal_gamma",
+        "keep",
+        "mixup_alpha",
+    )
     for name in later:
         del before[name]
     text = json.dumps(before, sort_keys=True)
@@ -216,6 +223,7 @@ def test_a_phase_field_added_later_leaves_the_training_fingerprint_alone_while_o
     assert adversarial.fingerprint() != phase.fingerprint()
     assert phase.model_copy(update={"focal_gamma": 2.0}).fingerprint() != phase.fingerprint()
     assert phase.model_copy(update={"keep": "last"}).fingerprint() != phase.fingerprint()
+    assert phase.model_copy(update={"mixup_alpha": 0.3}).fingerprint() != phase.fingerprint()
     renamed = config.training.model_copy(update={"engine_prefixes": ["alice", "bob"]})
     assert renamed.fingerprint() != config.training.fingerprint()
     training = config.training.model_copy(update={"phases": [decayed, *config.training.phases[1:]]})
