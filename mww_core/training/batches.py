@@ -144,7 +144,7 @@ def finish_batch(
     in_focus: np.ndarray | None = None,
     focus_weight: float = 1.0,
 ) -> Batch:
-    """Crop, weigh and mask the drawn rows of one batch (after their rows were drawn).
+    """Crop, weigh, mask and blend the drawn rows of one batch (after they were drawn).
 
     Positives keep their end (where the word ends), and so do hard negatives (where the model
     fired); other negatives are cropped anywhere in their ``spare`` extra frames.
@@ -155,7 +155,7 @@ def finish_batch(
         weight_class: Each row's weight class.
         label: Each row's label.
         spare: Frames a window has beyond the model's input.
-        phase: The phase (class weights, SpecAugment).
+        phase: The phase (class weights, VTLP, SpecAugment, mixup).
         in_focus: Rows drawn from the focus set; they get ``focus_weight``.
         focus_weight: Loss weight of focus rows.
     """
@@ -166,7 +166,8 @@ def finish_batch(
     w = class_weight_vector(weight_class, phase.class_weights)
     if in_focus is not None:
         w[in_focus] = focus_weight
-    # Drawn last (the warp, then the masks): with them off, every draw above is unchanged.
+    # Drawn last (the warp, the masks, then the blend): with them off, every draw above is
+    # unchanged.
     if phase.vtlp.probability > 0:
         x = vtlp(x, rng, phase.vtlp)
     if phase.spec_augment.enabled:

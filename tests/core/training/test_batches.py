@@ -1,4 +1,4 @@
-"""Training batches: SpecAugment masks and VTLP warps per phase, seeded like the batch."""
+"""Training batches: SpecAugment masks, VTLP warps and mixup per phase, seeded like the batch."""
 
 import numpy as np
 import pytest
