@@ -207,7 +207,7 @@ class PhaseConfig(Section):
         "validation, at its final step, whatever validation says of the earlier ones (it still "
         "validates every eval_step_interval, for the curves). For a phase 1 whose later steps "
         "find far more wake words but fire on a few of validation's near misses, which mining "
-        "and phase 2 then teach it (README \"Training\", learning curves).",
+        'and phase 2 then teach it (README "Training", learning curves).',
     )
 
     @property
