@@ -468,32 +468,28 @@ def _cutoff_table(rows: Rows, chosen: float, positive_clips: int, model: str) ->
 
 def _how_evaluated(metrics: dict[str, Any]) -> list[str]:
     firing = metrics["firing"]
-    return (
-        [
-            "## How this was measured",
+    lines = [
+        "## How this was measured",
+        "",
+        f"The int8 streaming model runs on TFLite's reference kernels (bit-exact with TFLite "
+        f"Micro), {firing['stride']} feature frames (10 ms each) per inference. It fires when "
+        f"the mean of the last {firing['sliding_window_size']} outputs exceeds the cutoff "
+        f"(compared in uint8 as ESPHome does), then ignores {firing['refractory_inferences']} "
+        f"inferences; no detection in the first {firing['ignore_first_inferences']} inferences "
+        "of a stream. Clips are joined into one stream with faint noise between them; a clip "
+        "counts as detected when a detection falls within it or 0.5 s after its end. The cutoff "
+        "is chosen on validation audio, the test figures are reported at that cutoff.",
+    ]
+    if "slip_clips" in metrics.get("test", {}):
+        lines += [
             "",
-            f"The int8 streaming model runs on TFLite's reference kernels (bit-exact with TFLite "
-            f"Micro), {firing['stride']} feature frames (10 ms each) per inference. It fires when "
-            f"the mean of the last {firing['sliding_window_size']} outputs exceeds the cutoff "
-            f"(compared in uint8 as ESPHome does), then ignores {firing['refractory_inferences']} "
-            f"inferences; no detection in the first {firing['ignore_first_inferences']} inferences "
-            "of a stream. Clips are joined into one stream with faint noise between them; a clip "
-            "counts as detected when a detection falls within it or 0.5 s after its end. The cutoff "
-            "is chosen on validation audio, the test figures are reported at that cutoff.",
+            "Slips (near misses closer to the wake word than "
+            "`evaluation.near_miss_min_distance` phonemes, such as 'kay jarvis' for 'hey "
+            "jarvis': the wake word said carelessly) are counted apart: they count neither "
+            "toward the near-miss limit nor toward the FAH, and the tables show them beside the "
+            "other false accepts.",
         ]
-        + (
-            [
-                "",
-                "Slips (near misses closer to the wake word than `evaluation.near_miss_min_distance` "
-                "phonemes, such as 'kay jarvis' for 'hey jarvis': the wake word said carelessly) are "
-                "counted apart: they count neither toward the near-miss limit nor toward the FAH, "
-                "and the tables show them beside the other false accepts.",
-            ]
-            if "slip_clips" in metrics.get("test", {})
-            else []
-        )
-        + _versions_line(metrics.get("versions"))
-    )
+    return lines + _versions_line(metrics.get("versions"))
 
 
 def _versions_line(versions: dict[str, dict[str, str]] | None) -> list[str]:
