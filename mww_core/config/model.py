@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from mww_core.config.base import Section
+
+# The frontend's bands per frame (mww_core.frontend.NUM_CHANNELS; config imports no frontend).
+FEATURE_BANDS = 40
 
 # The official hey_jarvis v2 model's shape, read from its .tflite graph.
 _OFFICIAL_MIXEDNET: dict[str, Any] = {
@@ -85,6 +88,22 @@ class ModelConfig(Section):
     branch_kernels: list[int] = Field(
         default_factory=list, description="Inception: temporal kernel of each block's branches."
     )
+    frequency_filters: int = Field(
+        0,
+        ge=0,
+        description="MixedNet: filters of a convolution across the 40 frequency bands of each "
+        "frame, before the first convolution (0 = none, as the official models). Shared over "
+        "the bands and max-pooled, it finds a pattern wherever a voice puts its formants.",
+    )
+    frequency_kernel: int = Field(
+        5,
+        ge=1,
+        le=FEATURE_BANDS,
+        description="Bands one frequency filter spans (with frequency_filters).",
+    )
+    frequency_pool: int = Field(
+        2, ge=1, description="Neighbouring bands max-pooled after the frequency convolution."
+    )
     head_frames: int = Field(5, ge=1, description="Time steps flattened into the dense head.")
     dropout: float = Field(
         0.0,
@@ -92,6 +111,13 @@ class ModelConfig(Section):
         lt=1,
         description="Dropout before the dense head, in training only (both architectures).",
     )
+
+    # Off, the frequency convolution's fields leave the fingerprint as it was before them.
+    _quiet_defaults: ClassVar[dict[str, Any]] = {
+        "frequency_filters": 0,
+        "frequency_kernel": 5,
+        "frequency_pool": 2,
+    }
 
     @model_validator(mode="before")
     @classmethod
@@ -118,6 +144,27 @@ class ModelConfig(Section):
         else:  # inception
             steps = sum(2 * (k - 1) for k in self.branch_kernels) + self.head_frames - 1
         return self.first_conv_kernel + self.stride * steps
+
+    @property
+    def frequency_bands(self) -> int:
+        """Bands left after the frequency convolution and its pooling (40 without one)."""
+        if not self.frequency_filters:
+            return FEATURE_BANDS
+        return (FEATURE_BANDS - self.frequency_kernel + 1) // self.frequency_pool
+
+    @model_validator(mode="after")
+    def _frequency_stem(self) -> ModelConfig:
+        if self.frequency_filters and self.name != "mixednet":
+            raise ValueError(
+                f"model.frequency_filters is a MixedNet option; {self.name} has none: "
+                "set it to 0 or choose model.name: mixednet"
+            )
+        if self.frequency_filters and self.frequency_bands < 1:
+            raise ValueError(
+                f"model.frequency_kernel {self.frequency_kernel} and frequency_pool "
+                f"{self.frequency_pool} leave no band of the {FEATURE_BANDS}: make them smaller"
+            )
+        return self
 
     @model_validator(mode="after")
     def _blocks_match(self) -> ModelConfig:

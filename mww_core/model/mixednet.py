@@ -68,6 +68,25 @@ def build(config: ModelConfig, seeds: InitialSeeds | None = None) -> keras.Model
     return keras.Model(inputs, outputs, name="mixednet")
 
 
+def stem_width(config: ModelConfig) -> int:
+    """Channels per frame entering the first convolution: the 40 bands, or with
+    ``frequency_filters`` the pooled bands times the filters."""
+    if not config.frequency_filters:
+        return NUM_CHANNELS
+    return config.frequency_bands * config.frequency_filters
+
+
+def frequency_stem(config: ModelConfig, conv: keras.layers.Layer, x):
+    """The frequency convolution of every frame, ``[batch, frames, 1, 40]`` -> ``[batch,
+    frames, 1, stem_width]``: one frame at a time (no ring buffer), the same filters slid
+    across the bands, then max-pooled over neighbouring bands."""
+    x = keras.ops.reshape(x, (-1, x.shape[1], NUM_CHANNELS, 1))
+    x = keras.ops.relu(conv(x))
+    pool = config.frequency_pool
+    x = keras.ops.max_pool(x, (1, pool), strides=(1, pool), padding="valid")
+    return keras.ops.reshape(x, (-1, x.shape[1], 1, stem_width(config)))
+
+
 def _body(config: ModelConfig, x, layers: dict | None, seeds: InitialSeeds | None = None):
     """Shared convolutional stack; ``layers`` reuses an existing model's layers by name."""
     seeds = seeds or InitialSeeds()
@@ -75,6 +94,15 @@ def _body(config: ModelConfig, x, layers: dict | None, seeds: InitialSeeds | Non
     def get(layer):
         return layers[layer.name] if layers is not None else layer
 
+    if config.frequency_filters:
+        conv = keras.layers.Conv2D(
+            config.frequency_filters,
+            (1, config.frequency_kernel),
+            padding="valid",
+            kernel_initializer=seeds.glorot(),
+            name="frequency_conv",
+        )
+        x = frequency_stem(config, get(conv), x)
     x = get(
         keras.layers.Conv2D(
             config.first_conv_filters,
@@ -130,7 +158,7 @@ class StreamingMixedNet(tf.Module):
         self.config = config
         self.layers = {layer.name: layer for layer in model.layers}
         self.first_conv = self.layers["first_conv"]
-        widths = [NUM_CHANNELS, config.first_conv_filters, *config.pointwise_filters]
+        widths = [stem_width(config), config.first_conv_filters, *config.pointwise_filters]
         lengths = [config.first_conv_kernel - config.stride]
         lengths += [max(k) - 1 for k in config.mixconv_kernels] + [config.head_frames - 1]
         self.states = [
@@ -150,6 +178,8 @@ class StreamingMixedNet(tf.Module):
         """One streaming inference: ``[1, stride, 40]`` float features -> ``[1, 1]``."""
         cfg = self.config
         x = tf.reshape(frames, (1, cfg.stride, 1, NUM_CHANNELS))
+        if cfg.frequency_filters:
+            x = frequency_stem(cfg, self.layers["frequency_conv"], x)
         x = tf.nn.relu(self.first_conv(self._buffer(0, x)))
         for i, kernels in enumerate(cfg.mixconv_kernels):
             depthwise = [self.layers[f"block{i}_dw{j}"] for j in range(len(kernels))]

@@ -27,6 +27,7 @@ from mww_core.model import (
     score_long_chunks,
 )
 from mww_core.model import convert_streaming_tflite as convert_any
+from mww_core.model.mixednet import frequency_stem
 
 # The official hey_jarvis v2 model (shared/reference-models): file bytes and TFLM arena.
 OFFICIAL_FILE_BYTES = 52_272
@@ -57,12 +58,31 @@ def _trained_like(config: ModelConfig) -> keras.Model:
             if weight.path.endswith(name):
                 shifted = weight.numpy() + change if name in ("moving_mean", "beta") else None
                 weight.assign(shifted if shifted is not None else weight.numpy() * change)
+    if config.frequency_filters:
+        # Its ReLU and pooling average noise away: widen the head and centre its logits on
+        # noise like the tests', so the outputs spread over many uint8 steps, none saturated.
+        noise = np.random.default_rng(4).uniform(0, 6, (64, receptive_field(config), 40))
+        flat = keras.Model(model.input, model.get_layer("flatten").output)(noise).numpy()
+        kernel = head.kernel.numpy() * 8.0
+        head.kernel.assign(kernel)
+        head.bias.assign(-(flat @ kernel).mean(axis=0))
     return model
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+# Every architecture, and MixedNet with its frequency convolution.
+SHAPES = [{"name": name} for name in sorted(MODELS)]
+SHAPES.append({"name": "mixednet", "frequency_filters": 4, "frequency_kernel": 5})
+
+
+@pytest.fixture(
+    scope="module",
+    params=SHAPES,
+    ids=lambda shape: (
+        "-".join(f"{k}={v}" for k, v in shape.items() if k != "name") or shape["name"]
+    ),
+)
 def trained_like_model(request):
-    config = ModelConfig(name=request.param)
+    config = ModelConfig(**request.param)
     return config, _trained_like(config)
 
 
@@ -114,6 +134,36 @@ def test_inception_preset_builds_with_149_frames():
     assert receptive_field(config) == 149
     assert model.output_shape == (None, 1)
     assert 15_000 < model.count_params() < 30_000
+
+
+def test_frequency_convolution_finds_a_pattern_wherever_it_lies_across_the_bands():
+    """The same filters slide across the bands: a formant-like bump two pooled bands higher
+    gives the same channels two pooled bands higher; without it the first conv reads bands."""
+    config = ModelConfig(frequency_filters=6, frequency_kernel=5, frequency_pool=2)
+    assert config.frequency_bands == 18
+    model = build_model(config)
+    conv = model.get_layer("frequency_conv")
+    assert conv.kernel.shape == (1, 5, 1, 6)
+    assert model.get_layer("first_conv").kernel.shape == (5, 1, 18 * 6, 30)
+    bump = np.zeros((2, 7, 1, 40), np.float32)
+    bump[0, :, 0, 10:15] = [1.0, 3.0, 4.0, 3.0, 1.0]
+    bump[1, :, 0, 14:19] = [1.0, 3.0, 4.0, 3.0, 1.0]  # 4 bands = 2 pooled bands higher
+    out = np.asarray(frequency_stem(config, conv, bump)).reshape(2, 7, 18, 6)
+    assert np.abs(out[0]).max() > 0
+    np.testing.assert_allclose(out[1, :, 2:], out[0, :, :-2], atol=1e-6)
+    assert not np.allclose(out[1], out[0])
+    # Off by default, as the official models: the first convolution reads the 40 bands.
+    assert "frequency_conv" not in [layer.name for layer in build_model(ModelConfig()).layers]
+
+
+def test_frequency_convolution_settings_are_checked_and_quiet_when_off():
+    with pytest.raises(ValueError, match="MixedNet option"):
+        ModelConfig(name="inception", frequency_filters=4)
+    with pytest.raises(ValueError, match="leave no band"):
+        ModelConfig(frequency_filters=4, frequency_kernel=40, frequency_pool=2)
+    # Off, the fields leave the fingerprint (and every cached model) as it was before them.
+    assert "frequency_filters" not in ModelConfig().fingerprint_data()
+    assert ModelConfig(frequency_filters=4).fingerprint() != ModelConfig().fingerprint()
 
 
 def test_bad_presets_and_block_lists_are_rejected():
