@@ -34,6 +34,7 @@ class DemoDataConfig(Section):
         "test_paused_near_misses": 0,
         "validation_paused_near_misses": 0,
         "more_noise_kinds": False,
+        "ambient_one_engine_each": False,
     }
 
     piper_positives: int = Field(240, ge=0, description="Positive clips from the Piper voice.")
@@ -252,6 +253,14 @@ class DemoDataConfig(Section):
         "and test hear them as often as a home might (6 an hour), so that their FAH measures "
         "everyday audio while the near-miss clips measure near misses (the cutoff can be held "
         "to evaluation.max_near_miss_rate of those). The mining corpus says two a minute.",
+    )
+    ambient_one_engine_each: bool = Field(
+        False,
+        description="Each training ambient recording holds one engine's talk (its babble, "
+        "speech and talk over music), as each mining recording does, instead of every "
+        "engine's. The talk is the same utterances, grouped by engine. A model trained on some "
+        "engines only (python -m bench.generalization) then keeps their recordings: with every "
+        "recording mixed it keeps none and its phase 1 hears almost no talk at all.",
     )
     mining_minutes: float = Field(
         60.0,

@@ -111,11 +111,14 @@ def _write_ambient(
     seed: int,
     clock: _StageClock,
     near_misses: dict[str, float] | None = None,
+    train_one_engine_each: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Long recordings of each split, and of the mining corpus (key ``MINING_POOL``).
 
     ``near_misses``: near-miss sentences per minute in each split's recordings (default
     ``_CONFUSABLE_PER_MINUTE``); the mining corpus says ``_MINING_CONFUSABLE_PER_MINUTE``.
+    Each mining recording is one engine's talk, and with ``train_one_engine_each`` each
+    training recording too.
     """
     near_misses = near_misses or {}
     jobs = []
@@ -126,8 +129,11 @@ def _write_ambient(
     rooms = {
         s: _ambient_rooms(seed, s) for s in (*SPLITS, MINING_POOL) if any(j[0] == s for j in jobs)
     }
-    n_mining = sum(1 for job in jobs if job[0] == MINING_POOL)
-    mining_pools = _one_engine_each(pools[MINING_POOL], n_mining) if n_mining else []
+    one_engine = [MINING_POOL, *(["train"] if train_one_engine_each else [])]
+    pools_of = {}  # split -> the pool of each of its recordings, when one engine's each
+    for split in one_engine:
+        n_files = sum(1 for job in jobs if job[0] == split)
+        pools_of[split] = _one_engine_each(pools[split], n_files) if n_files else []
     files = {}
     with clock.stage("ambient audio", len(jobs)) as tick:
         for split, i, seconds in jobs:
@@ -145,7 +151,7 @@ def _write_ambient(
             audio, made = _compose_ambient(
                 rng,
                 int(seconds * SR),
-                mining_pools[i] if split == MINING_POOL else pools[split],
+                pools_of[split][i] if split in pools_of else pools[split],
                 rooms[split],
                 **mix,
                 held_out_noises=split == "test",
@@ -157,7 +163,7 @@ def _write_ambient(
 
 
 def _one_engine_each(pool: _AmbientPool, n_files: int) -> list[_AmbientPool]:
-    """The pool of each of ``n_files`` mining recordings: one engine's utterances each.
+    """The pool of each of ``n_files`` recordings: one engine's utterances each.
 
     A show has its own voices: each recording is talk by one engine, Piper's recordings
     first, then Pico's, MBROLA's and RHVoice's, each as many as its share of the talk (at

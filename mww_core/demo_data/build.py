@@ -154,7 +154,15 @@ def _build_into(root: Path, data: DataConfig, fingerprint: str, clock: _StageClo
     )
     minutes = {**demo.ambient_minutes, MINING_POOL: demo.mining_minutes}
     files.update(
-        _write_ambient(root, minutes, pools, demo.seed, clock, demo.ambient_near_misses_per_minute)
+        _write_ambient(
+            root,
+            minutes,
+            pools,
+            demo.seed,
+            clock,
+            demo.ambient_near_misses_per_minute,
+            train_one_engine_each=demo.ambient_one_engine_each,
+        )
     )
     manifest = _manifest(data, fingerprint, files, clock, time.perf_counter() - started)
     return {

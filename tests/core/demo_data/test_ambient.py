@@ -1,4 +1,5 @@
-"""Tests for mww_core.demo_data.ambient: who talks in the mining corpus's recordings."""
+"""Tests for mww_core.demo_data.ambient: who talks in the mining corpus's and training's
+recordings."""
 
 from __future__ import annotations
 
@@ -46,6 +47,35 @@ def test_mining_recordings_written_are_one_engines_talk(tmp_path):
     engines = [{u.split("|")[0] for u in meta["utterances"]} for meta in files.values()]
     assert len(engines) == 4 and all(len(e) == 1 for e in engines)
     assert sorted(e.pop() for e in engines) == ["espeak-ng"] * 3 + ["piper"]
+
+
+def test_training_ambient_is_one_engines_talk_each_only_when_asked(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def said(engine: str, i: int) -> tuple[str, np.ndarray]:
+        speech = rng.normal(0, 0.1, 16_000).astype(np.float32)  # a second of "talk"
+        return f"{engine}|voice|{{}}|sentence {i}", speech
+
+    utterances = [said("piper", i) for i in range(8)] + [said("espeak-ng", i) for i in range(12)]
+    pool = _AmbientPool(speech=utterances, confusable=utterances[::3])
+    pools = {"train": pool, "validation": pool}
+    minutes = {"train": 4.0, "validation": 2.0}
+
+    def engines(one_engine_each: bool, split: str) -> list[set[str]]:
+        folder = tmp_path / str(one_engine_each)
+        files = _write_ambient(
+            folder, minutes, pools, 1, _StageClock(None), train_one_engine_each=one_engine_each
+        )
+        return [
+            {u.split("|")[0] for u in meta["utterances"]}
+            for name, meta in sorted(files.items())
+            if name.startswith(f"{split}/")
+        ]
+
+    mixed = engines(False, "train")
+    assert len(mixed) == 4 and any(len(e) == 2 for e in mixed)  # as before: engines mixed
+    assert sorted(e.pop() for e in engines(True, "train")) == ["espeak-ng"] * 2 + ["piper"] * 2
+    assert any(len(e) == 2 for e in engines(True, "validation"))  # validation stays mixed
 
 
 def test_three_engines_each_get_recordings_of_their_own_in_proportion():
