@@ -1,7 +1,7 @@
 """Cross-engine generalization: train on one TTS engine's wake words, test on the other's.
 
     python -m bench.generalization [--config configs/demo.yaml] [--steps 1500,1000]
-        [--data data/demo] [--max-fah 1.0] [--negatives training-engine|all]
+        [--data data/demo_by_engine] [--max-fah 1.0] [--negatives training-engine|all]
         [--directions espeak_to_piper piper_to_espeak] [--seeds 42,1,2] [--curves] [--json]
 
 The demo's clips come from two engines, Piper (``piper_*.wav``) and espeak-ng
@@ -23,6 +23,11 @@ model would learn "this voice is never the wake word" (``--negatives all`` keeps
 that effect); a third engine heard only in negatives teaches the same about voices like it.
 Validation and test keep every negative and ambient file: they choose and measure, they do not
 train. Rooms and noise are kept as they are.
+
+The bench's data set is the config's demo settings with each training ambient recording one
+engine's talk (``data.demo.ambient_one_engine_each``), built in ``<data_dir>_by_engine`` when
+missing (``bench_data_config``): the demo's own recordings mix every engine's talk, and a
+direction would keep none of them.
 
 The pipeline then runs on it without Prefect, and recall on the engine training never heard is
 printed: at the cutoff chosen on validation, at the best test cutoff within ``--max-fah``, and
@@ -51,7 +56,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mww_core.config import FullConfig, load_config
+from mww_core.config import DataConfig, FullConfig, load_config
 from mww_core.config.data import DEMO_ENGINE_PREFIXES as SHORT_NAMES
 
 log = logging.getLogger(__name__)
@@ -468,31 +473,56 @@ def format_summary(summary: dict[str, dict], max_fah: float) -> str:
     )
 
 
+def bench_data_config(config: FullConfig) -> DataConfig:
+    """The data set the bench trains from: the config's demo settings with each training
+    ambient recording one engine's talk (``data.demo.ambient_one_engine_each``), in
+    ``<data_dir>_by_engine``.
+
+    The demo's own training recordings mix every engine's talk, so a direction that trains on
+    one engine would keep none of them, and its phase 1 would hear almost no talk (204
+    negative windows against the demo's 2,988): it then fires on any talk, the unseen
+    engine's included. Grouped by engine, the talk is the same utterances; the other splits,
+    the clips, the mining corpus, rooms and noises are the demo's, byte for byte.
+    """
+    demo = config.data.demo.model_copy(update={"ambient_one_engine_each": True})
+    folder = Path(f"{config.data.data_dir}_by_engine")
+    return config.data.model_copy(update={"demo": demo, "data_dir": folder})
+
+
 def _data_folder(config: FullConfig, data: str | None, config_path: str = "") -> Path:
-    """The source data folder, built with the config's demo settings when it is missing.
+    """The source data folder: ``--data``, or ``bench_data_config``'s, built when missing.
 
     A demo data set built with other settings (or by another version of the builder) is used
     as it is, with a warning: rebuilding it could overwrite an experiment's data set.
     """
     from mww_core.demo_data import build_demo_dataset, demo_fingerprint
 
-    folder = Path(data) if data else config.data.data_dir
+    wanted_data = bench_data_config(config)
+    folder = Path(data) if data else wanted_data.data_dir
     if not (folder / MANIFEST).exists() and not (folder / "train").is_dir():
-        log.info("%s is missing: building the demo data set there", folder)
-        build_demo_dataset(config.data.model_copy(update={"data_dir": folder}))
+        log.info("%s is missing: building the bench's demo data set there", folder)
+        build_demo_dataset(wanted_data.model_copy(update={"data_dir": folder}))
         return folder
     try:
-        built = json.loads((folder / MANIFEST).read_text()).get("fingerprint")
+        manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return folder  # not a demo data set: the user's own audio
-    wanted = demo_fingerprint(config.data)
+    built, wanted = manifest.get("fingerprint"), demo_fingerprint(wanted_data)
     if built and built != wanted:
         log.warning(
-            "%s was built with other demo settings than %s gives (fingerprint %s, not %s): "
-            "the figures are of that data set. For the current one, rebuild it (make demo, "
-            "or mww-demo-data --config %s) or pass another --data",
-            folder, config_path or "the config", built, wanted, config_path or "<config>",
+            "%s was built with other demo settings than the bench's (%s with "
+            "data.demo.ambient_one_engine_each: true; fingerprint %s, not %s): the figures "
+            "are of that data set. For the bench's own, move it away and run the bench again "
+            "without --data: it builds %s",
+            folder, config_path or "the config", built, wanted, wanted_data.data_dir,
         )  # fmt: skip
+    if built and not manifest.get("demo", {}).get("ambient_one_engine_each"):
+        log.warning(
+            "%s's training ambient recordings mix every engine's talk: a direction that "
+            "trains on fewer engines keeps almost none of them, and its model hears little "
+            "talk. Build the data set with data.demo.ambient_one_engine_each: true",
+            folder,
+        )
     return folder
 
 
@@ -501,7 +531,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--steps", help="steps per phase, e.g. 1500,1000 (default: the config's)")
-    parser.add_argument("--data", help="source data folder (default: the config's data_dir)")
+    parser.add_argument(
+        "--data",
+        help="source data folder (default: <the config's data_dir>_by_engine, built from the "
+        "config's demo settings with data.demo.ambient_one_engine_each when missing)",
+    )
     parser.add_argument("--max-fah", type=float, default=1.0, help="FAH bound of the best cutoff")
     parser.add_argument(
         "--negatives",

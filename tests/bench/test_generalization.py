@@ -283,21 +283,43 @@ def test_curves_are_printed_per_step_with_the_mean_over_seeds():
     assert not any("piper_to_espeak" in line for line in lines)
 
 
+def test_the_bench_trains_from_the_demo_settings_with_recordings_of_one_engine_each():
+    from bench.generalization import bench_data_config
+
+    config = FullConfig.model_validate({"data": {"data_dir": "data/x"}})
+    data = bench_data_config(config)
+    assert data.data_dir == Path("data/x_by_engine")
+    assert data.demo.ambient_one_engine_each and not config.data.demo.ambient_one_engine_each
+    others = {"ambient_one_engine_each"}
+    assert data.demo.model_dump(exclude=others) == config.data.demo.model_dump(exclude=others)
+
+
 def test_a_demo_data_set_of_other_settings_is_used_with_a_warning(tmp_path, caplog):
-    from bench.generalization import _data_folder
+    from bench.generalization import _data_folder, bench_data_config
     from mww_core.demo_data import demo_fingerprint
 
     config = FullConfig.model_validate({"data": {"data_dir": str(tmp_path / "data")}})
-    folder = tmp_path / "data"
+    folder = tmp_path / "data_by_engine"  # the bench's own, next to the config's
     (folder / "train").mkdir(parents=True)
     (folder / "dataset.json").write_text(json.dumps({"fingerprint": "0123456789abcdef"}))
     with caplog.at_level("WARNING", logger="bench.generalization"):
         assert _data_folder(config, None, "configs/demo.yaml") == folder
     said = " ".join(r.getMessage() for r in caplog.records)
-    assert str(folder) in said and "0123456789abcdef" in said and "make demo" in said
+    assert str(folder) in said and "0123456789abcdef" in said and "move it away" in said
     assert (folder / "train").is_dir() and not any((folder / "train").iterdir())  # left alone
     caplog.clear()
-    (folder / "dataset.json").write_text(json.dumps({"fingerprint": demo_fingerprint(config.data)}))
+    wanted = bench_data_config(config)
+    described = {"fingerprint": demo_fingerprint(wanted), "demo": wanted.demo.model_dump()}
+    (folder / "dataset.json").write_text(json.dumps(described))
     with caplog.at_level("WARNING", logger="bench.generalization"):
         _data_folder(config, None, "configs/demo.yaml")
     assert not caplog.records
+    # The demo's own data set, passed with --data: its training recordings mix the engines.
+    mixed = tmp_path / "data"
+    (mixed / "train").mkdir(parents=True)
+    described = {"fingerprint": demo_fingerprint(config.data), "demo": {}}
+    (mixed / "dataset.json").write_text(json.dumps(described))
+    with caplog.at_level("WARNING", logger="bench.generalization"):
+        assert _data_folder(config, str(mixed), "configs/demo.yaml") == mixed
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "mix every engine's talk" in said and "ambient_one_engine_each: true" in said
