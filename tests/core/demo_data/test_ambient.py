@@ -34,14 +34,18 @@ def test_one_engine_pool_is_kept_as_it_is():
     assert _one_engine_each(pool, n_files=4) == [pool] * 4
 
 
-def test_mining_recordings_written_are_one_engines_talk(tmp_path):
+def _talk(n_piper: int, n_espeak: int) -> list[tuple[str, np.ndarray]]:
+    """Utterances of a second of "talk" each, keyed as the builder keys them."""
     rng = np.random.default_rng(0)
+    engines = ["piper"] * n_piper + ["espeak-ng"] * n_espeak
+    return [
+        (f"{engine}|voice|{{}}|sentence {i}", rng.normal(0, 0.1, 16_000).astype(np.float32))
+        for i, engine in enumerate(engines)
+    ]
 
-    def said(engine: str, i: int) -> tuple[str, np.ndarray]:
-        speech = rng.normal(0, 0.1, 16_000).astype(np.float32)  # a second of "talk"
-        return f"{engine}|voice|{{}}|sentence {i}", speech
 
-    utterances = [said("piper", i) for i in range(6)] + [said("espeak-ng", i) for i in range(14)]
+def test_mining_recordings_written_are_one_engines_talk(tmp_path):
+    utterances = _talk(n_piper=6, n_espeak=14)
     pools = {MINING_POOL: _AmbientPool(speech=utterances, confusable=utterances[::3])}
     files = _write_ambient(tmp_path, {MINING_POOL: 4.0}, pools, seed=1, clock=_StageClock(None))
     engines = [{u.split("|")[0] for u in meta["utterances"]} for meta in files.values()]
@@ -50,13 +54,7 @@ def test_mining_recordings_written_are_one_engines_talk(tmp_path):
 
 
 def test_training_ambient_is_one_engines_talk_each_only_when_asked(tmp_path):
-    rng = np.random.default_rng(0)
-
-    def said(engine: str, i: int) -> tuple[str, np.ndarray]:
-        speech = rng.normal(0, 0.1, 16_000).astype(np.float32)  # a second of "talk"
-        return f"{engine}|voice|{{}}|sentence {i}", speech
-
-    utterances = [said("piper", i) for i in range(8)] + [said("espeak-ng", i) for i in range(12)]
+    utterances = _talk(n_piper=8, n_espeak=12)
     pool = _AmbientPool(speech=utterances, confusable=utterances[::3])
     pools = {"train": pool, "validation": pool}
     minutes = {"train": 4.0, "validation": 2.0}
