@@ -137,16 +137,16 @@ def test_explain_config_in_a_narrow_console_keeps_each_description_whole(monkeyp
 
 def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     """data.demo.validation_conditions, training_paused_share, training_min_phrase_distance,
-    the paused near misses' fields and more_noise_kinds came after demo data sets were built:
-    off, the data set is the one built before them, and its fingerprint must not ask for a
-    rebuild."""
+    the paused near misses' fields, more_noise_kinds and ambient_one_engine_each came after
+    demo data sets were built: off, the data set is the one built before them, and its
+    fingerprint must not ask for a rebuild."""
     off = DemoDataConfig()
     before = off.model_dump(mode="json")
     del before["validation_conditions"], before["training_paused_share"]
     del before["training_min_phrase_distance"], before["training_paused_near_miss_share"]
     del before["training_paused_sentence_share"], before["test_paused_near_misses"]
     del before["validation_paused_near_misses"], before["training_espeak_speed"]
-    del before["more_noise_kinds"]
+    del before["more_noise_kinds"], before["ambient_one_engine_each"]
     text = json.dumps(before, sort_keys=True)
     assert off.fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert DemoDataConfig(validation_conditions=True).fingerprint() != off.fingerprint()
@@ -159,6 +159,7 @@ def test_a_field_added_later_leaves_the_fingerprint_alone_while_off():
     assert DemoDataConfig(validation_paused_near_misses=10).fingerprint() != off.fingerprint()
     assert DemoDataConfig(training_espeak_speed=(140, 280)).fingerprint() != off.fingerprint()
     assert DemoDataConfig(more_noise_kinds=True).fingerprint() != off.fingerprint()
+    assert DemoDataConfig(ambient_one_engine_each=True).fingerprint() != off.fingerprint()
     assert DemoDataConfig(seed=2).fingerprint() != off.fingerprint()  # every other field counts
 
 
