@@ -509,12 +509,16 @@ def _data_folder(config: FullConfig, data: str | None, config_path: str = "") ->
         return folder  # not a demo data set: the user's own audio
     built, wanted = manifest.get("fingerprint"), demo_fingerprint(wanted_data)
     if built and built != wanted:
+        fix = (
+            "move it away and run the bench again: it builds it afresh"
+            if folder == wanted_data.data_dir
+            else f"leave out --data: the bench builds and uses {wanted_data.data_dir}"
+        )
         log.warning(
             "%s was built with other demo settings than the bench's (%s with "
             "data.demo.ambient_one_engine_each: true; fingerprint %s, not %s): the figures "
-            "are of that data set. For the bench's own, move it away and run the bench again "
-            "without --data: it builds %s",
-            folder, config_path or "the config", built, wanted, wanted_data.data_dir,
+            "are of that data set. For the bench's own, %s",
+            folder, config_path or "the config", built, wanted, fix,
         )  # fmt: skip
     if built and not manifest.get("demo", {}).get("ambient_one_engine_each"):
         log.warning(

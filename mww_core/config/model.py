@@ -147,9 +147,7 @@ class ModelConfig(Section):
 
     @property
     def frequency_bands(self) -> int:
-        """Bands left after the frequency convolution and its pooling (40 without one)."""
-        if not self.frequency_filters:
-            return FEATURE_BANDS
+        """Bands left after the frequency convolution (``frequency_filters``) and its pooling."""
         return (FEATURE_BANDS - self.frequency_kernel + 1) // self.frequency_pool
 
     @model_validator(mode="after")

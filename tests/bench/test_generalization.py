@@ -21,6 +21,7 @@ from bench.generalization import (
 from mww_core.audio import write_wav
 from mww_core.config import FullConfig
 from mww_core.pipeline.evaluate_stage import _test_groups
+from tests.conftest import write_tiny_config
 
 ENGINES = {"piper": "piper", "espeak": "espeak-ng"}
 
@@ -323,3 +324,31 @@ def test_a_demo_data_set_of_other_settings_is_used_with_a_warning(tmp_path, capl
         assert _data_folder(config, str(mixed), "configs/demo.yaml") == mixed
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "mix every engine's talk" in said and "ambient_one_engine_each: true" in said
+    assert f"leave out --data: the bench builds and uses {folder}" in said
+
+
+@pytest.mark.slow
+def test_a_missing_bench_data_set_is_built_with_each_recording_one_engines_talk(tmp_path):
+    """A real tiny build: the bench's folder, its settings, and no warning once it is there."""
+    from bench.generalization import _data_folder
+    from mww_core.config import load_config
+
+    demo = {
+        "piper_positives": 6,
+        "espeak_positives": 12,
+        "near_miss_negatives": 6,
+        "speech_negatives": 8,
+        "ambient_minutes": {"train": 2.0, "validation": 0.2, "test": 0.2},
+        "mining_minutes": 0.2,
+        "rirs": 2,
+        "noise_clips": 2,
+    }
+    config = load_config(write_tiny_config(tmp_path, **{"data.demo": demo}))
+    folder = _data_folder(config, None)
+    assert folder == Path(f"{config.data.data_dir}_by_engine") and not config.data.data_dir.exists()
+    manifest = json.loads((folder / "dataset.json").read_text())
+    assert manifest["demo"]["ambient_one_engine_each"] is True
+    ambient = [m for name, m in manifest["files"].items() if name.startswith("train/ambient/")]
+    engines = [{u.split("|")[0] for u in m["utterances"]} for m in ambient]
+    assert sorted(e.pop() for e in engines if len(e) == 1) == ["espeak-ng", "piper"]
+    assert len(engines) == 2  # every recording was one engine's

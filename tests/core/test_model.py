@@ -9,6 +9,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from mww_core.config import ModelConfig
+from mww_core.config.model import FEATURE_BANDS
 from mww_core.evaluation import StreamingTFLiteModel
 from mww_core.export import (
     ESPHOME_OPS,
@@ -17,7 +18,7 @@ from mww_core.export import (
     measure_tensor_arena,
     tflite_ops,
 )
-from mww_core.frontend import features_to_float, quantize_like_device
+from mww_core.frontend import NUM_CHANNELS, features_to_float, quantize_like_device
 from mww_core.model import (
     MODELS,
     build_model,
@@ -157,6 +158,7 @@ def test_frequency_convolution_finds_a_pattern_wherever_it_lies_across_the_bands
 
 
 def test_frequency_convolution_settings_are_checked_and_quiet_when_off():
+    assert FEATURE_BANDS == NUM_CHANNELS  # the config's count of the frontend's bands
     with pytest.raises(ValueError, match="MixedNet option"):
         ModelConfig(name="inception", frequency_filters=4)
     with pytest.raises(ValueError, match="leave no band"):
